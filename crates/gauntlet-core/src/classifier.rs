@@ -1,0 +1,200 @@
+//! The two traits through which attacks and adversarial training see a model.
+//!
+//! [`Classifier`] is the black-box view (ids in, class probabilities out); [`WhiteBox`] adds
+//! the input-embedding table and gradients of the loss with respect to the embedded inputs.
+//! Both traits speak plain `f32` buffers, never runtime tensors, so an attack crate that uses
+//! them needs neither libtorch nor ONNX Runtime. Backends may batch and pad as they like, but
+//! every buffer they return is indexed by the *unpadded* positions of the input.
+
+use crate::error::ModelError;
+use crate::manifest::Label;
+
+/// How a model reads text: one id per word, or one id per character grouped by word.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum InputKind {
+    /// One id per word token.
+    Word,
+    /// One id per character, grouped by word.
+    Char,
+}
+
+/// The ids of one text, unpadded.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum TokenIds {
+    /// Word ids, one per token.
+    Words(Vec<u32>),
+    /// Character ids, one vector per word.
+    Chars(Vec<Vec<u32>>),
+}
+
+impl TokenIds {
+    /// The input kind these ids belong to.
+    pub fn kind(&self) -> InputKind {
+        match self {
+            Self::Words(_) => InputKind::Word,
+            Self::Chars(_) => InputKind::Char,
+        }
+    }
+
+    /// Number of embedded positions: words, or characters over all words.
+    pub fn positions(&self) -> usize {
+        match self {
+            Self::Words(ids) => ids.len(),
+            Self::Chars(words) => words.iter().map(Vec::len).sum(),
+        }
+    }
+
+    /// The ids of every embedded position in order (characters flattened word by word).
+    pub fn flat(&self) -> Vec<u32> {
+        match self {
+            Self::Words(ids) => ids.clone(),
+            Self::Chars(words) => words.iter().flatten().copied().collect(),
+        }
+    }
+
+    /// Whether there is nothing to classify.
+    pub fn is_empty(&self) -> bool {
+        self.positions() == 0
+    }
+}
+
+/// Class probabilities of a batch, row-major `[batch, classes]`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Probabilities {
+    /// Number of classes per row.
+    pub classes: usize,
+    /// `batch * classes` probabilities.
+    pub values: Vec<f32>,
+}
+
+impl Probabilities {
+    /// Probabilities of example `i`.
+    pub fn row(&self, i: usize) -> &[f32] {
+        &self.values[i * self.classes..(i + 1) * self.classes]
+    }
+
+    /// Number of examples.
+    pub fn len(&self) -> usize {
+        self.values.len().checked_div(self.classes).unwrap_or(0)
+    }
+
+    /// Whether the batch was empty.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Index and probability of the most probable class of example `i`.
+    pub fn argmax(&self, i: usize) -> (usize, f32) {
+        self.row(i)
+            .iter()
+            .copied()
+            .enumerate()
+            .fold((0, f32::NEG_INFINITY), |best, (k, p)| {
+                if p > best.1 {
+                    (k, p)
+                } else {
+                    best
+                }
+            })
+    }
+}
+
+/// A black-box text classifier: batched forward pass from ids to class probabilities.
+pub trait Classifier: Send + Sync {
+    /// The model's labels, indexed by class id.
+    fn labels(&self) -> &[Label];
+    /// Whether the model reads word or character ids.
+    fn input_kind(&self) -> InputKind;
+    /// Maximum number of words the model reads; longer inputs are truncated by the codec.
+    fn max_len(&self) -> usize;
+    /// Class probabilities for every text of the batch (padding and masks are the
+    /// backend's business).
+    fn predict(&self, batch: &[TokenIds]) -> Result<Probabilities, ModelError>;
+}
+
+/// A host copy of an input-embedding matrix, row-major `[rows, dim]`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct EmbeddingTable {
+    /// Number of rows (vocabulary or alphabet size).
+    pub rows: usize,
+    /// Embedding width.
+    pub dim: usize,
+    /// `rows * dim` values.
+    pub values: Vec<f32>,
+}
+
+impl EmbeddingTable {
+    /// The embedding of id `i`.
+    pub fn row(&self, i: usize) -> &[f32] {
+        &self.values[i * self.dim..(i + 1) * self.dim]
+    }
+}
+
+/// Gradient of the loss with respect to the embedded inputs of one example.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ExampleGradient {
+    /// Loss (cross-entropy of the requested label) at the current input.
+    pub loss: f32,
+    /// Gradient, row-major `[positions, dim]` in the order of [`TokenIds::flat`].
+    pub values: Vec<f32>,
+}
+
+/// Result of one batched forward and backward pass.
+#[derive(Debug, Clone, PartialEq)]
+pub struct GradientBatch {
+    /// Class probabilities at the current inputs.
+    pub probabilities: Probabilities,
+    /// One gradient per example.
+    pub gradients: Vec<ExampleGradient>,
+    /// Embedding width of every gradient row.
+    pub dim: usize,
+}
+
+/// A classifier whose input embeddings and loss gradients are visible.
+pub trait WhiteBox: Classifier {
+    /// The input-embedding table indexed by the ids the model reads (word vocabulary for
+    /// word models, alphabet for character models).
+    fn embedding_table(&self) -> &EmbeddingTable;
+
+    /// Class probabilities computed from given embeddings instead of looking ids up.
+    /// `embeddings[i]` is `[positions, dim]` for `batch[i]`, in [`TokenIds::flat`] order;
+    /// the ids still define the structure (lengths, word boundaries).
+    fn predict_embedded(
+        &self,
+        batch: &[TokenIds],
+        embeddings: &[Vec<f32>],
+    ) -> Result<Probabilities, ModelError>;
+
+    /// One batched forward and backward pass: for every example, the cross-entropy loss of
+    /// `labels[i]` and its gradient with respect to the embedded inputs.
+    fn loss_gradients(
+        &self,
+        batch: &[TokenIds],
+        labels: &[usize],
+    ) -> Result<GradientBatch, ModelError>;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn char_ids_flatten_word_by_word() {
+        let ids = TokenIds::Chars(vec![vec![1, 2], vec![3]]);
+        assert_eq!(ids.flat(), vec![1, 2, 3]);
+        assert_eq!(ids.positions(), 3);
+        assert_eq!(ids.kind(), InputKind::Char);
+    }
+
+    #[test]
+    fn argmax_picks_the_largest_probability() {
+        let p = Probabilities {
+            classes: 3,
+            values: vec![0.2, 0.5, 0.3, 0.6, 0.3, 0.1],
+        };
+        assert_eq!(p.len(), 2);
+        assert_eq!(p.argmax(0), (1, 0.5));
+        assert_eq!(p.argmax(1).0, 0);
+    }
+}

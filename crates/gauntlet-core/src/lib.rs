@@ -1,0 +1,24 @@
+//! Gauntlet's core: the vocabulary every other crate speaks.
+//!
+//! This crate owns the types that cross crate boundaries — labelled examples and dataset
+//! readers ([`dataset`]), the bundle manifest ([`manifest`]), text-to-id encoding
+//! ([`codec`]), and the two traits through which attacks and adversarial training see a
+//! model ([`classifier`]). It deliberately depends on neither `tch` nor `ort`, so the
+//! attack engine and the server can be built and tested without a deep-learning runtime.
+
+pub mod classifier;
+pub mod codec;
+pub mod dataset;
+pub mod device;
+pub mod error;
+pub mod manifest;
+
+pub use classifier::{
+    Classifier, EmbeddingTable, ExampleGradient, GradientBatch, InputKind, Probabilities,
+    TokenIds, WhiteBox,
+};
+pub use codec::{Encoded, TextCodec};
+pub use dataset::{Example, LabelSet};
+pub use device::DeviceChoice;
+pub use error::{CoreError, ModelError};
+pub use manifest::{Label, Manifest, Tokenization};

@@ -1,0 +1,3 @@
+fn main() {
+    gauntlet_build::link_libtorch();
+}
