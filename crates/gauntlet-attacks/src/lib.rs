@@ -1,0 +1,1 @@
+//! Attack engine (in progress).

@@ -1,0 +1,90 @@
+//! Kim (2014) CNN: word embeddings, convolutions of widths 3/4/5 with 100 maps each, ReLU,
+//! max-over-time pooling, dropout, linear layer to the classes.
+//!
+//! Pooling only reads windows that start inside the text (or the first window when the text
+//! is shorter than the filter), so padding never changes an example's logits.
+
+use gauntlet_core::InputKind;
+use serde::{Deserialize, Serialize};
+use tch::{nn, nn::Module, Tensor};
+
+use crate::batch::{conv_valid, masked_max, PaddedBatch};
+use crate::error::ModelsError;
+use crate::network::{dropout, embedding_init, lengths_tensor, Network};
+
+/// Hyper-parameters of [`WordCnn`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct WordCnnConfig {
+    /// Word embedding width.
+    pub embedding_dim: i64,
+    /// Convolution widths in words.
+    pub filter_widths: Vec<i64>,
+    /// Feature maps per width.
+    pub feature_maps: i64,
+    /// Dropout before the output layer.
+    pub dropout: f64,
+}
+
+impl Default for WordCnnConfig {
+    fn default() -> Self {
+        Self { embedding_dim: 128, filter_widths: vec![3, 4, 5], feature_maps: 100, dropout: 0.5 }
+    }
+}
+
+/// Kim's CNN sentence classifier.
+#[derive(Debug)]
+pub struct WordCnn {
+    embedding: Tensor,
+    convs: Vec<(i64, nn::Conv1D)>,
+    output: nn::Linear,
+    config: WordCnnConfig,
+}
+
+impl WordCnn {
+    /// Creates the variables under `path`.
+    pub fn new(path: &nn::Path, config: WordCnnConfig, rows: i64, classes: i64) -> Result<Self, ModelsError> {
+        if config.filter_widths.is_empty() || config.filter_widths.iter().any(|&w| w < 1) || config.feature_maps < 1 || config.embedding_dim < 1 {
+            return Err(ModelsError::Config("word-cnn: filter_widths, feature_maps and embedding_dim must be positive".into()));
+        }
+        let embedding = path.var("embedding", &[rows, config.embedding_dim], embedding_init());
+        let convs = config
+            .filter_widths
+            .iter()
+            .map(|&w| (w, nn::conv1d(path / format!("conv{w}"), config.embedding_dim, config.feature_maps, w, Default::default())))
+            .collect();
+        let features = config.feature_maps * config.filter_widths.len() as i64;
+        let output = nn::linear(path / "output", features, classes, Default::default());
+        Ok(Self { embedding, convs, output, config })
+    }
+}
+
+impl Network for WordCnn {
+    fn input_kind(&self) -> InputKind {
+        InputKind::Word
+    }
+
+    fn min_len(&self) -> usize {
+        self.config.filter_widths.iter().copied().max().unwrap_or(1) as usize
+    }
+
+    fn embedding(&self) -> &Tensor {
+        &self.embedding
+    }
+
+    fn logits(&self, embedded: &Tensor, batch: &PaddedBatch, train: bool) -> Tensor {
+        let x = embedded.transpose(1, 2); // [B, D, T]
+        let lengths = lengths_tensor(&batch.word_lengths, embedded);
+        let pooled: Vec<Tensor> = self
+            .convs
+            .iter()
+            .map(|(w, conv)| {
+                let h = conv.forward(&x).relu(); // [B, F, T - w + 1]
+                let valid = conv_valid(&lengths, h.size()[2], *w).unsqueeze(1);
+                masked_max(&h, &valid, 2)
+            })
+            .collect();
+        let features = Tensor::cat(&pooled, 1);
+        self.output.forward(&dropout(&features, self.config.dropout, train))
+    }
+}
