@@ -190,7 +190,7 @@ impl AttackConfig {
     /// The confidences the run tracks: the curve and the reporting confidence, sorted and
     /// without duplicates.
     pub fn thresholds(&self) -> Vec<f64> {
-        let mut all: Vec<f64> = self.curve.iter().copied().collect();
+        let mut all: Vec<f64> = self.curve.to_vec();
         all.push(self.confidence);
         all.sort_by(f64::total_cmp);
         all.dedup();
@@ -213,14 +213,20 @@ impl AttackConfig {
             }
         }
         if self.beam_width == 0 {
-            return Err(AttackError::config("beam_width", "must be at least 1 (1 is greedy search)"));
+            return Err(AttackError::config(
+                "beam_width",
+                "must be at least 1 (1 is greedy search)",
+            ));
         }
         if self.batch_size == 0 {
             return Err(AttackError::config("batch_size", "must be at least 1"));
         }
         match self.budget {
             Some(Budget::Changes(0)) => {
-                return Err(AttackError::config("budget", "0 changes leaves nothing to attack"))
+                return Err(AttackError::config(
+                    "budget",
+                    "0 changes leaves nothing to attack",
+                ))
             }
             Some(Budget::Fraction(f)) if !(f > 0.0 && f <= 1.0) => {
                 return Err(AttackError::config(
@@ -238,7 +244,10 @@ impl AttackConfig {
             ));
         }
         if let Some(t) = self.curve.iter().find(|t| !in_range(**t)) {
-            return Err(AttackError::config("curve", format!("{t} must lie in (0, 1]")));
+            return Err(AttackError::config(
+                "curve",
+                format!("{t} must lie in (0, 1]"),
+            ));
         }
         if labels < 2 {
             return Err(AttackError::config(
@@ -250,7 +259,10 @@ impl AttackConfig {
             if t >= labels {
                 return Err(AttackError::config(
                     "target_label",
-                    format!("class {t} is out of range; the model has classes 0..{}", labels - 1),
+                    format!(
+                        "class {t} is out of range; the model has classes 0..{}",
+                        labels - 1
+                    ),
                 ));
             }
         }
@@ -261,7 +273,10 @@ impl AttackConfig {
             ));
         }
         if self.candidates_cap == Some(0) {
-            return Err(AttackError::config("candidates_cap", "must be at least 1 when set"));
+            return Err(AttackError::config(
+                "candidates_cap",
+                "must be at least 1 when set",
+            ));
         }
         Ok(())
     }
@@ -281,7 +296,9 @@ mod tests {
         assert!(config.validate(InputKind::Char, 2).is_ok());
         let partial: Result<AttackConfig, _> =
             serde_json::from_str(r#"{"kind":"loss_beam","budget":{"fraction":0.2}}"#);
-        assert!(matches!(partial, Ok(c) if c.kind == AttackKind::LossBeam && c.budget == Some(Budget::Fraction(0.2))));
+        assert!(
+            matches!(partial, Ok(c) if c.kind == AttackKind::LossBeam && c.budget == Some(Budget::Fraction(0.2)))
+        );
     }
 
     #[test]
@@ -291,21 +308,83 @@ mod tests {
             .err()
             .map(|e| e.to_string())
             .unwrap_or_default();
-        assert!(err.contains("hotflip-char") && err.contains("character-level") && err.contains("words"), "{err}");
+        assert!(
+            err.contains("hotflip-char")
+                && err.contains("character-level")
+                && err.contains("words"),
+            "{err}"
+        );
         let bad = |c: AttackConfig, field: &str| {
-            let e = c.validate(InputKind::Word, 3).err().map(|e| e.to_string()).unwrap_or_default();
+            let e = c
+                .validate(InputKind::Word, 3)
+                .err()
+                .map(|e| e.to_string())
+                .unwrap_or_default();
             assert!(e.contains(field), "{e}");
         };
         let base = AttackConfig::new(AttackKind::HotflipWord);
-        bad(AttackConfig { beam_width: 0, ..base.clone() }, "beam_width");
-        bad(AttackConfig { budget: Some(Budget::Changes(0)), ..base.clone() }, "budget");
-        bad(AttackConfig { budget: Some(Budget::Fraction(1.5)), ..base.clone() }, "budget");
-        bad(AttackConfig { confidence: 0.0, ..base.clone() }, "confidence");
-        bad(AttackConfig { confidence: 1.2, ..base.clone() }, "confidence");
-        bad(AttackConfig { curve: vec![0.5, 2.0], ..base.clone() }, "curve");
-        bad(AttackConfig { target_label: Some(3), ..base.clone() }, "target_label");
-        bad(AttackConfig { candidates_cap: Some(0), ..base.clone() }, "candidates_cap");
-        assert!(AttackConfig { confidence: 1.0, ..base }.validate(InputKind::Word, 3).is_ok());
+        bad(
+            AttackConfig {
+                beam_width: 0,
+                ..base.clone()
+            },
+            "beam_width",
+        );
+        bad(
+            AttackConfig {
+                budget: Some(Budget::Changes(0)),
+                ..base.clone()
+            },
+            "budget",
+        );
+        bad(
+            AttackConfig {
+                budget: Some(Budget::Fraction(1.5)),
+                ..base.clone()
+            },
+            "budget",
+        );
+        bad(
+            AttackConfig {
+                confidence: 0.0,
+                ..base.clone()
+            },
+            "confidence",
+        );
+        bad(
+            AttackConfig {
+                confidence: 1.2,
+                ..base.clone()
+            },
+            "confidence",
+        );
+        bad(
+            AttackConfig {
+                curve: vec![0.5, 2.0],
+                ..base.clone()
+            },
+            "curve",
+        );
+        bad(
+            AttackConfig {
+                target_label: Some(3),
+                ..base.clone()
+            },
+            "target_label",
+        );
+        bad(
+            AttackConfig {
+                candidates_cap: Some(0),
+                ..base.clone()
+            },
+            "candidates_cap",
+        );
+        assert!(AttackConfig {
+            confidence: 1.0,
+            ..base
+        }
+        .validate(InputKind::Word, 3)
+        .is_ok());
     }
 
     #[test]
@@ -317,7 +396,11 @@ mod tests {
         assert_eq!(c.effective_budget(InputKind::Word), Budget::Changes(1));
         let c = AttackConfig::new(AttackKind::LossBeam);
         assert_eq!(c.effective_budget(InputKind::Char), Budget::Fraction(0.1));
-        let c = AttackConfig { curve: vec![0.9, 0.5], confidence: 0.7, ..c };
+        let c = AttackConfig {
+            curve: vec![0.9, 0.5],
+            confidence: 0.7,
+            ..c
+        };
         assert_eq!(c.thresholds(), vec![0.5, 0.7, 0.9]);
     }
 }

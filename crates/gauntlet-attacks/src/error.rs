@@ -23,10 +23,14 @@ pub enum AttackError {
         model: InputKind,
     },
     /// A gradient-based attack was given a model without gradients.
-    #[error("attack `{0}` needs gradients (a white-box model); this model only answers predictions")]
+    #[error(
+        "attack `{0}` needs gradients (a white-box model); this model only answers predictions"
+    )]
     NeedsGradients(AttackKind),
     /// The `sem` attack was started without a lexicon.
-    #[error("attack `sem` needs a lexicon for parts of speech and lemmas (e.g. a WordNet directory)")]
+    #[error(
+        "attack `sem` needs a lexicon for parts of speech and lemmas (e.g. a WordNet directory)"
+    )]
     MissingLexicon,
     /// A configuration value is out of range.
     #[error("invalid attack configuration: {field}: {message}")]

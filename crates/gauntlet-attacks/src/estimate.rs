@@ -119,12 +119,18 @@ mod tests {
 
     /// A 4-position, 5-id score matrix with distinct entries: S[k, v] = 10k + v.
     fn scores() -> Array2<f32> {
-        Array2::from_shape_fn((4, 5), |(k, v)| (10 * k + v) as f32 * if v % 2 == 0 { 1.0 } else { -1.0 })
+        Array2::from_shape_fn((4, 5), |(k, v)| {
+            (10 * k + v) as f32 * if v % 2 == 0 { 1.0 } else { -1.0 }
+        })
     }
 
     #[test]
     fn score_matrix_is_the_gradient_times_the_table_transposed() {
-        let table = EmbeddingTable { rows: 3, dim: 2, values: vec![0.0, 0.0, 1.0, 2.0, -1.0, 0.5] };
+        let table = EmbeddingTable {
+            rows: 3,
+            dim: 2,
+            values: vec![0.0, 0.0, 1.0, 2.0, -1.0, 0.5],
+        };
         let s = score_matrix(&[1.0, 1.0, 2.0, -1.0], 2, &table).unwrap();
         assert_eq!(s, ndarray::arr2(&[[0.0, 3.0, -0.5], [0.0, 0.0, -2.5]]));
         assert!(score_matrix(&[1.0], 2, &table).is_err());
@@ -144,14 +150,20 @@ mod tests {
         assert_eq!(shift_estimate(&v, 1, &old, &new, 1), hand);
         // With room for 4 chars the word grows; the new 4th position has no gradient.
         assert_eq!(insert_ids(&old, 1, 1, 4), vec![2, 1, 3, 4]);
-        assert_eq!(shift_estimate(&v, 1, &old, &insert_ids(&old, 1, 1, 4), 1), hand);
+        assert_eq!(
+            shift_estimate(&v, 1, &old, &insert_ids(&old, 1, 1, 4), 1),
+            hand
+        );
         // Delete position 0: pos 0: 2→3, pos 1: 3→4, pos 2: 4→PAD; N = 3.
         let del = delete_ids(&old, 0);
         assert_eq!(del, vec![3, 4]);
         let hand = ((f(1, 3) - f(1, 2)) + (f(2, 4) - f(2, 3)) + (f(3, 0) - f(3, 4))) / 3.0;
         assert_eq!(shift_estimate(&v, 1, &old, &del, 0), hand);
         // Delete of the last character: one flip to PAD.
-        assert_eq!(shift_estimate(&v, 1, &old, &delete_ids(&old, 2), 2), f(3, 0) - f(3, 4));
+        assert_eq!(
+            shift_estimate(&v, 1, &old, &delete_ids(&old, 2), 2),
+            f(3, 0) - f(3, 4)
+        );
         assert_eq!(flip_estimate(&v, 2, 3, 1), f(2, 1) - f(2, 3));
     }
 }

@@ -121,7 +121,10 @@ impl WordNetLexicon {
     /// Adds the lemmas of one `index.POS` file's text (license lines start with a space).
     pub fn add_index(&mut self, pos: Pos, text: &str) {
         let set = self.index.entry(pos).or_default();
-        for line in text.lines().filter(|l| !l.starts_with(' ') && !l.is_empty()) {
+        for line in text
+            .lines()
+            .filter(|l| !l.starts_with(' ') && !l.is_empty())
+        {
             if let Some(lemma) = line.split_whitespace().next() {
                 set.insert(lemma.to_lowercase());
             }
@@ -223,24 +226,25 @@ impl Lexicon for MemoryLexicon {
 }
 
 /// English stop words (NLTK's list), which the `sem` attack never replaces.
+#[rustfmt::skip]
 pub const STOP_WORDS: &[&str] = &[
     "i", "me", "my", "myself", "we", "our", "ours", "ourselves", "you", "you're", "you've",
-    "you'll", "you'd", "your", "yours", "yourself", "yourselves", "he", "him", "his",
-    "himself", "she", "she's", "her", "hers", "herself", "it", "it's", "its", "itself",
-    "they", "them", "their", "theirs", "themselves", "what", "which", "who", "whom", "this",
-    "that", "that'll", "these", "those", "am", "is", "are", "was", "were", "be", "been",
-    "being", "have", "has", "had", "having", "do", "does", "did", "doing", "a", "an", "the",
-    "and", "but", "if", "or", "because", "as", "until", "while", "of", "at", "by", "for",
-    "with", "about", "against", "between", "into", "through", "during", "before", "after",
-    "above", "below", "to", "from", "up", "down", "in", "out", "on", "off", "over", "under",
-    "again", "further", "then", "once", "here", "there", "when", "where", "why", "how", "all",
-    "any", "both", "each", "few", "more", "most", "other", "some", "such", "no", "nor", "not",
-    "only", "own", "same", "so", "than", "too", "very", "s", "t", "can", "will", "just", "don",
-    "don't", "should", "should've", "now", "d", "ll", "m", "o", "re", "ve", "y", "ain",
-    "aren", "aren't", "couldn", "couldn't", "didn", "didn't", "doesn", "doesn't", "hadn",
-    "hadn't", "hasn", "hasn't", "haven", "haven't", "isn", "isn't", "ma", "mightn",
-    "mightn't", "mustn", "mustn't", "needn", "needn't", "shan", "shan't", "shouldn",
-    "shouldn't", "wasn", "wasn't", "weren", "weren't", "won", "won't", "wouldn", "wouldn't",
+    "you'll", "you'd", "your", "yours", "yourself", "yourselves", "he", "him", "his", "himself",
+    "she", "she's", "her", "hers", "herself", "it", "it's", "its", "itself", "they", "them",
+    "their", "theirs", "themselves", "what", "which", "who", "whom", "this", "that", "that'll",
+    "these", "those", "am", "is", "are", "was", "were", "be", "been", "being", "have", "has",
+    "had", "having", "do", "does", "did", "doing", "a", "an", "the", "and", "but", "if", "or",
+    "because", "as", "until", "while", "of", "at", "by", "for", "with", "about", "against",
+    "between", "into", "through", "during", "before", "after", "above", "below", "to", "from",
+    "up", "down", "in", "out", "on", "off", "over", "under", "again", "further", "then", "once",
+    "here", "there", "when", "where", "why", "how", "all", "any", "both", "each", "few", "more",
+    "most", "other", "some", "such", "no", "nor", "not", "only", "own", "same", "so", "than",
+    "too", "very", "s", "t", "can", "will", "just", "don", "don't", "should", "should've",
+    "now", "d", "ll", "m", "o", "re", "ve", "y", "ain", "aren", "aren't", "couldn", "couldn't",
+    "didn", "didn't", "doesn", "doesn't", "hadn", "hadn't", "hasn", "hasn't", "haven",
+    "haven't", "isn", "isn't", "ma", "mightn", "mightn't", "mustn", "mustn't", "needn",
+    "needn't", "shan", "shan't", "shouldn", "shouldn't", "wasn", "wasn't", "weren", "weren't",
+    "won", "won't", "wouldn", "wouldn't",
 ];
 
 /// Whether `word` (any case) is an English stop word.
@@ -256,7 +260,8 @@ mod tests {
 
     const INDEX_NOUN: &str = "  1 This software and database is being provided\n\
         movie n 1 1 @ 1 0 05 \nfilm n 2 1 @ 2 0 06 \nbox n 1 0 1 0 0 \nmouse n 1 0 1 0 0 \nrun n 1 0 1 0 0 \n";
-    const INDEX_VERB: &str = "run v 3 1 @ 3 0 01 \nfilm v 1 0 1 0 0 \nenjoy v 1 0 1 0 0 \ngo v 1 0 1 0 0 \n";
+    const INDEX_VERB: &str =
+        "run v 3 1 @ 3 0 01 \nfilm v 1 0 1 0 0 \nenjoy v 1 0 1 0 0 \ngo v 1 0 1 0 0 \n";
     const INDEX_ADJ: &str = "good a 2 0 2 0 0 \nnice a 1 0 1 0 0 \nbig a 1 0 1 0 0 \n";
     const INDEX_ADV: &str = "well r 1 0 1 0 0 \n";
 
@@ -282,14 +287,33 @@ mod tests {
     fn wordnet_lemmatizes_with_exceptions_and_suffix_rules() {
         let dir = wordnet_dir();
         let wn = WordNetLexicon::load(dir.path()).unwrap();
-        assert_eq!(wn.morphy("movies", Pos::Noun), BTreeSet::from(["movie".to_owned()]));
-        assert_eq!(wn.morphy("boxes", Pos::Noun), BTreeSet::from(["box".to_owned()]));
-        assert_eq!(wn.morphy("mice", Pos::Noun), BTreeSet::from(["mouse".to_owned()]));
-        assert_eq!(wn.morphy("enjoyed", Pos::Verb), BTreeSet::from(["enjoy".to_owned()]));
-        assert_eq!(wn.morphy("running", Pos::Verb), BTreeSet::new(), "runn is not a verb");
+        assert_eq!(
+            wn.morphy("movies", Pos::Noun),
+            BTreeSet::from(["movie".to_owned()])
+        );
+        assert_eq!(
+            wn.morphy("boxes", Pos::Noun),
+            BTreeSet::from(["box".to_owned()])
+        );
+        assert_eq!(
+            wn.morphy("mice", Pos::Noun),
+            BTreeSet::from(["mouse".to_owned()])
+        );
+        assert_eq!(
+            wn.morphy("enjoyed", Pos::Verb),
+            BTreeSet::from(["enjoy".to_owned()])
+        );
+        assert_eq!(
+            wn.morphy("running", Pos::Verb),
+            BTreeSet::new(),
+            "runn is not a verb"
+        );
         assert!(wn.lemmas("ran").contains("run") && wn.lemmas("went").contains("go"));
         assert_eq!(wn.pos("films"), BTreeSet::from([Pos::Noun, Pos::Verb]));
-        assert_eq!(wn.pos("better"), BTreeSet::from([Pos::Adjective, Pos::Adverb]));
+        assert_eq!(
+            wn.pos("better"),
+            BTreeSet::from([Pos::Adjective, Pos::Adverb])
+        );
         assert_eq!(wn.pos("Bigger"), BTreeSet::from([Pos::Adjective]));
         assert!(wn.pos("zebra").is_empty());
     }
@@ -304,7 +328,8 @@ mod tests {
     #[test]
     fn memory_lexicon_and_stop_words() {
         let mut lex = MemoryLexicon::new();
-        lex.insert("Good", &[Pos::Adjective], "good").insert("better", &[Pos::Adjective], "good");
+        lex.insert("Good", &[Pos::Adjective], "good")
+            .insert("better", &[Pos::Adjective], "good");
         assert_eq!(lex.pos("good"), BTreeSet::from([Pos::Adjective]));
         assert_eq!(lex.lemmas("better"), BTreeSet::from(["good".to_owned()]));
         assert!(is_stop_word("The") && is_stop_word("not") && !is_stop_word("movie"));

@@ -1,1 +1,42 @@
-//! Attack engine (in progress).
+//! Gauntlet's white-box attack engine: HotFlip (Ebrahimi et al., 2018) on characters and
+//! words, the `sem` and `unk` word attacks, exact loss-based beam search, random baselines,
+//! and audit reports.
+//!
+//! The crate sees models only through [`gauntlet_core::Classifier`] and
+//! [`gauntlet_core::WhiteBox`] and text only through [`gauntlet_core::TextCodec`]: no
+//! runtime tensors, no network. Entry point: build an [`AttackConfig`], create an
+//! [`Attacker`] for a [`ModelRef`] and a codec, and [`Attacker::run_examples`]; render the
+//! resulting [`AttackReport`] with [`render`].
+//!
+//! Module map: [`config`] (configuration and validation), [`estimate`] (first-order loss
+//! estimates of edits), `candidates` (allowed edits under the constraints), `state` (beam
+//! states and splicing), `search` (beam steps), [`engine`] (scheduling, batching, passes),
+//! [`lexicon`] (parts of speech, lemmas, stop words), [`spelling`] (legible OOV spellings),
+//! [`report`] (the report schema), [`render`] (JSON, Markdown, JUnit), and `testing` (a
+//! pure-Rust linear model, with the `test-support` feature).
+
+mod candidates;
+pub mod config;
+pub mod engine;
+pub mod error;
+pub mod estimate;
+pub mod lexicon;
+pub mod render;
+pub mod report;
+mod search;
+pub mod spelling;
+mod state;
+#[cfg(any(test, feature = "test-support"))]
+pub mod testing;
+
+pub use config::{AttackConfig, AttackKind, Budget};
+pub use engine::{Attacker, ModelRef, PreparedExample, Progress, RunControl};
+pub use error::AttackError;
+pub use lexicon::{is_stop_word, Lexicon, MemoryLexicon, Pos, WordNetLexicon, STOP_WORDS};
+pub use report::{
+    AttackReport, ChangesHistogram, CurvePoint, ExampleReport, Operation, Outcome, Prediction,
+    SkipReason, Summary, ThresholdResult,
+};
+
+#[cfg(test)]
+mod tests;

@@ -13,6 +13,8 @@
 //! `changed[i]` is true iff an edit touched word `i`; `ops` lists the edits in the order
 //! applied, with character indices relative to the word *at the time of the edit*.
 
+use std::sync::Arc;
+
 use gauntlet_core::codec::UNK_ID;
 use gauntlet_core::{Encoded, InputKind, TextCodec, TokenIds};
 
@@ -55,12 +57,12 @@ impl Edit {
 
 /// What a search needs to know about the example and the model to apply edits.
 #[derive(Debug, Clone)]
-pub(crate) struct Space<'a> {
+pub(crate) struct Space {
     pub kind: InputKind,
     /// Characters per word the model reads (character models).
     pub max_chars: usize,
     /// Token string of every id (alphabet or vocabulary).
-    pub tokens: &'a [String],
+    pub tokens: Arc<[String]>,
     /// Legible out-of-vocabulary spelling of each word (the `unk` attack), if one exists.
     pub unk_spellings: Vec<Option<String>>,
 }
@@ -103,7 +105,11 @@ impl State {
                             .iter()
                             .map(|&id| {
                                 let t = codec.token(id).unwrap_or("?").to_owned();
-                                Unit { id, text: t.clone(), norm: t }
+                                Unit {
+                                    id,
+                                    text: t.clone(),
+                                    norm: t,
+                                }
                             })
                             .collect();
                     }
@@ -133,7 +139,7 @@ impl State {
     }
 
     /// The ids the model reads.
-    pub(crate) fn ids(&self, space: &Space<'_>) -> TokenIds {
+    pub(crate) fn ids(&self, space: &Space) -> TokenIds {
         match space.kind {
             InputKind::Word => TokenIds::Words(self.words.iter().map(|w| w[0].id).collect()),
             InputKind::Char => TokenIds::Chars(
@@ -145,17 +151,16 @@ impl State {
         }
     }
 
-    /// Ids of the characters of word `i` the model reads.
-    pub(crate) fn word_ids(&self, i: usize, max_chars: usize) -> Vec<u32> {
-        visible_ids(&self.words[i], max_chars)
-    }
-
     /// The units word `edit.word()` would have after `edit`.
-    pub(crate) fn edited_word(&self, edit: &Edit, space: &Space<'_>) -> Vec<Unit> {
+    pub(crate) fn edited_word(&self, edit: &Edit, space: &Space) -> Vec<Unit> {
         let mut word = self.words[edit.word()].clone();
         let token = |id: u32| {
             let t = space.tokens.get(id as usize).cloned().unwrap_or_default();
-            Unit { id, text: t.clone(), norm: t }
+            Unit {
+                id,
+                text: t.clone(),
+                norm: t,
+            }
         };
         match *edit {
             Edit::Flip { pos, to, .. } => word[pos] = token(to),
@@ -165,15 +170,24 @@ impl State {
             }
             Edit::WordFlip { to, .. } => word = vec![token(to)],
             Edit::Unk { word: w } => {
-                let text = space.unk_spellings.get(w).cloned().flatten().unwrap_or_default();
-                word = vec![Unit { id: UNK_ID, norm: text.clone(), text }];
+                let text = space
+                    .unk_spellings
+                    .get(w)
+                    .cloned()
+                    .flatten()
+                    .unwrap_or_default();
+                word = vec![Unit {
+                    id: UNK_ID,
+                    norm: text.clone(),
+                    text,
+                }];
             }
         }
         word
     }
 
     /// The state after `edit`, with `estimate` added to the path score.
-    pub(crate) fn apply(&self, edit: &Edit, space: &Space<'_>, estimate: f64) -> Self {
+    pub(crate) fn apply(&self, edit: &Edit, space: &Space, estimate: f64) -> Self {
         let i = edit.word();
         let new_word = self.edited_word(edit, space);
         let old = &self.words[i];
@@ -230,11 +244,6 @@ impl State {
         out.push_str(text.get(at..).unwrap_or_default());
         out
     }
-}
-
-/// Concatenated normalized text of a word's units.
-pub(crate) fn norm_text(word: &[Unit]) -> String {
-    word.iter().map(|u| u.norm.as_str()).collect()
 }
 
 /// Ids of the first `max_chars` units (at least one).

@@ -1,0 +1,313 @@
+//! Candidate edits of a beam state: which atomic changes are allowed, and their estimates.
+//!
+//! [`Rules`] enumerate the allowed edits of one [`State`] for a search space (character
+//! edits, word flips, `sem` word flips, `unk` respellings), applying the constraints:
+//! at most one change per word (if configured); for character edits, the resulting word
+//! must be out of the model's word vocabulary (if configured), characters come from the
+//! alphabet (ids ≥ 2, never PAD/UNK), and a one-character word is never deleted from; word
+//! flips go to vocabulary ids ≥ 2 other than the current word; `sem` flips additionally
+//! satisfy [`SemFilter`]; `unk` needs a legible spelling. When a score matrix is given
+//! (see [`crate::estimate`]) each edit carries its estimate, otherwise 0.
+//! [`TopK`] keeps the `k` best edits by estimate with a total, deterministic order
+//! (estimate descending, then edit ascending).
+
+use std::cmp::Ordering;
+use std::collections::BTreeMap;
+use std::ops::Range;
+
+use gauntlet_core::codec::{PAD_ID, UNK_ID};
+use gauntlet_core::{EmbeddingTable, TextCodec};
+use ndarray::ArrayView2;
+
+use crate::estimate::{flip_estimate, shift_estimate};
+use crate::lexicon::{is_stop_word, Lexicon};
+use crate::state::{visible_ids, Edit, Space, State, Unit};
+
+/// The kind of edits a search makes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum EditSpace {
+    /// Character flips, inserts and deletes.
+    Chars,
+    /// Word flips to any vocabulary word.
+    WordFlips,
+    /// Word flips allowed by the `sem` constraints.
+    Sem,
+    /// Respelling words out of vocabulary.
+    Unk,
+}
+
+/// Keeps the best `k` (edit, estimate) pairs.
+#[derive(Debug)]
+pub(crate) struct TopK {
+    k: usize,
+    items: Vec<(f32, Edit)>,
+    dropped: bool,
+}
+
+fn better(a: &(f32, Edit), b: &(f32, Edit)) -> Ordering {
+    b.0.total_cmp(&a.0).then_with(|| a.1.cmp(&b.1))
+}
+
+impl TopK {
+    pub(crate) fn new(k: usize) -> Self {
+        Self {
+            k,
+            items: Vec::new(),
+            dropped: false,
+        }
+    }
+
+    pub(crate) fn push(&mut self, estimate: f32, edit: Edit) {
+        self.items.push((estimate, edit));
+        if self.k > 0 && self.items.len() >= self.k.saturating_mul(2).max(64) {
+            self.items.select_nth_unstable_by(self.k - 1, better);
+            self.items.truncate(self.k);
+            self.dropped = true;
+        }
+    }
+
+    /// The kept items, best first, and whether any was dropped.
+    pub(crate) fn finish(mut self, dropped: &mut bool) -> Vec<(f32, Edit)> {
+        self.items.sort_by(better);
+        if self.items.len() > self.k {
+            self.dropped = true;
+            self.items.truncate(self.k);
+        }
+        *dropped |= self.dropped;
+        self.items
+    }
+}
+
+/// The `sem` constraints (paper, section 5): cosine similarity of the two words'
+/// embeddings ≥ threshold, a shared part of speech, the replaced word is not a stop word,
+/// and the two words share no lemma. Allowed replacements are cached per word id.
+pub(crate) struct SemFilter<'a> {
+    table: &'a EmbeddingTable,
+    norms: Vec<f32>,
+    threshold: f64,
+    lexicon: &'a dyn Lexicon,
+    cache: BTreeMap<u32, Vec<u32>>,
+}
+
+impl<'a> SemFilter<'a> {
+    pub(crate) fn new(table: &'a EmbeddingTable, threshold: f64, lexicon: &'a dyn Lexicon) -> Self {
+        let norms = (0..table.rows)
+            .map(|r| table.row(r).iter().map(|v| v * v).sum::<f32>().sqrt())
+            .collect();
+        Self {
+            table,
+            norms,
+            threshold,
+            lexicon,
+            cache: BTreeMap::new(),
+        }
+    }
+
+    fn cosine(&self, a: u32, b: u32) -> f64 {
+        let (a, b) = (a as usize, b as usize);
+        if a >= self.table.rows || b >= self.table.rows {
+            return -1.0;
+        }
+        let dot: f32 = self
+            .table
+            .row(a)
+            .iter()
+            .zip(self.table.row(b))
+            .map(|(x, y)| x * y)
+            .sum();
+        let den = self.norms[a] * self.norms[b];
+        if den == 0.0 {
+            -1.0
+        } else {
+            f64::from(dot / den)
+        }
+    }
+
+    /// Ids the word `from` may be flipped to, ascending.
+    pub(crate) fn allowed(&mut self, from: u32, vocab: Range<u32>, tokens: &[String]) -> &[u32] {
+        if !self.cache.contains_key(&from) {
+            let word = tokens
+                .get(from as usize)
+                .map(String::as_str)
+                .unwrap_or_default();
+            let list = if is_stop_word(word) {
+                Vec::new()
+            } else {
+                let pos = self.lexicon.pos(word);
+                let lemmas = self.lexicon.lemmas(word);
+                vocab
+                    .filter(|&to| to != from && self.cosine(from, to) >= self.threshold)
+                    .filter(|&to| {
+                        let other = tokens
+                            .get(to as usize)
+                            .map(String::as_str)
+                            .unwrap_or_default();
+                        !self.lexicon.pos(other).is_disjoint(&pos)
+                            && self.lexicon.lemmas(other).is_disjoint(&lemmas)
+                    })
+                    .collect()
+            };
+            self.cache.insert(from, list);
+        }
+        self.cache.get(&from).map(Vec::as_slice).unwrap_or_default()
+    }
+}
+
+/// The constraints of a search.
+pub(crate) struct Rules<'a> {
+    pub space: EditSpace,
+    pub one_change_per_word: bool,
+    pub require_oov: bool,
+    pub codec: &'a TextCodec,
+    /// Ids edits may introduce: alphabet or vocabulary, `2..rows`.
+    pub ids: Range<u32>,
+    pub sem: Option<SemFilter<'a>>,
+}
+
+fn edited_norm(word: &[Unit], edit: &Edit, tokens: &[String]) -> String {
+    let token = |id: u32| {
+        tokens
+            .get(id as usize)
+            .map(String::as_str)
+            .unwrap_or_default()
+    };
+    let mut out = String::new();
+    for (k, unit) in word.iter().enumerate() {
+        match *edit {
+            Edit::Flip { pos, to, .. } if pos == k => out.push_str(token(to)),
+            Edit::Insert { pos, ch, .. } if pos == k => {
+                out.push_str(token(ch));
+                out.push_str(&unit.norm);
+            }
+            Edit::Delete { pos, .. } if pos == k => {}
+            _ => out.push_str(&unit.norm),
+        }
+    }
+    out
+}
+
+impl Rules<'_> {
+    /// Pushes every allowed edit of `state` with its estimate (0 without `scores`) into
+    /// `out`.
+    pub(crate) fn enumerate(
+        &mut self,
+        state: &State,
+        space: &Space,
+        scores: Option<&ArrayView2<'_, f32>>,
+        out: &mut TopK,
+    ) {
+        let mut offset = 0;
+        for (i, word) in state.words.iter().enumerate() {
+            let ids = visible_ids(word, space.max_chars);
+            let len = match self.space {
+                EditSpace::Chars => ids.len(),
+                _ => 1,
+            };
+            if !(self.one_change_per_word && state.changed[i]) {
+                match self.space {
+                    EditSpace::Chars => self.char_edits(i, word, &ids, offset, space, scores, out),
+                    EditSpace::WordFlips | EditSpace::Sem | EditSpace::Unk => {
+                        self.word_edits(i, ids[0], space, scores, out)
+                    }
+                }
+            }
+            offset += len;
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn char_edits(
+        &self,
+        i: usize,
+        word: &[Unit],
+        ids: &[u32],
+        offset: usize,
+        space: &Space,
+        scores: Option<&ArrayView2<'_, f32>>,
+        out: &mut TopK,
+    ) {
+        let allowed = |edit: &Edit| {
+            !self.require_oov
+                || !self
+                    .codec
+                    .knows_word(&edited_norm(word, edit, &space.tokens))
+        };
+        for j in 0..ids.len() {
+            for b in self.ids.clone() {
+                if b == ids[j] {
+                    continue;
+                }
+                let edit = Edit::Flip {
+                    word: i,
+                    pos: j,
+                    to: b,
+                };
+                if allowed(&edit) {
+                    let est = scores.map_or(0.0, |s| flip_estimate(s, offset + j, ids[j], b));
+                    out.push(est, edit);
+                }
+            }
+            for b in self.ids.clone() {
+                let edit = Edit::Insert {
+                    word: i,
+                    pos: j,
+                    ch: b,
+                };
+                if allowed(&edit) {
+                    let est = scores.map_or(0.0, |s| {
+                        let mut new: Vec<u32> = word.iter().map(|u| u.id).collect();
+                        new.insert(j, b);
+                        new.truncate(space.max_chars.max(1));
+                        shift_estimate(s, offset, ids, &new, j)
+                    });
+                    out.push(est, edit);
+                }
+            }
+            if word.len() >= 2 {
+                let edit = Edit::Delete { word: i, pos: j };
+                if allowed(&edit) {
+                    let est = scores.map_or(0.0, |s| {
+                        let mut new: Vec<u32> = word.iter().map(|u| u.id).collect();
+                        new.remove(j);
+                        new.truncate(space.max_chars.max(1));
+                        shift_estimate(s, offset, ids, &new, j)
+                    });
+                    out.push(est, edit);
+                }
+            }
+        }
+    }
+
+    fn word_edits(
+        &mut self,
+        i: usize,
+        current: u32,
+        space: &Space,
+        scores: Option<&ArrayView2<'_, f32>>,
+        out: &mut TopK,
+    ) {
+        let est = |to: u32| scores.map_or(0.0, |s| flip_estimate(s, i, current, to));
+        match self.space {
+            EditSpace::WordFlips => {
+                for to in self.ids.clone().filter(|&to| to != current) {
+                    out.push(est(to), Edit::WordFlip { word: i, to });
+                }
+            }
+            EditSpace::Sem => {
+                let ids = self.ids.clone();
+                if let Some(sem) = self.sem.as_mut() {
+                    for &to in sem.allowed(current, ids, &space.tokens) {
+                        out.push(est(to), Edit::WordFlip { word: i, to });
+                    }
+                }
+            }
+            EditSpace::Unk => {
+                let spelled = space.unk_spellings.get(i).is_some_and(Option::is_some);
+                if current != PAD_ID && current != UNK_ID && spelled {
+                    out.push(est(UNK_ID), Edit::Unk { word: i });
+                }
+            }
+            EditSpace::Chars => {}
+        }
+    }
+}

@@ -1,0 +1,517 @@
+//! The attack engine: [`Attacker`] runs one configured attack over many examples.
+//!
+//! Scheduling: examples are encoded (or given encoded), classified once in batches (one
+//! forward pass each), and the correctly classified ones are attacked; the others are
+//! reported as skipped. Attacked examples run concurrently in an active window of
+//! `max(1, batch_size / beam_width)` examples (refilled as examples finish); every beam
+//! step gathers the states of *all* active examples and evaluates them in model calls of at
+//! most `batch_size` texts.
+//!
+//! Pass accounting: a batched call counts as one pass for *each* example with at least one
+//! text in it (a call over states of 3 examples adds one forward pass to each of the 3;
+//! `loss_gradients` adds one forward and one backward). The initial classification counts
+//! as one forward pass.
+//!
+//! Determinism: every random choice of an example comes from its own
+//! `StdRng::seed_from_u64(seed ⊕ index·φ)`, and all orderings are total (no hash-map
+//! iteration reaches a result), so a report depends only on the configuration, the seed,
+//! the examples and the model's answers — not on batching or on the confidence thresholds,
+//! which only decide when a search stops. Cancellation is checked once per beam step; a
+//! cancelled run reports the examples finished so far with `cancelled = true`.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Instant;
+
+use gauntlet_core::{
+    Classifier, EmbeddingTable, Encoded, Example, InputKind, TextCodec, TokenIds, WhiteBox,
+};
+use rand::rngs::StdRng;
+use rand::SeedableRng;
+
+use crate::candidates::{EditSpace, Rules, SemFilter};
+use crate::config::{AttackConfig, AttackKind};
+use crate::error::AttackError;
+use crate::lexicon::Lexicon;
+use crate::report::{
+    AttackReport, ExampleReport, Outcome, Prediction, SkipReason, Summary, ThresholdResult,
+};
+use crate::search::{self, ExampleRun, Hit};
+use crate::spelling::oov_spelling;
+use crate::state::{Space, State};
+
+/// The model under attack: with gradients, or predictions only (`loss-beam`, `random`).
+#[derive(Clone, Copy)]
+pub enum ModelRef<'a> {
+    /// A white-box model.
+    WhiteBox(&'a dyn WhiteBox),
+    /// A black-box classifier.
+    Classifier(&'a dyn Classifier),
+}
+
+impl<'a> ModelRef<'a> {
+    /// The black-box view.
+    pub fn classifier(&self) -> &'a dyn Classifier {
+        match *self {
+            Self::WhiteBox(m) => m,
+            Self::Classifier(m) => m,
+        }
+    }
+
+    /// The white-box view, if any.
+    pub fn white_box(&self) -> Option<&'a dyn WhiteBox> {
+        match *self {
+            Self::WhiteBox(m) => Some(m),
+            Self::Classifier(_) => None,
+        }
+    }
+}
+
+/// Progress of a run, passed to the progress callback whenever examples finish.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Progress {
+    /// Examples finished (attacked or skipped).
+    pub done: usize,
+    /// Examples in the run.
+    pub total: usize,
+    /// Successful attacks so far.
+    pub successes: usize,
+}
+
+/// Cancellation flag and progress callback of a run.
+#[derive(Default, Clone, Copy)]
+pub struct RunControl<'a> {
+    /// Set to `true` to stop at the next beam step.
+    pub cancel: Option<&'a AtomicBool>,
+    /// Called whenever examples finish.
+    pub progress: Option<&'a (dyn Fn(Progress) + Sync)>,
+}
+
+/// An example ready to attack: its text, true label and encoding for the model.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PreparedExample {
+    /// The text as given (edits are spliced into it).
+    pub text: String,
+    /// True class id.
+    pub label: usize,
+    /// The codec's encoding of `text`.
+    pub encoded: Encoded,
+}
+
+/// Runs one configured attack against one model.
+pub struct Attacker<'a> {
+    model: ModelRef<'a>,
+    codec: &'a TextCodec,
+    config: AttackConfig,
+    lexicon: Option<&'a dyn Lexicon>,
+    similarity: Option<&'a EmbeddingTable>,
+    model_id: String,
+}
+
+impl<'a> Attacker<'a> {
+    /// Validates `config` against the model and codec.
+    pub fn new(
+        model: ModelRef<'a>,
+        codec: &'a TextCodec,
+        config: AttackConfig,
+    ) -> Result<Self, AttackError> {
+        let classifier = model.classifier();
+        let kind = classifier.input_kind();
+        config.validate(kind, classifier.labels().len())?;
+        if codec.kind() != kind {
+            return Err(AttackError::config(
+                "codec",
+                format!(
+                    "the codec encodes {:?} but the model reads {kind:?}",
+                    codec.kind()
+                ),
+            ));
+        }
+        if config.kind.needs_white_box() && model.white_box().is_none() {
+            return Err(AttackError::NeedsGradients(config.kind));
+        }
+        Ok(Self {
+            model,
+            codec,
+            config,
+            lexicon: None,
+            similarity: None,
+            model_id: String::new(),
+        })
+    }
+
+    /// The lexicon of the `sem` attack's part-of-speech and lemma constraints.
+    pub fn with_lexicon(mut self, lexicon: &'a dyn Lexicon) -> Self {
+        self.lexicon = Some(lexicon);
+        self
+    }
+
+    /// Embeddings (indexed by the model's vocabulary ids) for the `sem` cosine constraint,
+    /// instead of the model's own input embeddings.
+    pub fn with_similarity_table(mut self, table: &'a EmbeddingTable) -> Self {
+        self.similarity = Some(table);
+        self
+    }
+
+    /// The model identity written into reports (e.g. the manifest hash).
+    pub fn with_model_id(mut self, id: impl Into<String>) -> Self {
+        self.model_id = id.into();
+        self
+    }
+
+    /// The configuration in force.
+    pub fn config(&self) -> &AttackConfig {
+        &self.config
+    }
+
+    /// Encodes labelled texts. Empty texts and labels out of range are errors naming the
+    /// example's index.
+    pub fn prepare(&self, examples: &[Example]) -> Result<Vec<PreparedExample>, AttackError> {
+        examples
+            .iter()
+            .enumerate()
+            .map(|(index, ex)| {
+                if ex.text.trim().is_empty() {
+                    return Err(AttackError::InvalidExample {
+                        index,
+                        message: "the text is empty".into(),
+                    });
+                }
+                let encoded = self
+                    .codec
+                    .encode(&ex.text)
+                    .map_err(|source| AttackError::Encode { index, source })?;
+                Ok(PreparedExample {
+                    text: ex.text.clone(),
+                    label: ex.label,
+                    encoded,
+                })
+            })
+            .collect()
+    }
+
+    /// Encodes and attacks labelled texts.
+    pub fn run_examples(
+        &self,
+        examples: &[Example],
+        control: &RunControl<'_>,
+    ) -> Result<AttackReport, AttackError> {
+        let prepared = self.prepare(examples)?;
+        self.run(&prepared, control)
+    }
+
+    /// Attacks prepared examples.
+    pub fn run(
+        &self,
+        examples: &[PreparedExample],
+        control: &RunControl<'_>,
+    ) -> Result<AttackReport, AttackError> {
+        let started = Instant::now();
+        let classifier = self.model.classifier();
+        let labels = classifier.labels().len();
+        let kind = classifier.input_kind();
+        for (index, ex) in examples.iter().enumerate() {
+            if ex.label >= labels {
+                return Err(AttackError::InvalidExample {
+                    index,
+                    message: format!(
+                        "label {} is out of range (the model has {labels} classes)",
+                        ex.label
+                    ),
+                });
+            }
+            if ex.encoded.ids.is_empty() || ex.encoded.ids.kind() != kind {
+                return Err(AttackError::InvalidExample {
+                    index,
+                    message: "the encoding is empty or of the wrong kind".into(),
+                });
+            }
+        }
+        let mut ctx = self.context()?;
+        let thresholds = self.config.thresholds();
+        let total = examples.len();
+
+        // Clean pass: one forward pass per example.
+        let mut clean: Vec<Vec<f32>> = Vec::with_capacity(total);
+        for chunk in examples.chunks(self.config.batch_size) {
+            let batch: Vec<TokenIds> = chunk.iter().map(|e| e.encoded.ids.clone()).collect();
+            let probs = classifier.predict(&batch)?;
+            search::check_rows(&probs, batch.len(), labels)?;
+            clean.extend((0..batch.len()).map(|i| probs.row(i).to_vec()));
+        }
+
+        let mut reports: Vec<ExampleReport> = Vec::with_capacity(total);
+        let mut queue = Vec::new();
+        for (index, (ex, probs)) in examples.iter().zip(&clean).enumerate() {
+            let before = search::prediction(probs);
+            let skip = if before.label != ex.label {
+                Some(SkipReason::Misclassified)
+            } else if self.config.target_label == Some(ex.label) {
+                Some(SkipReason::AlreadyTarget)
+            } else {
+                None
+            };
+            match skip {
+                Some(reason) => reports.push(skipped(
+                    index,
+                    ex,
+                    before,
+                    reason,
+                    &thresholds,
+                    self.config.target_label,
+                )),
+                None => queue.push(index),
+            }
+        }
+        let mut successes = 0;
+        let notify = |done: usize, successes: usize| {
+            if let Some(progress) = control.progress {
+                progress(Progress {
+                    done,
+                    total,
+                    successes,
+                });
+            }
+        };
+        notify(reports.len(), successes);
+
+        let window = match self.config.kind {
+            AttackKind::Random => self.config.batch_size,
+            _ => (self.config.batch_size / self.config.beam_width).max(1),
+        };
+        let mut queue = queue.into_iter();
+        let mut active: Vec<ExampleRun> = Vec::new();
+        let mut cancelled = false;
+        loop {
+            if control.cancel.is_some_and(|c| c.load(Ordering::Relaxed)) {
+                cancelled = true;
+                break;
+            }
+            while active.len() < window {
+                let Some(index) = queue.next() else { break };
+                active.push(self.start(index, &examples[index], &clean[index], &thresholds, &ctx));
+            }
+            if active.is_empty() {
+                break;
+            }
+            match self.config.kind {
+                AttackKind::LossBeam => search::loss_step(&mut ctx, &mut active)?,
+                AttackKind::Random => search::random_step(&mut ctx, &mut active)?,
+                _ => search::gradient_step(&mut ctx, &mut active)?,
+            }
+            let before = reports.len();
+            let mut still = Vec::with_capacity(active.len());
+            for run in active {
+                if run.done {
+                    let report = self.finish(run, examples, &thresholds);
+                    successes += usize::from(report.outcome == Outcome::Success);
+                    reports.push(report);
+                } else {
+                    still.push(run);
+                }
+            }
+            active = still;
+            if reports.len() > before {
+                notify(reports.len(), successes);
+            }
+        }
+        reports.sort_by_key(|r| r.index);
+        let wall_time_ms = started.elapsed().as_secs_f64() * 1000.0;
+        Ok(AttackReport {
+            model: self.model_id.clone(),
+            config: self.config.clone(),
+            seed: self.config.seed,
+            cancelled,
+            summary: Summary::compute(&reports, self.config.confidence, wall_time_ms),
+            examples: reports,
+        })
+    }
+
+    fn context(&self) -> Result<search::Context<'a>, AttackError> {
+        let classifier = self.model.classifier();
+        let kind = classifier.input_kind();
+        let table = self.model.white_box().map(|m| m.embedding_table());
+        let rows = table.map_or(self.codec.size(), |t| t.rows.min(self.codec.size()));
+        let space = match (self.config.kind, kind) {
+            (AttackKind::Sem, _) => EditSpace::Sem,
+            (AttackKind::Unk, _) => EditSpace::Unk,
+            (_, InputKind::Char) => EditSpace::Chars,
+            (_, InputKind::Word) => EditSpace::WordFlips,
+        };
+        let sem = match space {
+            EditSpace::Sem => {
+                let lexicon = self.lexicon.ok_or(AttackError::MissingLexicon)?;
+                let similarity = self
+                    .similarity
+                    .or(table)
+                    .ok_or(AttackError::NeedsGradients(self.config.kind))?;
+                Some(SemFilter::new(
+                    similarity,
+                    self.config.cosine_threshold,
+                    lexicon,
+                ))
+            }
+            _ => None,
+        };
+        let tokens: Vec<String> = (0..self.codec.size() as u32)
+            .map(|id| self.codec.token(id).unwrap_or_default().to_owned())
+            .collect();
+        Ok(search::Context {
+            config: self.config.clone(),
+            model: self.model,
+            table,
+            tokens: tokens.into(),
+            max_chars: self.codec.max_word_chars().max(1),
+            rules: Rules {
+                space,
+                one_change_per_word: self.config.one_change_per_word,
+                require_oov: self.config.require_oov,
+                codec: self.codec,
+                ids: 2..rows as u32,
+                sem,
+            },
+        })
+    }
+
+    fn start(
+        &self,
+        index: usize,
+        ex: &PreparedExample,
+        clean: &[f32],
+        thresholds: &[f64],
+        ctx: &search::Context<'a>,
+    ) -> ExampleRun {
+        let kind = self.model.classifier().input_kind();
+        let initial = State::initial(&ex.text, &ex.encoded, self.codec);
+        let unk_spellings = if self.config.kind == AttackKind::Unk {
+            initial
+                .words
+                .iter()
+                .map(|w| oov_spelling(&w[0].text, self.codec))
+                .collect()
+        } else {
+            Vec::new()
+        };
+        let units = ex.encoded.ids.positions();
+        let budget = self.config.effective_budget(kind).resolve(units);
+        let random_changes = self
+            .config
+            .random_change_counts
+            .as_ref()
+            .and_then(|c| c.get(index).copied())
+            .unwrap_or(budget);
+        let seed = self.config.seed ^ (index as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        ExampleRun {
+            index,
+            space: Space {
+                kind,
+                max_chars: ctx.max_chars,
+                tokens: ctx.tokens.clone(),
+                unk_spellings,
+            },
+            label: ex.label,
+            objective: self.config.target_label.unwrap_or(ex.label),
+            targeted: self.config.target_label.is_some(),
+            budget,
+            random_changes,
+            beam: vec![initial.clone()],
+            initial: Hit {
+                state: initial,
+                probs: clean.to_vec(),
+            },
+            step: 0,
+            rng: StdRng::seed_from_u64(seed),
+            thresholds: thresholds.to_vec(),
+            hits: vec![None; thresholds.len()],
+            last: None,
+            forward: 1,
+            backward: 0,
+            started: Instant::now(),
+            done: false,
+        }
+    }
+
+    fn finish(
+        &self,
+        run: ExampleRun,
+        examples: &[PreparedExample],
+        thresholds: &[f64],
+    ) -> ExampleReport {
+        let ex = &examples[run.index];
+        let conf = thresholds
+            .iter()
+            .position(|&t| t == self.config.confidence)
+            .unwrap_or(0);
+        let (hit, outcome) = match &run.hits[conf] {
+            Some(hit) => (hit.clone(), Outcome::Success),
+            None => (
+                run.last.clone().unwrap_or_else(|| run.initial.clone()),
+                Outcome::Failure,
+            ),
+        };
+        let units = ex.encoded.ids.positions();
+        let changes = hit.state.ops.len();
+        ExampleReport {
+            index: run.index,
+            original_text: ex.text.clone(),
+            adversarial_text: hit.state.splice(&ex.text, &ex.encoded.spans),
+            operations: hit.state.ops.clone(),
+            true_label: ex.label,
+            target_label: self.config.target_label,
+            before: search::prediction(&run.initial.probs),
+            after: search::prediction(&hit.probs),
+            changes,
+            units,
+            fraction_changed: changes as f64 / units.max(1) as f64,
+            forward_passes: run.forward,
+            backward_passes: run.backward,
+            wall_time_ms: run.started.elapsed().as_secs_f64() * 1000.0,
+            outcome,
+            skip_reason: None,
+            curve: thresholds
+                .iter()
+                .zip(&run.hits)
+                .map(|(&confidence, h)| ThresholdResult {
+                    confidence,
+                    success: h.is_some(),
+                    changes: h.as_ref().map(|h| h.state.ops.len()),
+                })
+                .collect(),
+        }
+    }
+}
+
+fn skipped(
+    index: usize,
+    ex: &PreparedExample,
+    before: Prediction,
+    reason: SkipReason,
+    thresholds: &[f64],
+    target_label: Option<usize>,
+) -> ExampleReport {
+    ExampleReport {
+        index,
+        original_text: ex.text.clone(),
+        adversarial_text: ex.text.clone(),
+        operations: Vec::new(),
+        true_label: ex.label,
+        target_label,
+        before,
+        after: before,
+        changes: 0,
+        units: ex.encoded.ids.positions(),
+        fraction_changed: 0.0,
+        forward_passes: 1,
+        backward_passes: 0,
+        wall_time_ms: 0.0,
+        outcome: Outcome::Skipped,
+        skip_reason: Some(reason),
+        curve: thresholds
+            .iter()
+            .map(|&confidence| ThresholdResult {
+                confidence,
+                success: false,
+                changes: None,
+            })
+            .collect(),
+    }
+}

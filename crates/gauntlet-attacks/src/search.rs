@@ -1,0 +1,517 @@
+//! One beam step of every search, over the states of all active examples at once.
+//!
+//! * [`gradient_step`] (HotFlip char/word, `sem`, `unk`, `random-gradient`): evaluates every
+//!   beam state with ONE batched `loss_gradients` call per `batch_size` states (states that
+//!   have spent the budget, and all `random-gradient` states, need only `predict`); records
+//!   successes; then expands every state with its best edits by estimate and keeps the
+//!   `beam_width` best *distinct* children (distinct ids) by path score, the sum of the
+//!   estimates along the path. Per state only the best `4·beam_width` edits are kept; if
+//!   duplicates or constraints leave fewer than `beam_width` children the expansion is
+//!   redone with every edit, so the result is the exact global top-b.
+//! * [`loss_step`] (`loss-beam`): evaluates every allowed child (optionally a seeded sample
+//!   of `candidates_cap` per state) with batched `predict` calls, records successes among
+//!   them, and keeps the `beam_width` best distinct children by exact objective.
+//! * [`random_step`] (`random`): applies the example's number of random allowed edits one
+//!   after another and evaluates every prefix; one step finishes the example.
+//!
+//! Objective: `J = CE(true label)` untargeted, `J = −CE(target)` targeted; the search
+//! maximizes it (gradients of targeted runs are negated). Success at τ: the argmax differs
+//! from the true label (untargeted) or equals the target (targeted) with probability ≥ τ.
+//! For each τ the first success is kept, in beam order (best score first) within a step, so
+//! the trajectory never depends on τ — only the stopping point does.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::time::Instant;
+
+use gauntlet_core::{EmbeddingTable, Probabilities, TokenIds};
+use rand::rngs::StdRng;
+use rand::Rng;
+
+use crate::candidates::{EditSpace, Rules, TopK};
+use crate::config::{AttackConfig, AttackKind};
+use crate::engine::ModelRef;
+use crate::error::AttackError;
+use crate::estimate::score_matrix;
+use crate::report::Prediction;
+use crate::state::{Edit, Space, State};
+
+/// What every step of a run shares.
+pub(crate) struct Context<'a> {
+    pub config: AttackConfig,
+    pub model: ModelRef<'a>,
+    pub table: Option<&'a EmbeddingTable>,
+    pub tokens: Arc<[String]>,
+    pub max_chars: usize,
+    pub rules: Rules<'a>,
+}
+
+/// A state and the probabilities the model gave it.
+#[derive(Debug, Clone)]
+pub(crate) struct Hit {
+    pub state: State,
+    pub probs: Vec<f32>,
+}
+
+/// The search of one example.
+pub(crate) struct ExampleRun {
+    pub index: usize,
+    pub space: Space,
+    pub label: usize,
+    /// The label whose loss is differentiated: the true one, or the target.
+    pub objective: usize,
+    pub targeted: bool,
+    pub budget: usize,
+    pub random_changes: usize,
+    pub beam: Vec<State>,
+    pub initial: Hit,
+    /// Changes of the states in `beam`.
+    pub step: usize,
+    pub rng: StdRng,
+    pub thresholds: Vec<f64>,
+    /// First success at each threshold.
+    pub hits: Vec<Option<Hit>>,
+    /// The best state (by exact objective) of the last evaluation.
+    pub last: Option<Hit>,
+    pub forward: u64,
+    pub backward: u64,
+    pub started: Instant,
+    pub done: bool,
+}
+
+impl ExampleRun {
+    fn succeeds(&self, probs: &[f32], tau: f64) -> bool {
+        let p = prediction(probs);
+        let fooled = if self.targeted {
+            p.label == self.objective
+        } else {
+            p.label != self.label
+        };
+        fooled && p.probability >= tau
+    }
+
+    /// The exact objective J of probabilities.
+    fn objective_of(&self, probs: &[f32]) -> f64 {
+        let p = f64::from(probs.get(self.objective).copied().unwrap_or(0.0)).max(1e-30);
+        if self.targeted {
+            p.ln()
+        } else {
+            -p.ln()
+        }
+    }
+
+    fn record(&mut self, state: &State, probs: &[f32]) {
+        for t in 0..self.thresholds.len() {
+            if self.hits[t].is_none() && self.succeeds(probs, self.thresholds[t]) {
+                self.hits[t] = Some(Hit {
+                    state: state.clone(),
+                    probs: probs.to_vec(),
+                });
+            }
+        }
+    }
+
+    fn all_hit(&self) -> bool {
+        self.hits.iter().all(Option::is_some)
+    }
+}
+
+/// Checks a model answer has `n` rows of `classes` probabilities.
+pub(crate) fn check_rows(p: &Probabilities, n: usize, classes: usize) -> Result<(), AttackError> {
+    if p.classes != classes || p.len() != n || p.values.len() != n * classes {
+        return Err(AttackError::model_output(format!(
+            "the model answered {} rows of {} classes for {n} texts of {classes} classes",
+            p.len(),
+            p.classes
+        )));
+    }
+    Ok(())
+}
+
+/// The argmax of a probability row.
+pub(crate) fn prediction(probs: &[f32]) -> Prediction {
+    let (label, p) =
+        probs
+            .iter()
+            .copied()
+            .enumerate()
+            .fold((0, f32::NEG_INFINITY), |best, (k, p)| {
+                if p > best.1 {
+                    (k, p)
+                } else {
+                    best
+                }
+            });
+    Prediction {
+        label,
+        probability: f64::from(p),
+    }
+}
+
+/// Adds one pass to every run with a text in `chunk` (`chunk` lists run indices in order).
+fn count(runs: &mut [ExampleRun], chunk: &[usize], backward: bool) {
+    let mut prev = None;
+    for &r in chunk {
+        if prev != Some(r) {
+            runs[r].forward += 1;
+            runs[r].backward += u64::from(backward);
+            prev = Some(r);
+        }
+    }
+}
+
+/// Model probabilities for states, in calls of at most `batch_size` texts.
+fn predict_states(
+    ctx: &Context<'_>,
+    runs: &mut [ExampleRun],
+    requests: &[(usize, TokenIds)],
+) -> Result<Vec<Vec<f32>>, AttackError> {
+    let classifier = ctx.model.classifier();
+    let classes = classifier.labels().len();
+    let mut out = Vec::with_capacity(requests.len());
+    for chunk in requests.chunks(ctx.config.batch_size) {
+        let batch: Vec<TokenIds> = chunk.iter().map(|(_, ids)| ids.clone()).collect();
+        let probs = classifier.predict(&batch)?;
+        check_rows(&probs, batch.len(), classes)?;
+        out.extend((0..batch.len()).map(|k| probs.row(k).to_vec()));
+        let owners: Vec<usize> = chunk.iter().map(|(r, _)| *r).collect();
+        count(runs, &owners, false);
+    }
+    Ok(out)
+}
+
+/// Keeps the `b` best distinct children; `cands` are (score, parent, estimate, edit).
+fn select_distinct(
+    mut cands: Vec<(f64, usize, f32, Edit)>,
+    beam: &[State],
+    space: &Space,
+    b: usize,
+    exact: bool,
+) -> Vec<State> {
+    cands.sort_by(|x, y| {
+        y.0.total_cmp(&x.0)
+            .then_with(|| x.1.cmp(&y.1))
+            .then_with(|| x.3.cmp(&y.3))
+    });
+    let mut seen: HashSet<TokenIds> = HashSet::new();
+    let mut out = Vec::new();
+    for (score, parent, estimate, edit) in cands {
+        let mut child = beam[parent].apply(&edit, space, f64::from(estimate));
+        if exact {
+            child.score = score;
+        }
+        if seen.insert(child.ids(space)) {
+            out.push(child);
+            if out.len() == b {
+                break;
+            }
+        }
+    }
+    out
+}
+
+/// One gradient-guided beam step for every run.
+pub(crate) fn gradient_step(
+    ctx: &mut Context<'_>,
+    runs: &mut [ExampleRun],
+) -> Result<(), AttackError> {
+    let random = ctx.config.kind == AttackKind::RandomGradient;
+    let mut grad_req = Vec::new();
+    let mut fwd_req = Vec::new();
+    for (r, run) in runs.iter().enumerate() {
+        for (s, state) in run.beam.iter().enumerate() {
+            let ids = state.ids(&run.space);
+            if !random && run.step < run.budget {
+                grad_req.push((r, s, ids));
+            } else {
+                fwd_req.push((r, s, ids));
+            }
+        }
+    }
+    let mut probs: Vec<Vec<Vec<f32>>> = runs
+        .iter()
+        .map(|r| vec![Vec::new(); r.beam.len()])
+        .collect();
+    let mut grads: Vec<Vec<Vec<f32>>> = probs.clone();
+    if !grad_req.is_empty() {
+        let wb = ctx
+            .model
+            .white_box()
+            .ok_or(AttackError::NeedsGradients(ctx.config.kind))?;
+        let classes = wb.labels().len();
+        for chunk in grad_req.chunks(ctx.config.batch_size) {
+            let batch: Vec<TokenIds> = chunk.iter().map(|(_, _, ids)| ids.clone()).collect();
+            let labels: Vec<usize> = chunk.iter().map(|&(r, _, _)| runs[r].objective).collect();
+            let mut out = wb.loss_gradients(&batch, &labels)?;
+            check_rows(&out.probabilities, batch.len(), classes)?;
+            if out.gradients.len() != batch.len() {
+                return Err(AttackError::model_output(format!(
+                    "{} gradients for {} texts",
+                    out.gradients.len(),
+                    batch.len()
+                )));
+            }
+            for (k, &(r, s, _)) in chunk.iter().enumerate() {
+                probs[r][s] = out.probabilities.row(k).to_vec();
+                let mut g = std::mem::take(&mut out.gradients[k].values);
+                if runs[r].targeted {
+                    g.iter_mut().for_each(|v| *v = -*v);
+                }
+                grads[r][s] = g;
+            }
+            let owners: Vec<usize> = chunk.iter().map(|&(r, _, _)| r).collect();
+            count(runs, &owners, true);
+        }
+    }
+    if !fwd_req.is_empty() {
+        let requests: Vec<(usize, TokenIds)> = fwd_req
+            .iter()
+            .map(|(r, _, ids)| (*r, ids.clone()))
+            .collect();
+        let answers = predict_states(ctx, runs, &requests)?;
+        for ((r, s, _), row) in fwd_req.iter().zip(answers) {
+            probs[*r][*s] = row;
+        }
+    }
+    for (r, run) in runs.iter_mut().enumerate() {
+        let states = std::mem::take(&mut run.beam);
+        for (state, p) in states.iter().zip(&probs[r]) {
+            run.record(state, p);
+        }
+        run.last = states
+            .iter()
+            .zip(&probs[r])
+            .map(|(s, p)| (run.objective_of(p), s, p))
+            .fold(None::<(f64, &State, &Vec<f32>)>, |best, cur| match best {
+                Some(b) if b.0 >= cur.0 => Some(b),
+                _ => Some(cur),
+            })
+            .map(|(_, s, p)| Hit {
+                state: s.clone(),
+                probs: p.clone(),
+            });
+        run.beam = states;
+        if run.all_hit() || run.step >= run.budget {
+            run.done = true;
+            continue;
+        }
+        let b = ctx.config.beam_width;
+        let (mut children, dropped) = expand(ctx, run, &grads[r], 4 * b)?;
+        if children.len() < b && dropped {
+            children = expand(ctx, run, &grads[r], usize::MAX)?.0;
+        }
+        if children.is_empty() {
+            run.done = true;
+        } else {
+            run.beam = children;
+            run.step += 1;
+        }
+    }
+    Ok(())
+}
+
+fn expand(
+    ctx: &mut Context<'_>,
+    run: &mut ExampleRun,
+    grads: &[Vec<f32>],
+    k: usize,
+) -> Result<(Vec<State>, bool), AttackError> {
+    let table = ctx
+        .table
+        .ok_or(AttackError::NeedsGradients(ctx.config.kind))?;
+    let mut cands = Vec::new();
+    let mut dropped = false;
+    for (s, state) in run.beam.iter().enumerate() {
+        let positions = state.ids(&run.space).positions();
+        let random;
+        let g: &[f32] = if ctx.config.kind == AttackKind::RandomGradient {
+            random = (0..positions * table.dim)
+                .map(|_| run.rng.gen_range(-1.0f32..1.0))
+                .collect::<Vec<f32>>();
+            &random
+        } else {
+            &grads[s]
+        };
+        let scores = score_matrix(g, positions, table)?;
+        let mut top = TopK::new(k);
+        ctx.rules
+            .enumerate(state, &run.space, Some(&scores.view()), &mut top);
+        for (est, edit) in top.finish(&mut dropped) {
+            cands.push((state.score + f64::from(est), s, est, edit));
+        }
+    }
+    Ok((
+        select_distinct(cands, &run.beam, &run.space, ctx.config.beam_width, false),
+        dropped,
+    ))
+}
+
+/// Every allowed edit of a state, in a deterministic order, sampled down to the cap.
+fn all_edits(ctx: &mut Context<'_>, state: &State, space: &Space, rng: &mut StdRng) -> Vec<Edit> {
+    let mut top = TopK::new(usize::MAX);
+    ctx.rules.enumerate(state, space, None, &mut top);
+    let mut edits: Vec<Edit> = top.finish(&mut false).into_iter().map(|(_, e)| e).collect();
+    if let Some(cap) = ctx.config.candidates_cap {
+        if edits.len() > cap {
+            let mut keep = rand::seq::index::sample(rng, edits.len(), cap).into_vec();
+            keep.sort_unstable();
+            edits = keep.into_iter().map(|i| edits[i]).collect();
+        }
+    }
+    edits
+}
+
+/// One exact-loss beam step for every run.
+pub(crate) fn loss_step(ctx: &mut Context<'_>, runs: &mut [ExampleRun]) -> Result<(), AttackError> {
+    let mut children: Vec<Vec<(usize, Edit)>> = Vec::with_capacity(runs.len());
+    for run in runs.iter_mut() {
+        let mut mine = Vec::new();
+        for (s, state) in run.beam.iter().enumerate() {
+            let edits = all_edits(ctx, state, &run.space, &mut run.rng);
+            mine.extend(edits.into_iter().map(|e| (s, e)));
+        }
+        children.push(mine);
+    }
+    let mut answers: Vec<Vec<Vec<f32>>> = vec![Vec::new(); runs.len()];
+    let batch = ctx.config.batch_size;
+    let flat: Vec<(usize, usize)> = children
+        .iter()
+        .enumerate()
+        .flat_map(|(r, c)| (0..c.len()).map(move |c| (r, c)))
+        .collect();
+    for chunk in flat.chunks(batch) {
+        let requests: Vec<(usize, TokenIds)> = chunk
+            .iter()
+            .map(|&(r, c)| {
+                let (parent, edit) = children[r][c];
+                let run = &runs[r];
+                (
+                    r,
+                    run.beam[parent]
+                        .apply(&edit, &run.space, 0.0)
+                        .ids(&run.space),
+                )
+            })
+            .collect();
+        for ((r, _), row) in requests.iter().zip(predict_states(ctx, runs, &requests)?) {
+            answers[*r].push(row);
+        }
+    }
+    for (r, run) in runs.iter_mut().enumerate() {
+        let mut order: Vec<(f64, usize)> = answers[r]
+            .iter()
+            .enumerate()
+            .map(|(c, p)| (run.objective_of(p), c))
+            .collect();
+        order.sort_by(|a, b| b.0.total_cmp(&a.0).then_with(|| a.1.cmp(&b.1)));
+        for &(_, c) in &order {
+            let p = &answers[r][c];
+            if run
+                .thresholds
+                .iter()
+                .enumerate()
+                .any(|(t, &tau)| run.hits[t].is_none() && run.succeeds(p, tau))
+            {
+                let (parent, edit) = children[r][c];
+                let state = run.beam[parent].apply(&edit, &run.space, 0.0);
+                run.record(&state, p);
+            }
+        }
+        if let Some(&(_, c)) = order.first() {
+            let (parent, edit) = children[r][c];
+            run.last = Some(Hit {
+                state: run.beam[parent].apply(&edit, &run.space, 0.0),
+                probs: answers[r][c].clone(),
+            });
+        }
+        let cands = order
+            .iter()
+            .map(|&(j, c)| (j, children[r][c].0, 0.0, children[r][c].1))
+            .collect();
+        let next = select_distinct(cands, &run.beam, &run.space, ctx.config.beam_width, true);
+        if next.is_empty() || run.all_hit() || run.step + 1 >= run.budget {
+            run.done = true;
+        } else {
+            run.beam = next;
+            run.step += 1;
+        }
+    }
+    Ok(())
+}
+
+/// A uniformly random allowed edit of `state`, if any.
+fn random_edit(
+    ctx: &mut Context<'_>,
+    state: &State,
+    space: &Space,
+    rng: &mut StdRng,
+) -> Option<Edit> {
+    match ctx.rules.space {
+        EditSpace::WordFlips => {
+            let words: Vec<usize> = (0..state.words.len())
+                .filter(|&i| !(ctx.rules.one_change_per_word && state.changed[i]))
+                .collect();
+            let ids = ctx.rules.ids.clone();
+            if words.is_empty() || ids.len() < 2 {
+                return None;
+            }
+            let word = words[rng.gen_range(0..words.len())];
+            let current = state.words[word][0].id;
+            loop {
+                let to = rng.gen_range(ids.clone());
+                if to != current {
+                    return Some(Edit::WordFlip { word, to });
+                }
+            }
+        }
+        _ => {
+            let mut top = TopK::new(usize::MAX);
+            ctx.rules.enumerate(state, space, None, &mut top);
+            let edits = top.finish(&mut false);
+            if edits.is_empty() {
+                None
+            } else {
+                Some(edits[rng.gen_range(0..edits.len())].1)
+            }
+        }
+    }
+}
+
+/// Random changes: every run makes its number of random edits and is evaluated after each.
+pub(crate) fn random_step(
+    ctx: &mut Context<'_>,
+    runs: &mut [ExampleRun],
+) -> Result<(), AttackError> {
+    let mut prefixes: Vec<Vec<State>> = Vec::with_capacity(runs.len());
+    for run in runs.iter_mut() {
+        let mut state = run.initial.state.clone();
+        let mut mine = Vec::new();
+        for _ in 0..run.random_changes {
+            let Some(edit) = random_edit(ctx, &state, &run.space, &mut run.rng) else {
+                break;
+            };
+            state = state.apply(&edit, &run.space, 0.0);
+            mine.push(state.clone());
+        }
+        prefixes.push(mine);
+    }
+    let requests: Vec<(usize, TokenIds)> = prefixes
+        .iter()
+        .enumerate()
+        .flat_map(|(r, states)| {
+            let space = &runs[r].space;
+            states.iter().map(move |s| (r, s.ids(space)))
+        })
+        .collect();
+    let answers = predict_states(ctx, runs, &requests)?;
+    let mut answers = answers.into_iter();
+    for (run, states) in runs.iter_mut().zip(prefixes) {
+        for state in states {
+            let Some(p) = answers.next() else { break };
+            run.record(&state, &p);
+            run.last = Some(Hit { state, probs: p });
+        }
+        run.done = true;
+    }
+    Ok(())
+}
