@@ -40,7 +40,10 @@ pub fn link_libtorch() {
         if let Some(site) = lib.parent().and_then(Path::parent) {
             let ort = site.join("onnxruntime").join("capi").join(ORT_DYLIB_NAME);
             if ort.exists() {
-                println!("cargo:rustc-env=GAUNTLET_ORT_DYLIB_DEFAULT={}", ort.display());
+                println!(
+                    "cargo:rustc-env=GAUNTLET_ORT_DYLIB_DEFAULT={}",
+                    ort.display()
+                );
             }
         }
     }

@@ -55,7 +55,11 @@ pub fn read_raw(path: &Path) -> Result<Vec<RawExample>, CoreError> {
                 malformed(path, line, "not valid UTF-8")
             })?
         }
-        _ => return Err(CoreError::UnknownFormat { path: path.to_owned() }),
+        _ => {
+            return Err(CoreError::UnknownFormat {
+                path: path.to_owned(),
+            })
+        }
     };
     let rows = match ext.as_str() {
         "tsv" => parse_tsv(path, &text)?,
@@ -63,7 +67,9 @@ pub fn read_raw(path: &Path) -> Result<Vec<RawExample>, CoreError> {
         _ => parse_jsonl(path, &text)?,
     };
     if rows.is_empty() {
-        return Err(CoreError::EmptyDataset { path: path.to_owned() });
+        return Err(CoreError::EmptyDataset {
+            path: path.to_owned(),
+        });
     }
     Ok(rows)
 }
@@ -74,7 +80,11 @@ pub fn read_labelled(path: &Path, labels: &[Label]) -> Result<Vec<Example>, Core
 }
 
 /// Maps raw labels to class ids; an unknown label names its line.
-pub fn resolve(path: &Path, raw: Vec<RawExample>, labels: &[Label]) -> Result<Vec<Example>, CoreError> {
+pub fn resolve(
+    path: &Path,
+    raw: Vec<RawExample>,
+    labels: &[Label],
+) -> Result<Vec<Example>, CoreError> {
     raw.into_iter()
         .map(|row| {
             let id = labels
@@ -86,9 +96,16 @@ pub fn resolve(path: &Path, raw: Vec<RawExample>, labels: &[Label]) -> Result<Ve
                     path: path.to_owned(),
                     line: row.line,
                     label: row.label.clone(),
-                    known: labels.iter().map(|l| l.key.as_str()).collect::<Vec<_>>().join(", "),
+                    known: labels
+                        .iter()
+                        .map(|l| l.key.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", "),
                 })?;
-            Ok(Example { label: id, text: row.text })
+            Ok(Example {
+                label: id,
+                text: row.text,
+            })
         })
         .collect()
 }
@@ -108,11 +125,19 @@ impl LabelSet {
             keys.sort_by_key(|k| k.parse::<i64>().unwrap_or_default());
         }
         if keys.len() < 2 {
-            return Err(format!("training data has {} distinct label(s); a classifier needs at least two", keys.len()));
+            return Err(format!(
+                "training data has {} distinct label(s); a classifier needs at least two",
+                keys.len()
+            ));
         }
         if let Some(names) = names {
             if names.len() != keys.len() {
-                return Err(format!("{} label names given for {} labels ({})", names.len(), keys.len(), keys.join(", ")));
+                return Err(format!(
+                    "{} label names given for {} labels ({})",
+                    names.len(),
+                    keys.len(),
+                    keys.join(", ")
+                ));
             }
         }
         Ok(Self(
@@ -129,15 +154,32 @@ impl LabelSet {
 }
 
 fn malformed(path: &Path, line: usize, message: impl Into<String>) -> CoreError {
-    CoreError::MalformedRow { path: path.to_owned(), line, message: message.into() }
+    CoreError::MalformedRow {
+        path: path.to_owned(),
+        line,
+        message: message.into(),
+    }
 }
 
 fn parse_tsv(path: &Path, text: &str) -> Result<Vec<RawExample>, CoreError> {
     let mut lines = text.lines().enumerate();
     match lines.next() {
-        Some((_, header)) if header.trim_end_matches('\r').eq_ignore_ascii_case("label\ttext") => {}
-        Some(_) => return Err(malformed(path, 1, "expected the header line `label<TAB>text`")),
-        None => return Err(CoreError::EmptyDataset { path: path.to_owned() }),
+        Some((_, header))
+            if header
+                .trim_end_matches('\r')
+                .eq_ignore_ascii_case("label\ttext") => {}
+        Some(_) => {
+            return Err(malformed(
+                path,
+                1,
+                "expected the header line `label<TAB>text`",
+            ))
+        }
+        None => {
+            return Err(CoreError::EmptyDataset {
+                path: path.to_owned(),
+            })
+        }
     }
     let mut rows = Vec::new();
     for (i, line) in lines {
@@ -154,8 +196,13 @@ fn parse_tsv(path: &Path, text: &str) -> Result<Vec<RawExample>, CoreError> {
 }
 
 fn parse_csv(path: &Path, text: &str) -> Result<Vec<RawExample>, CoreError> {
-    let mut reader = csv::ReaderBuilder::new().flexible(false).from_reader(text.as_bytes());
-    let headers = reader.headers().map_err(|e| malformed(path, 1, e.to_string()))?.clone();
+    let mut reader = csv::ReaderBuilder::new()
+        .flexible(false)
+        .from_reader(text.as_bytes());
+    let headers = reader
+        .headers()
+        .map_err(|e| malformed(path, 1, e.to_string()))?
+        .clone();
     let col = |name: &str| {
         headers
             .iter()
@@ -186,11 +233,18 @@ fn parse_jsonl(path: &Path, text: &str) -> Result<Vec<RawExample>, CoreError> {
         if line.trim().is_empty() {
             continue;
         }
-        let parsed: Line = serde_json::from_str(line).map_err(|e| malformed(path, i + 1, e.to_string()))?;
+        let parsed: Line =
+            serde_json::from_str(line).map_err(|e| malformed(path, i + 1, e.to_string()))?;
         let label = match parsed.label {
             serde_json::Value::String(s) => s,
             serde_json::Value::Number(n) => n.to_string(),
-            other => return Err(malformed(path, i + 1, format!("label must be a string or a number, got {other}"))),
+            other => {
+                return Err(malformed(
+                    path,
+                    i + 1,
+                    format!("label must be a string or a number, got {other}"),
+                ))
+            }
         };
         rows.push(row(path, i + 1, &label, &parsed.text)?);
     }
@@ -206,7 +260,11 @@ fn row(path: &Path, line: usize, label: &str, text: &str) -> Result<RawExample, 
     if text.is_empty() {
         return Err(malformed(path, line, "empty text"));
     }
-    Ok(RawExample { line, label: label.to_owned(), text: text.to_owned() })
+    Ok(RawExample {
+        line,
+        label: label.to_owned(),
+        text: text.to_owned(),
+    })
 }
 
 #[cfg(test)]
@@ -222,13 +280,27 @@ mod tests {
     #[test]
     fn reads_the_three_formats_alike() {
         let dir = tempfile::tempdir().unwrap();
-        let tsv = write(&dir, "a.tsv", "label\ttext\n1\t\"quoted\" start\n0\tplain, text\n");
-        let csv = write(&dir, "a.csv", "text,label\n\"\"\"quoted\"\" start\",1\n\"plain, text\",0\n");
+        let tsv = write(
+            &dir,
+            "a.tsv",
+            "label\ttext\n1\t\"quoted\" start\n0\tplain, text\n",
+        );
+        let csv = write(
+            &dir,
+            "a.csv",
+            "text,label\n\"\"\"quoted\"\" start\",1\n\"plain, text\",0\n",
+        );
         let jsonl = write(&dir, "a.jsonl", "{\"label\":1,\"text\":\"\\\"quoted\\\" start\"}\n{\"label\":\"0\",\"text\":\"plain, text\"}\n");
-        let expected: Vec<(String, String)> =
-            vec![("1".into(), "\"quoted\" start".into()), ("0".into(), "plain, text".into())];
+        let expected: Vec<(String, String)> = vec![
+            ("1".into(), "\"quoted\" start".into()),
+            ("0".into(), "plain, text".into()),
+        ];
         for path in [tsv, csv, jsonl] {
-            let rows: Vec<_> = read_raw(&path).unwrap().into_iter().map(|r| (r.label, r.text)).collect();
+            let rows: Vec<_> = read_raw(&path)
+                .unwrap()
+                .into_iter()
+                .map(|r| (r.label, r.text))
+                .collect();
             assert_eq!(rows, expected, "{}", path.display());
         }
     }
@@ -238,20 +310,39 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = write(&dir, "bad.tsv", "label\ttext\n1\tfine\nno tab here\n");
         let err = read_raw(&path).unwrap_err().to_string();
-        assert!(err.ends_with("bad.tsv:3: no tab between label and text"), "{err}");
-        let path = write(&dir, "bad.jsonl", "{\"label\":1,\"text\":\"ok\"}\n{\"label\":1}\n");
-        assert!(read_raw(&path).unwrap_err().to_string().contains("bad.jsonl:2:"));
+        assert!(
+            err.ends_with("bad.tsv:3: no tab between label and text"),
+            "{err}"
+        );
+        let path = write(
+            &dir,
+            "bad.jsonl",
+            "{\"label\":1,\"text\":\"ok\"}\n{\"label\":1}\n",
+        );
+        assert!(read_raw(&path)
+            .unwrap_err()
+            .to_string()
+            .contains("bad.jsonl:2:"));
     }
 
     #[test]
     fn empty_and_headerless_files_are_errors() {
         let dir = tempfile::tempdir().unwrap();
         let empty = write(&dir, "e.tsv", "label\ttext\n");
-        assert!(matches!(read_raw(&empty), Err(CoreError::EmptyDataset { .. })));
+        assert!(matches!(
+            read_raw(&empty),
+            Err(CoreError::EmptyDataset { .. })
+        ));
         let headerless = write(&dir, "h.tsv", "1\thello\n");
-        assert!(read_raw(&headerless).unwrap_err().to_string().contains("header"));
+        assert!(read_raw(&headerless)
+            .unwrap_err()
+            .to_string()
+            .contains("header"));
         let unknown = write(&dir, "x.txt", "");
-        assert!(matches!(read_raw(&unknown), Err(CoreError::UnknownFormat { .. })));
+        assert!(matches!(
+            read_raw(&unknown),
+            Err(CoreError::UnknownFormat { .. })
+        ));
     }
 
     #[test]
@@ -260,7 +351,10 @@ mod tests {
         let path = write(&dir, "l.tsv", "label\ttext\n10\ta\n2\tb\n10\tc\n");
         let rows = read_raw(&path).unwrap();
         let set = LabelSet::from_rows(&rows, None).unwrap();
-        assert_eq!(set.0.iter().map(|l| l.key.as_str()).collect::<Vec<_>>(), ["2", "10"]);
+        assert_eq!(
+            set.0.iter().map(|l| l.key.as_str()).collect::<Vec<_>>(),
+            ["2", "10"]
+        );
         let examples = resolve(&path, rows, &set.0).unwrap();
         assert_eq!(examples[0].label, 1);
         let other = write(&dir, "o.tsv", "label\ttext\n3\td\n");

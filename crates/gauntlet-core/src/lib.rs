@@ -14,8 +14,8 @@ pub mod error;
 pub mod manifest;
 
 pub use classifier::{
-    Classifier, EmbeddingTable, ExampleGradient, GradientBatch, InputKind, Probabilities,
-    TokenIds, WhiteBox,
+    Classifier, EmbeddingTable, ExampleGradient, GradientBatch, InputKind, Probabilities, TokenIds,
+    WhiteBox,
 };
 pub use codec::{Encoded, TextCodec};
 pub use dataset::{Example, LabelSet};

@@ -184,7 +184,10 @@ impl Manifest {
         }
         for (i, label) in self.labels.iter().enumerate() {
             if label.id != i {
-                return Err(format!("labels must be numbered 0..K-1 in order; entry {i} has id {}", label.id));
+                return Err(format!(
+                    "labels must be numbered 0..K-1 in order; entry {i} has id {}",
+                    label.id
+                ));
             }
             if self.labels[..i].iter().any(|l| l.key == label.key) {
                 return Err(format!("label key {:?} appears twice", label.key));
@@ -194,7 +197,9 @@ impl Manifest {
             return Err("tokenization.max_length must be at least 1".into());
         }
         if self.tokenization.kind == InputKind::Char && self.tokenization.max_word_length == 0 {
-            return Err("tokenization.max_word_length must be at least 1 for character models".into());
+            return Err(
+                "tokenization.max_word_length must be at least 1 for character models".into(),
+            );
         }
         Ok(())
     }
@@ -222,7 +227,11 @@ pub fn bundle_digest(dir: &Path) -> Result<String, CoreError> {
     ] {
         if path.is_file() {
             let bytes = fs::read(&path).map_err(|e| CoreError::io(&path, e))?;
-            hasher.update(path.file_name().map(|n| n.as_encoded_bytes()).unwrap_or_default());
+            hasher.update(
+                path.file_name()
+                    .map(|n| n.as_encoded_bytes())
+                    .unwrap_or_default(),
+            );
             hasher.update((bytes.len() as u64).to_le_bytes());
             hasher.update(&bytes);
         }
@@ -240,8 +249,16 @@ mod tests {
             architecture: "word-cnn".into(),
             hyper_parameters: BTreeMap::from([("embedding_dim".into(), 8.into())]),
             labels: vec![
-                Label { id: 0, key: "0".into(), name: "negative".into() },
-                Label { id: 1, key: "1".into(), name: "positive".into() },
+                Label {
+                    id: 0,
+                    key: "0".into(),
+                    name: "negative".into(),
+                },
+                Label {
+                    id: 1,
+                    key: "1".into(),
+                    name: "positive".into(),
+                },
             ],
             tokenization: Tokenization {
                 kind: InputKind::Word,

@@ -29,15 +29,24 @@ impl PaddedBatch {
             return Err(ModelError::InvalidInput("empty batch".into()));
         };
         if batch.iter().any(|ids| ids.kind() != first.kind()) {
-            return Err(ModelError::InvalidInput("batch mixes word and character ids".into()));
+            return Err(ModelError::InvalidInput(
+                "batch mixes word and character ids".into(),
+            ));
         }
         if let Some(i) = batch.iter().position(TokenIds::is_empty) {
-            return Err(ModelError::InvalidInput(format!("example {i} has no tokens")));
+            return Err(ModelError::InvalidInput(format!(
+                "example {i} has no tokens"
+            )));
         }
         let b = batch.len();
         let (ids, mask, shape, word_lengths, char_lengths) = match first {
             TokenIds::Words(_) => {
-                let t = batch.iter().map(TokenIds::positions).max().unwrap_or(0).max(min_len);
+                let t = batch
+                    .iter()
+                    .map(TokenIds::positions)
+                    .max()
+                    .unwrap_or(0)
+                    .max(min_len);
                 let mut ids = vec![i64::from(PAD_ID); b * t];
                 let mut mask = vec![0f32; b * t];
                 let mut lengths = Vec::with_capacity(b);
@@ -59,14 +68,22 @@ impl PaddedBatch {
                 };
                 let all: Vec<Vec<Vec<u32>>> = batch.iter().map(words_of).collect();
                 let w = all.iter().map(Vec::len).max().unwrap_or(0);
-                let c = all.iter().flatten().map(Vec::len).max().unwrap_or(0).max(min_len);
+                let c = all
+                    .iter()
+                    .flatten()
+                    .map(Vec::len)
+                    .max()
+                    .unwrap_or(0)
+                    .max(min_len);
                 let mut ids = vec![i64::from(PAD_ID); b * w * c];
                 let mut mask = vec![0f32; b * w * c];
                 let mut word_lengths = Vec::with_capacity(b);
                 let mut char_lengths = Vec::with_capacity(b);
                 for (i, words) in all.iter().enumerate() {
                     if let Some(k) = words.iter().position(Vec::is_empty) {
-                        return Err(ModelError::InvalidInput(format!("example {i}: word {k} has no characters")));
+                        return Err(ModelError::InvalidInput(format!(
+                            "example {i}: word {k} has no characters"
+                        )));
                     }
                     for (j, chars) in words.iter().enumerate() {
                         for (k, &id) in chars.iter().enumerate() {
@@ -77,12 +94,21 @@ impl PaddedBatch {
                     word_lengths.push(words.len() as i64);
                     char_lengths.push(words.iter().map(|cs| cs.len() as i64).collect());
                 }
-                (ids, mask, vec![b as i64, w as i64, c as i64], word_lengths, char_lengths)
+                (
+                    ids,
+                    mask,
+                    vec![b as i64, w as i64, c as i64],
+                    word_lengths,
+                    char_lengths,
+                )
             }
         };
         Ok(Self {
             ids: Tensor::from_slice(&ids).reshape(&shape).to_device(device),
-            mask: Tensor::from_slice(&mask).reshape(&shape).to_kind(Kind::Float).to_device(device),
+            mask: Tensor::from_slice(&mask)
+                .reshape(&shape)
+                .to_kind(Kind::Float)
+                .to_device(device),
             word_lengths,
             char_lengths,
         })
@@ -106,7 +132,8 @@ impl PaddedBatch {
 
 /// Max over `dim` of `x`, ignoring positions where `valid` is false (`valid` broadcasts).
 pub(crate) fn masked_max(x: &Tensor, valid: &Tensor, dim: i64) -> Tensor {
-    x.masked_fill(&valid.logical_not(), -1e9).amax([dim].as_slice(), false)
+    x.masked_fill(&valid.logical_not(), -1e9)
+        .amax([dim].as_slice(), false)
 }
 
 /// Validity of convolution output positions: with inputs of `lengths` real positions and a

@@ -41,7 +41,13 @@ pub struct BiRnnConfig {
 
 impl Default for BiRnnConfig {
     fn default() -> Self {
-        Self { embedding_dim: 128, cell: Cell::Lstm, hidden: 128, mlp_hidden: 64, dropout: 0.5 }
+        Self {
+            embedding_dim: 128,
+            cell: Cell::Lstm,
+            hidden: 128,
+            mlp_hidden: 64,
+            dropout: 0.5,
+        }
     }
 }
 
@@ -53,7 +59,11 @@ enum Recurrent {
 
 impl Recurrent {
     fn new(path: nn::Path, cell: Cell, input: i64, hidden: i64) -> Self {
-        let config = nn::RNNConfig { batch_first: true, train: true, ..Default::default() };
+        let config = nn::RNNConfig {
+            batch_first: true,
+            train: true,
+            ..Default::default()
+        };
         match cell {
             Cell::Lstm => Self::Lstm(nn::lstm(path, input, hidden, config)),
             Cell::Gru => Self::Gru(nn::gru(path, input, hidden, config)),
@@ -81,16 +91,48 @@ pub struct BiRnn {
 
 impl BiRnn {
     /// Creates the variables under `path`.
-    pub fn new(path: &nn::Path, config: BiRnnConfig, rows: i64, classes: i64) -> Result<Self, ModelsError> {
+    pub fn new(
+        path: &nn::Path,
+        config: BiRnnConfig,
+        rows: i64,
+        classes: i64,
+    ) -> Result<Self, ModelsError> {
         if config.embedding_dim < 1 || config.hidden < 1 || config.mlp_hidden < 1 {
             return Err(ModelsError::Config("birnn: sizes must be positive".into()));
         }
         let embedding = path.var("embedding", &[rows, config.embedding_dim], embedding_init());
-        let forward_rnn = Recurrent::new(path / "forward", config.cell, config.embedding_dim, config.hidden);
-        let backward_rnn = Recurrent::new(path / "backward", config.cell, config.embedding_dim, config.hidden);
-        let hidden = nn::linear(path / "mlp", 2 * config.hidden, config.mlp_hidden, Default::default());
-        let output = nn::linear(path / "output", config.mlp_hidden, classes, Default::default());
-        Ok(Self { embedding, forward_rnn, backward_rnn, hidden, output, config })
+        let forward_rnn = Recurrent::new(
+            path / "forward",
+            config.cell,
+            config.embedding_dim,
+            config.hidden,
+        );
+        let backward_rnn = Recurrent::new(
+            path / "backward",
+            config.cell,
+            config.embedding_dim,
+            config.hidden,
+        );
+        let hidden = nn::linear(
+            path / "mlp",
+            2 * config.hidden,
+            config.mlp_hidden,
+            Default::default(),
+        );
+        let output = nn::linear(
+            path / "output",
+            config.mlp_hidden,
+            classes,
+            Default::default(),
+        );
+        Ok(Self {
+            embedding,
+            forward_rnn,
+            backward_rnn,
+            hidden,
+            output,
+            config,
+        })
     }
 }
 
@@ -127,8 +169,16 @@ impl Network for BiRnn {
         let forward = last_step(&self.forward_rnn.outputs(embedded), lengths);
         let reversed = reverse_within_length(embedded, lengths);
         let backward = last_step(&self.backward_rnn.outputs(&reversed), lengths);
-        let states = dropout(&Tensor::cat(&[forward, backward], 1), self.config.dropout, train);
-        let hidden = dropout(&self.hidden.forward(&states).tanh(), self.config.dropout, train);
+        let states = dropout(
+            &Tensor::cat(&[forward, backward], 1),
+            self.config.dropout,
+            train,
+        );
+        let hidden = dropout(
+            &self.hidden.forward(&states).tanh(),
+            self.config.dropout,
+            train,
+        );
         self.output.forward(&hidden)
     }
 }

@@ -59,14 +59,26 @@ impl std::fmt::Debug for NativeModel {
 }
 
 fn bundle_err(path: impl Into<PathBuf>, message: impl Into<String>) -> ModelsError {
-    ModelsError::Bundle { path: path.into(), message: message.into() }
+    ModelsError::Bundle {
+        path: path.into(),
+        message: message.into(),
+    }
 }
 
 /// Reads `words.txt` of a character bundle.
 pub fn read_words(dir: &Path) -> Result<Vec<String>, ModelsError> {
     let path = dir.join(WORDS_FILE);
-    let text = fs::read_to_string(&path).map_err(|e| bundle_err(&path, format!("cannot read the word vocabulary of a character model: {e}")))?;
-    Ok(text.lines().filter(|l| !l.is_empty()).map(str::to_owned).collect())
+    let text = fs::read_to_string(&path).map_err(|e| {
+        bundle_err(
+            &path,
+            format!("cannot read the word vocabulary of a character model: {e}"),
+        )
+    })?;
+    Ok(text
+        .lines()
+        .filter(|l| !l.is_empty())
+        .map(str::to_owned)
+        .collect())
 }
 
 impl NativeModel {
@@ -75,7 +87,14 @@ impl NativeModel {
         let manifest = Manifest::load(dir)?;
         let arch: Architecture = manifest.architecture.parse()?;
         if arch.input_kind() != manifest.tokenization.kind {
-            return Err(bundle_err(Manifest::locate(dir)?, format!("architecture {arch} reads {:?} input but tokenization.kind is {:?}", arch.input_kind(), manifest.tokenization.kind)));
+            return Err(bundle_err(
+                Manifest::locate(dir)?,
+                format!(
+                    "architecture {arch} reads {:?} input but tokenization.kind is {:?}",
+                    arch.input_kind(),
+                    manifest.tokenization.kind
+                ),
+            ));
         }
         for file in BundleFiles::REQUIRED {
             if !dir.join(file).is_file() {
@@ -89,7 +108,12 @@ impl NativeModel {
         let codec = TextCodec::load(&dir.join(TOKENIZER_FILE), &manifest.tokenization, words)?;
         let device = resolve_device(device)?;
         let vs = nn::VarStore::new(device);
-        let net = arch.build(&vs.root(), &manifest.hyper_parameters, codec.size(), manifest.labels.len())?;
+        let net = arch.build(
+            &vs.root(),
+            &manifest.hyper_parameters,
+            codec.size(),
+            manifest.labels.len(),
+        )?;
         let mut vs = vs;
         load_weights(&mut vs, &dir.join(WEIGHTS_FILE))?;
         let digest = bundle_digest(dir)?;
@@ -97,16 +121,42 @@ impl NativeModel {
     }
 
     /// Wraps a network that lives in memory (e.g. just trained) behind the core traits.
-    pub fn from_parts(manifest: Manifest, codec: TextCodec, vs: nn::VarStore, net: Box<dyn Network>) -> Self {
+    pub fn from_parts(
+        manifest: Manifest,
+        codec: TextCodec,
+        vs: nn::VarStore,
+        net: Box<dyn Network>,
+    ) -> Self {
         Self::assemble(manifest, codec, String::from("in-memory"), vs, net)
     }
 
-    fn assemble(manifest: Manifest, codec: TextCodec, digest: String, vs: nn::VarStore, net: Box<dyn Network>) -> Self {
-        let weight = net.embedding().detach().to_device(Device::Cpu).to_kind(Kind::Float);
+    fn assemble(
+        manifest: Manifest,
+        codec: TextCodec,
+        digest: String,
+        vs: nn::VarStore,
+        net: Box<dyn Network>,
+    ) -> Self {
+        let weight = net
+            .embedding()
+            .detach()
+            .to_device(Device::Cpu)
+            .to_kind(Kind::Float);
         let (rows, dim) = weight.size2().unwrap_or((0, 0));
         let values = Vec::<f32>::try_from(weight.flatten(0, -1)).unwrap_or_default();
-        let table = EmbeddingTable { rows: rows as usize, dim: dim as usize, values };
-        Self { device: vs.device(), manifest, codec, digest, table, inner: Mutex::new(Loaded { _vs: vs, net }) }
+        let table = EmbeddingTable {
+            rows: rows as usize,
+            dim: dim as usize,
+            values,
+        };
+        Self {
+            device: vs.device(),
+            manifest,
+            codec,
+            digest,
+            table,
+            inner: Mutex::new(Loaded { _vs: vs, net }),
+        }
     }
 
     /// The bundle's manifest.
@@ -130,17 +180,25 @@ impl NativeModel {
     }
 
     fn lock(&self) -> Result<MutexGuard<'_, Loaded>, ModelError> {
-        self.inner.lock().map_err(|_| ModelError::Backend("model lock poisoned by an earlier panic".into()))
+        self.inner
+            .lock()
+            .map_err(|_| ModelError::Backend("model lock poisoned by an earlier panic".into()))
     }
 
     fn check(&self, batch: &[TokenIds]) -> Result<(), ModelError> {
         let rows = self.table.rows as u32;
         for (i, ids) in batch.iter().enumerate() {
             if ids.kind() != self.manifest.tokenization.kind {
-                return Err(ModelError::InvalidInput(format!("example {i}: {:?} ids given to a {:?} model", ids.kind(), self.manifest.tokenization.kind)));
+                return Err(ModelError::InvalidInput(format!(
+                    "example {i}: {:?} ids given to a {:?} model",
+                    ids.kind(),
+                    self.manifest.tokenization.kind
+                )));
             }
             if let Some(bad) = ids.flat().into_iter().find(|&id| id >= rows) {
-                return Err(ModelError::InvalidInput(format!("example {i}: id {bad} is outside the vocabulary of {rows}")));
+                return Err(ModelError::InvalidInput(format!(
+                    "example {i}: id {bad} is outside the vocabulary of {rows}"
+                )));
             }
         }
         Ok(())
@@ -155,7 +213,8 @@ impl NativeModel {
 fn probabilities(logits: &Tensor) -> Result<Probabilities, ModelError> {
     let probs = logits.softmax(-1, Kind::Float).to_device(Device::Cpu);
     let classes = probs.size().last().copied().unwrap_or(0) as usize;
-    let values = Vec::<f32>::try_from(probs.flatten(0, -1)).map_err(|e| ModelError::Backend(e.to_string()))?;
+    let values = Vec::<f32>::try_from(probs.flatten(0, -1))
+        .map_err(|e| ModelError::Backend(e.to_string()))?;
     Ok(Probabilities { classes, values })
 }
 
@@ -166,7 +225,9 @@ fn real_positions(batch: &PaddedBatch, padded_shape: &[i64]) -> Vec<Vec<usize>> 
         .map(|i| {
             if batch.char_lengths.is_empty() {
                 let t = padded_shape[1] as usize;
-                (0..batch.word_lengths[i] as usize).map(|j| i * t + j).collect()
+                (0..batch.word_lengths[i] as usize)
+                    .map(|j| i * t + j)
+                    .collect()
             } else {
                 let (w, c) = (padded_shape[1] as usize, padded_shape[2] as usize);
                 batch.char_lengths[i]
@@ -205,11 +266,19 @@ impl WhiteBox for NativeModel {
         &self.table
     }
 
-    fn predict_embedded(&self, batch: &[TokenIds], embeddings: &[Vec<f32>]) -> Result<Probabilities, ModelError> {
+    fn predict_embedded(
+        &self,
+        batch: &[TokenIds],
+        embeddings: &[Vec<f32>],
+    ) -> Result<Probabilities, ModelError> {
         let loaded = self.lock()?;
         let padded = self.pad(loaded.net.as_ref(), batch)?;
         if embeddings.len() != batch.len() {
-            return Err(ModelError::InvalidInput(format!("{} embeddings for {} examples", embeddings.len(), batch.len())));
+            return Err(ModelError::InvalidInput(format!(
+                "{} embeddings for {} examples",
+                embeddings.len(),
+                batch.len()
+            )));
         }
         let dim = self.table.dim;
         let mut shape = padded.ids.size();
@@ -218,66 +287,114 @@ impl WhiteBox for NativeModel {
         let mut host = vec![0f32; total * dim];
         for (i, (rows, emb)) in positions.iter().zip(embeddings).enumerate() {
             if emb.len() != rows.len() * dim {
-                return Err(ModelError::InvalidInput(format!("example {i}: {} values for {} positions of width {dim}", emb.len(), rows.len())));
+                return Err(ModelError::InvalidInput(format!(
+                    "example {i}: {} values for {} positions of width {dim}",
+                    emb.len(),
+                    rows.len()
+                )));
             }
             for (r, &pos) in rows.iter().enumerate() {
                 host[pos * dim..(pos + 1) * dim].copy_from_slice(&emb[r * dim..(r + 1) * dim]);
             }
         }
         shape.push(dim as i64);
-        let embedded = Tensor::from_slice(&host).reshape(&shape).to_device(self.device);
+        let embedded = Tensor::from_slice(&host)
+            .reshape(&shape)
+            .to_device(self.device);
         let logits = tch::no_grad(|| loaded.net.logits(&embedded, &padded, false));
         probabilities(&logits)
     }
 
-    fn loss_gradients(&self, batch: &[TokenIds], labels: &[usize]) -> Result<GradientBatch, ModelError> {
+    fn loss_gradients(
+        &self,
+        batch: &[TokenIds],
+        labels: &[usize],
+    ) -> Result<GradientBatch, ModelError> {
         if labels.len() != batch.len() {
-            return Err(ModelError::InvalidInput(format!("{} labels for {} examples", labels.len(), batch.len())));
+            return Err(ModelError::InvalidInput(format!(
+                "{} labels for {} examples",
+                labels.len(),
+                batch.len()
+            )));
         }
         let classes = self.manifest.labels.len();
         if let Some(&bad) = labels.iter().find(|&&l| l >= classes) {
-            return Err(ModelError::InvalidInput(format!("label {bad} is outside the model's {classes} classes")));
+            return Err(ModelError::InvalidInput(format!(
+                "label {bad} is outside the model's {classes} classes"
+            )));
         }
         let loaded = self.lock()?;
         let padded = self.pad(loaded.net.as_ref(), batch)?;
         let embedded = loaded.net.embed(&padded).detach().set_requires_grad(true);
         let logits = loaded.net.logits(&embedded, &padded, false);
-        let targets = Tensor::from_slice(&labels.iter().map(|&l| l as i64).collect::<Vec<_>>()).to_device(self.device);
-        let losses = -logits.log_softmax(-1, Kind::Float).gather(1, &targets.unsqueeze(1), false).squeeze_dim(1);
+        let targets = Tensor::from_slice(&labels.iter().map(|&l| l as i64).collect::<Vec<_>>())
+            .to_device(self.device);
+        let losses = -logits
+            .log_softmax(-1, Kind::Float)
+            .gather(1, &targets.unsqueeze(1), false)
+            .squeeze_dim(1);
         // Summing keeps each example's gradient equal to the gradient of its own loss.
         let grads = Tensor::run_backward(&[losses.sum(Kind::Float)], &[&embedded], false, false);
-        let grad = grads.into_iter().next().ok_or_else(|| ModelError::Backend("no gradient returned".into()))?;
+        let grad = grads
+            .into_iter()
+            .next()
+            .ok_or_else(|| ModelError::Backend("no gradient returned".into()))?;
         let shape = padded.ids.size();
-        let host = Vec::<f32>::try_from(grad.to_device(Device::Cpu).flatten(0, -1)).map_err(|e| ModelError::Backend(e.to_string()))?;
-        let loss_values = Vec::<f32>::try_from(losses.detach().to_device(Device::Cpu)).map_err(|e| ModelError::Backend(e.to_string()))?;
+        let host = Vec::<f32>::try_from(grad.to_device(Device::Cpu).flatten(0, -1))
+            .map_err(|e| ModelError::Backend(e.to_string()))?;
+        let loss_values = Vec::<f32>::try_from(losses.detach().to_device(Device::Cpu))
+            .map_err(|e| ModelError::Backend(e.to_string()))?;
         let dim = self.table.dim;
         let gradients = real_positions(&padded, &shape)
             .into_iter()
             .zip(loss_values)
             .map(|(rows, loss)| ExampleGradient {
                 loss,
-                values: rows.iter().flat_map(|&p| host[p * dim..(p + 1) * dim].iter().copied()).collect(),
+                values: rows
+                    .iter()
+                    .flat_map(|&p| host[p * dim..(p + 1) * dim].iter().copied())
+                    .collect(),
             })
             .collect();
-        Ok(GradientBatch { probabilities: probabilities(&logits.detach())?, gradients, dim })
+        Ok(GradientBatch {
+            probabilities: probabilities(&logits.detach())?,
+            gradients,
+            dim,
+        })
     }
 }
 
 /// Checks that a safetensors file holds exactly the store's variables with their shapes,
 /// then loads it.
 fn load_weights(vs: &mut nn::VarStore, path: &Path) -> Result<(), ModelsError> {
-    let stored = Tensor::read_safetensors(path).map_err(|e| bundle_err(path, format!("cannot read weights: {e}")))?;
+    let stored = Tensor::read_safetensors(path)
+        .map_err(|e| bundle_err(path, format!("cannot read weights: {e}")))?;
     let expected = vs.variables();
     for (name, tensor) in &stored {
         match expected.get(name) {
-            None => return Err(bundle_err(path, format!("unexpected tensor {name:?} (not part of this architecture)"))),
+            None => {
+                return Err(bundle_err(
+                    path,
+                    format!("unexpected tensor {name:?} (not part of this architecture)"),
+                ))
+            }
             Some(var) if var.size() != tensor.size() => {
-                return Err(bundle_err(path, format!("tensor {name:?} has shape {:?}, the manifest's architecture expects {:?}", tensor.size(), var.size())))
+                return Err(bundle_err(
+                    path,
+                    format!(
+                        "tensor {name:?} has shape {:?}, the manifest's architecture expects {:?}",
+                        tensor.size(),
+                        var.size()
+                    ),
+                ))
             }
             Some(_) => {}
         }
     }
-    if let Some(missing) = expected.keys().find(|k| !stored.iter().any(|(n, _)| n == *k)) {
+    if let Some(missing) = expected
+        .keys()
+        .find(|k| !stored.iter().any(|(n, _)| n == *k))
+    {
         return Err(bundle_err(path, format!("missing tensor {missing:?}")));
     }
     vs.load(path).map_err(|e| bundle_err(path, e.to_string()))
@@ -285,23 +402,40 @@ fn load_weights(vs: &mut nn::VarStore, path: &Path) -> Result<(), ModelsError> {
 
 /// Writes a bundle: manifest, tokenizer, word list (character models) and weights. Files go
 /// to a temporary sibling directory first, which then replaces `dir`.
-pub fn save_bundle(dir: &Path, manifest: &Manifest, codec: &TextCodec, vs: &nn::VarStore) -> Result<(), ModelsError> {
+pub fn save_bundle(
+    dir: &Path,
+    manifest: &Manifest,
+    codec: &TextCodec,
+    vs: &nn::VarStore,
+) -> Result<(), ModelsError> {
     manifest.validate().map_err(|m| bundle_err(dir, m))?;
-    let parent = dir.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let parent = dir
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
     fs::create_dir_all(parent).map_err(|e| bundle_err(parent, e.to_string()))?;
-    let name = dir.file_name().ok_or_else(|| bundle_err(dir, "not a directory name"))?;
-    let staging = parent.join(format!(".{}.partial-{}", name.to_string_lossy(), std::process::id()));
+    let name = dir
+        .file_name()
+        .ok_or_else(|| bundle_err(dir, "not a directory name"))?;
+    let staging = parent.join(format!(
+        ".{}.partial-{}",
+        name.to_string_lossy(),
+        std::process::id()
+    ));
     let _ = fs::remove_dir_all(&staging);
     fs::create_dir_all(&staging).map_err(|e| bundle_err(&staging, e.to_string()))?;
     manifest.save(&staging)?;
     codec.save(&staging.join(TOKENIZER_FILE))?;
     if manifest.tokenization.kind == InputKind::Char {
         let words = codec.word_vocabulary().join("\n") + "\n";
-        fs::write(staging.join(WORDS_FILE), words).map_err(|e| bundle_err(staging.join(WORDS_FILE), e.to_string()))?;
+        fs::write(staging.join(WORDS_FILE), words)
+            .map_err(|e| bundle_err(staging.join(WORDS_FILE), e.to_string()))?;
     }
-    vs.save(staging.join(WEIGHTS_FILE)).map_err(|e| bundle_err(dir.join(WEIGHTS_FILE), e.to_string()))?;
+    vs.save(staging.join(WEIGHTS_FILE))
+        .map_err(|e| bundle_err(dir.join(WEIGHTS_FILE), e.to_string()))?;
     if dir.exists() {
-        fs::remove_dir_all(dir).map_err(|e| bundle_err(dir, format!("cannot replace the existing bundle: {e}")))?;
+        fs::remove_dir_all(dir)
+            .map_err(|e| bundle_err(dir, format!("cannot replace the existing bundle: {e}")))?;
     }
     fs::rename(&staging, dir).map_err(|e| bundle_err(dir, e.to_string()))
 }

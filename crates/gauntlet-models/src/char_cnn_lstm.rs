@@ -36,7 +36,15 @@ pub struct CharCnnLstmConfig {
 
 impl Default for CharCnnLstmConfig {
     fn default() -> Self {
-        Self { char_dim: 25, filter_widths: vec![1, 2, 3, 4, 5], maps_per_width: 20, highway_layers: 2, hidden: 128, lstm_layers: 2, dropout: 0.5 }
+        Self {
+            char_dim: 25,
+            filter_widths: vec![1, 2, 3, 4, 5],
+            maps_per_width: 20,
+            highway_layers: 2,
+            hidden: 128,
+            lstm_layers: 2,
+            dropout: 0.5,
+        }
     }
 }
 
@@ -59,31 +67,81 @@ pub struct CharCnnLstm {
 
 impl CharCnnLstm {
     /// Creates the variables under `path`.
-    pub fn new(path: &nn::Path, config: CharCnnLstmConfig, rows: i64, classes: i64) -> Result<Self, ModelsError> {
+    pub fn new(
+        path: &nn::Path,
+        config: CharCnnLstmConfig,
+        rows: i64,
+        classes: i64,
+    ) -> Result<Self, ModelsError> {
         let c = &config;
-        if c.filter_widths.is_empty() || c.filter_widths.iter().any(|&w| w < 1) || c.maps_per_width < 1 || c.hidden < 1 || c.lstm_layers < 1 || c.char_dim < 1 || c.highway_layers < 0 {
-            return Err(ModelsError::Config("char-cnn-lstm: sizes must be positive".into()));
+        if c.filter_widths.is_empty()
+            || c.filter_widths.iter().any(|&w| w < 1)
+            || c.maps_per_width < 1
+            || c.hidden < 1
+            || c.lstm_layers < 1
+            || c.char_dim < 1
+            || c.highway_layers < 0
+        {
+            return Err(ModelsError::Config(
+                "char-cnn-lstm: sizes must be positive".into(),
+            ));
         }
         let embedding = path.var("embedding", &[rows, c.char_dim], embedding_init());
         let convs = c
             .filter_widths
             .iter()
-            .map(|&w| (w, nn::conv1d(path / format!("conv{w}"), c.char_dim, w * c.maps_per_width, w, Default::default())))
+            .map(|&w| {
+                (
+                    w,
+                    nn::conv1d(
+                        path / format!("conv{w}"),
+                        c.char_dim,
+                        w * c.maps_per_width,
+                        w,
+                        Default::default(),
+                    ),
+                )
+            })
             .collect();
         let features: i64 = c.filter_widths.iter().map(|w| w * c.maps_per_width).sum();
         let highways = (0..c.highway_layers)
             .map(|i| Highway {
-                transform: nn::linear(path / format!("highway{i}_transform"), features, features, Default::default()),
+                transform: nn::linear(
+                    path / format!("highway{i}_transform"),
+                    features,
+                    features,
+                    Default::default(),
+                ),
                 // A negative gate bias starts the layer close to the identity (Srivastava et al.).
-                gate: nn::linear(path / format!("highway{i}_gate"), features, features, nn::LinearConfig { bs_init: Some(nn::Init::Const(-2.0)), ..Default::default() }),
+                gate: nn::linear(
+                    path / format!("highway{i}_gate"),
+                    features,
+                    features,
+                    nn::LinearConfig {
+                        bs_init: Some(nn::Init::Const(-2.0)),
+                        ..Default::default()
+                    },
+                ),
             })
             .collect();
         // Dropout between LSTM layers stays 0 and `train` true: the cuDNN kernel refuses
         // backward passes in eval mode, and white-box attacks need them.
-        let rnn_config = nn::RNNConfig { num_layers: c.lstm_layers, batch_first: true, train: true, ..Default::default() };
+        let rnn_config = nn::RNNConfig {
+            num_layers: c.lstm_layers,
+            batch_first: true,
+            train: true,
+            ..Default::default()
+        };
         let lstm = nn::lstm(path / "lstm", features, c.hidden, rnn_config);
         let output = nn::linear(path / "output", c.hidden, classes, Default::default());
-        Ok(Self { embedding, convs, highways, lstm, output, config })
+        Ok(Self {
+            embedding,
+            convs,
+            highways,
+            lstm,
+            output,
+            config,
+        })
     }
 }
 
@@ -127,6 +185,7 @@ impl Network for CharCnnLstm {
         let features = words.size()[1];
         let (outputs, _) = self.lstm.seq(&words.reshape([b, w, features]));
         let last = last_step(&outputs, &batch.word_lengths);
-        self.output.forward(&dropout(&last, self.config.dropout, train))
+        self.output
+            .forward(&dropout(&last, self.config.dropout, train))
     }
 }

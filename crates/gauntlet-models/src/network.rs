@@ -103,7 +103,12 @@ impl Architecture {
         let (rows, classes) = (rows as i64, classes as i64);
         Ok(match self {
             Self::WordCnn => Box::new(WordCnn::new(path, from_map(self, hyper)?, rows, classes)?),
-            Self::CharCnnLstm => Box::new(CharCnnLstm::new(path, from_map(self, hyper)?, rows, classes)?),
+            Self::CharCnnLstm => Box::new(CharCnnLstm::new(
+                path,
+                from_map(self, hyper)?,
+                rows,
+                classes,
+            )?),
             Self::BiRnn => Box::new(BiRnn::new(path, from_map(self, hyper)?, rows, classes)?),
         })
     }
@@ -113,12 +118,15 @@ impl FromStr for Architecture {
     type Err = ModelsError;
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        Self::ALL.into_iter().find(|a| a.name() == s).ok_or_else(|| {
-            ModelsError::Config(format!(
-                "unknown architecture {s:?}; expected one of {}",
-                Self::ALL.map(Self::name).join(", ")
-            ))
-        })
+        Self::ALL
+            .into_iter()
+            .find(|a| a.name() == s)
+            .ok_or_else(|| {
+                ModelsError::Config(format!(
+                    "unknown architecture {s:?}; expected one of {}",
+                    Self::ALL.map(Self::name).join(", ")
+                ))
+            })
     }
 }
 
@@ -135,7 +143,10 @@ fn to_map<T: Serialize>(config: &T) -> HyperParameters {
     }
 }
 
-fn from_map<T: DeserializeOwned>(arch: Architecture, hyper: &HyperParameters) -> Result<T, ModelsError> {
+fn from_map<T: DeserializeOwned>(
+    arch: Architecture,
+    hyper: &HyperParameters,
+) -> Result<T, ModelsError> {
     let value = serde_json::Value::Object(hyper.clone().into_iter().collect());
     serde_json::from_value(value)
         .map_err(|e| ModelsError::Config(format!("{} hyper-parameters: {e}", arch.name())))
@@ -149,9 +160,9 @@ pub fn apply_overrides(
     overrides: &[String],
 ) -> Result<HyperParameters, ModelsError> {
     for item in overrides {
-        let (key, value) = item
-            .split_once('=')
-            .ok_or_else(|| ModelsError::Config(format!("hyper-parameter {item:?} is not key=value")))?;
+        let (key, value) = item.split_once('=').ok_or_else(|| {
+            ModelsError::Config(format!("hyper-parameter {item:?} is not key=value"))
+        })?;
         if !hyper.contains_key(key) {
             return Err(ModelsError::Config(format!(
                 "{} has no hyper-parameter {key:?}; known: {}",
@@ -159,7 +170,8 @@ pub fn apply_overrides(
                 hyper.keys().cloned().collect::<Vec<_>>().join(", ")
             )));
         }
-        let parsed = serde_json::from_str(value).unwrap_or_else(|_| serde_json::Value::String(value.to_owned()));
+        let parsed = serde_json::from_str(value)
+            .unwrap_or_else(|_| serde_json::Value::String(value.to_owned()));
         hyper.insert(key.to_owned(), parsed);
     }
     from_map::<serde_json::Value>(arch, &hyper)?;
@@ -189,10 +201,15 @@ pub(crate) fn dropout(x: &Tensor, p: f64, train: bool) -> Tensor {
 
 /// Glorot-like init for embeddings: small values keep early logits calm.
 pub(crate) fn embedding_init() -> nn::Init {
-    nn::Init::Randn { mean: 0.0, stdev: 0.1 }
+    nn::Init::Randn {
+        mean: 0.0,
+        stdev: 0.1,
+    }
 }
 
 /// Casts lengths for mask arithmetic.
 pub(crate) fn lengths_tensor(lengths: &[i64], like: &Tensor) -> Tensor {
-    Tensor::from_slice(lengths).to_device(like.device()).to_kind(Kind::Int64)
+    Tensor::from_slice(lengths)
+        .to_device(like.device())
+        .to_kind(Kind::Int64)
 }

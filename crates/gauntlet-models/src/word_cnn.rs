@@ -28,7 +28,12 @@ pub struct WordCnnConfig {
 
 impl Default for WordCnnConfig {
     fn default() -> Self {
-        Self { embedding_dim: 128, filter_widths: vec![3, 4, 5], feature_maps: 100, dropout: 0.5 }
+        Self {
+            embedding_dim: 128,
+            filter_widths: vec![3, 4, 5],
+            feature_maps: 100,
+            dropout: 0.5,
+        }
     }
 }
 
@@ -43,19 +48,46 @@ pub struct WordCnn {
 
 impl WordCnn {
     /// Creates the variables under `path`.
-    pub fn new(path: &nn::Path, config: WordCnnConfig, rows: i64, classes: i64) -> Result<Self, ModelsError> {
-        if config.filter_widths.is_empty() || config.filter_widths.iter().any(|&w| w < 1) || config.feature_maps < 1 || config.embedding_dim < 1 {
-            return Err(ModelsError::Config("word-cnn: filter_widths, feature_maps and embedding_dim must be positive".into()));
+    pub fn new(
+        path: &nn::Path,
+        config: WordCnnConfig,
+        rows: i64,
+        classes: i64,
+    ) -> Result<Self, ModelsError> {
+        if config.filter_widths.is_empty()
+            || config.filter_widths.iter().any(|&w| w < 1)
+            || config.feature_maps < 1
+            || config.embedding_dim < 1
+        {
+            return Err(ModelsError::Config(
+                "word-cnn: filter_widths, feature_maps and embedding_dim must be positive".into(),
+            ));
         }
         let embedding = path.var("embedding", &[rows, config.embedding_dim], embedding_init());
         let convs = config
             .filter_widths
             .iter()
-            .map(|&w| (w, nn::conv1d(path / format!("conv{w}"), config.embedding_dim, config.feature_maps, w, Default::default())))
+            .map(|&w| {
+                (
+                    w,
+                    nn::conv1d(
+                        path / format!("conv{w}"),
+                        config.embedding_dim,
+                        config.feature_maps,
+                        w,
+                        Default::default(),
+                    ),
+                )
+            })
             .collect();
         let features = config.feature_maps * config.filter_widths.len() as i64;
         let output = nn::linear(path / "output", features, classes, Default::default());
-        Ok(Self { embedding, convs, output, config })
+        Ok(Self {
+            embedding,
+            convs,
+            output,
+            config,
+        })
     }
 }
 
@@ -85,6 +117,7 @@ impl Network for WordCnn {
             })
             .collect();
         let features = Tensor::cat(&pooled, 1);
-        self.output.forward(&dropout(&features, self.config.dropout, train))
+        self.output
+            .forward(&dropout(&features, self.config.dropout, train))
     }
 }

@@ -40,13 +40,24 @@ fn inputs(arch: Architecture) -> Vec<TokenIds> {
             TokenIds::Chars(vec![vec![2, 3, 4], vec![5], vec![6, 7, 8, 9, 2]]),
             TokenIds::Chars(vec![vec![9, 8]]),
         ],
-        _ => vec![TokenIds::Words(vec![2, 3, 4, 5, 6, 7]), TokenIds::Words(vec![8, 9])],
+        _ => vec![
+            TokenIds::Words(vec![2, 3, 4, 5, 6, 7]),
+            TokenIds::Words(vec![8, 9]),
+        ],
     }
 }
 
-fn loss(net: &dyn gauntlet_models::Network, embedded: &Tensor, batch: &PaddedBatch, labels: &Tensor) -> Tensor {
+fn loss(
+    net: &dyn gauntlet_models::Network,
+    embedded: &Tensor,
+    batch: &PaddedBatch,
+    labels: &Tensor,
+) -> Tensor {
     let logits = net.logits(embedded, batch, false);
-    -logits.log_softmax(-1, Kind::Double).gather(1, &labels.unsqueeze(1), false).sum(Kind::Double)
+    -logits
+        .log_softmax(-1, Kind::Double)
+        .gather(1, &labels.unsqueeze(1), false)
+        .sum(Kind::Double)
 }
 
 #[test]
@@ -97,7 +108,9 @@ fn padding_never_changes_an_example_output() {
         let alone = PaddedBatch::new(&examples[1..], net.min_len(), Device::Cpu).unwrap();
         let together = PaddedBatch::new(&examples, net.min_len(), Device::Cpu).unwrap();
         let a = tch::no_grad(|| net.forward(&alone, false));
-        let b = tch::no_grad(|| net.forward(&together, false)).get(1).unsqueeze(0);
+        let b = tch::no_grad(|| net.forward(&together, false))
+            .get(1)
+            .unsqueeze(0);
         let diff = (a - b).abs().max().double_value(&[]);
         assert!(diff < 1e-5, "{arch}: padding changed the logits by {diff}");
     }

@@ -14,8 +14,8 @@ use std::path::Path;
 
 use serde_json::json;
 use tokenizers::{
-    NormalizedString, Normalizer, OffsetReferential, OffsetType, PreTokenizedString,
-    PreTokenizer, Tokenizer,
+    NormalizedString, Normalizer, OffsetReferential, OffsetType, PreTokenizedString, PreTokenizer,
+    Tokenizer,
 };
 
 use crate::classifier::{InputKind, TokenIds};
@@ -80,10 +80,12 @@ impl TextCodec {
         let vocab = tokenizer.get_vocab(false);
         let mut id_to_token = vec![String::new(); vocab.len()];
         for (token, &id) in &vocab {
-            let slot = id_to_token.get_mut(id as usize).ok_or_else(|| CoreError::Tokenizer {
-                path: None,
-                message: format!("token ids are not contiguous: {token:?} has id {id}"),
-            })?;
+            let slot = id_to_token
+                .get_mut(id as usize)
+                .ok_or_else(|| CoreError::Tokenizer {
+                    path: None,
+                    message: format!("token ids are not contiguous: {token:?} has id {id}"),
+                })?;
             *slot = token.clone();
         }
         if id_to_token.get(PAD_ID as usize).map(String::as_str) != Some(PAD_TOKEN)
@@ -306,7 +308,10 @@ fn most_frequent(counts: HashMap<String, usize>, min_count: usize, max: usize) -
     entries.into_iter().map(|(t, _)| t).collect()
 }
 
-fn pre_tokenize(tokenizer: &Tokenizer, text: &str) -> Result<Vec<(String, (usize, usize))>, CoreError> {
+/// A pre-tokenized piece and its byte span in the original text.
+type Piece = (String, (usize, usize));
+
+fn pre_tokenize(tokenizer: &Tokenizer, text: &str) -> Result<Vec<Piece>, CoreError> {
     let err = |e: tokenizers::Error| CoreError::Tokenizer {
         path: None,
         message: e.to_string(),

@@ -1,0 +1,302 @@
+//! `gauntlet-train`: train native classifiers into bundles, evaluate them, and classify a
+//! few texts with one.
+
+use std::path::PathBuf;
+use std::time::Instant;
+
+use anyhow::{bail, Context, Result};
+use clap::{Parser, Subcommand};
+use gauntlet_core::dataset::read_labelled;
+use gauntlet_core::{Classifier, DeviceChoice, TokenIds};
+use gauntlet_models::network::apply_overrides;
+use gauntlet_models::{save_bundle, Architecture, NativeModel};
+use gauntlet_train::{evaluate, read_split, train, Progress, TrainConfig};
+use indicatif::{ProgressBar, ProgressStyle};
+
+#[derive(Parser)]
+#[command(
+    name = "gauntlet-train",
+    version,
+    about = "Train and evaluate Gauntlet text classifiers"
+)]
+struct Cli {
+    /// libtorch intra-op threads (default: libtorch's choice, every core).
+    #[arg(long, global = true)]
+    threads: Option<i32>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Train a model and write a bundle.
+    Train(TrainArgs),
+    /// Evaluate a bundle on a labelled dataset.
+    Eval {
+        /// Bundle directory.
+        #[arg(long)]
+        model: PathBuf,
+        /// Dataset (.tsv, .csv or .jsonl).
+        #[arg(long)]
+        data: PathBuf,
+        /// Examples per forward pass.
+        #[arg(long, default_value_t = 256)]
+        batch_size: usize,
+        /// auto, cpu or cuda.
+        #[arg(long, default_value = "auto")]
+        device: DeviceChoice,
+        /// Print JSON instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Classify texts given on the command line.
+    Predict {
+        /// Bundle directory.
+        #[arg(long)]
+        model: PathBuf,
+        /// auto, cpu or cuda.
+        #[arg(long, default_value = "auto")]
+        device: DeviceChoice,
+        /// Texts to classify.
+        #[arg(required = true)]
+        texts: Vec<String>,
+    },
+}
+
+#[derive(clap::Args)]
+struct TrainArgs {
+    /// word-cnn, char-cnn-lstm or birnn.
+    #[arg(long)]
+    arch: String,
+    /// Training data (.tsv, .csv or .jsonl).
+    #[arg(long)]
+    train: PathBuf,
+    /// Development data for model selection (default: hold out 10% of train).
+    #[arg(long)]
+    dev: Option<PathBuf>,
+    /// Output bundle directory (replaced if it exists).
+    #[arg(long)]
+    out: PathBuf,
+    /// Passes over the training data.
+    #[arg(long, default_value_t = 10)]
+    epochs: usize,
+    /// Examples per step.
+    #[arg(long, default_value_t = 50)]
+    batch_size: usize,
+    /// Adam learning rate.
+    #[arg(long, default_value_t = 1e-3)]
+    lr: f64,
+    /// Random seed (weights, dropout, shuffling).
+    #[arg(long, default_value_t = 42)]
+    seed: u64,
+    /// auto, cpu or cuda.
+    #[arg(long, default_value = "auto")]
+    device: DeviceChoice,
+    /// Maximum words read per text.
+    #[arg(long, default_value_t = 100)]
+    max_length: usize,
+    /// Maximum characters read per word (character models).
+    #[arg(long, default_value_t = 16)]
+    max_word_length: usize,
+    /// Minimum token count to enter the vocabulary.
+    #[arg(long, default_value_t = 1)]
+    min_count: usize,
+    /// Maximum vocabulary size.
+    #[arg(long, default_value_t = 50_000)]
+    max_vocab: usize,
+    /// Keep case (default: lowercase).
+    #[arg(long)]
+    keep_case: bool,
+    /// Display names of the labels, comma-separated, in label order.
+    #[arg(long, value_delimiter = ',')]
+    label_names: Option<Vec<String>>,
+    /// Hyper-parameter override KEY=VALUE (repeatable), e.g. --hp hidden=256.
+    #[arg(long = "hp")]
+    hyper: Vec<String>,
+}
+
+fn main() {
+    let cli = Cli::parse();
+    if let Some(threads) = cli.threads {
+        tch::set_num_threads(threads);
+    }
+    let result = match cli.command {
+        Command::Train(args) => run_train(args),
+        Command::Eval {
+            model,
+            data,
+            batch_size,
+            device,
+            json,
+        } => run_eval(&model, &data, batch_size, device, json),
+        Command::Predict {
+            model,
+            device,
+            texts,
+        } => run_predict(&model, device, &texts),
+    };
+    if let Err(e) = result {
+        eprintln!("error: {e:#}");
+        std::process::exit(2);
+    }
+}
+
+fn run_train(args: TrainArgs) -> Result<()> {
+    let arch: Architecture = args.arch.parse()?;
+    let hyper = apply_overrides(arch, arch.default_hyper_parameters(), &args.hyper)?;
+    let config = TrainConfig {
+        arch,
+        hyper,
+        epochs: args.epochs,
+        batch_size: args.batch_size,
+        learning_rate: args.lr,
+        seed: args.seed,
+        device: args.device,
+        lowercase: !args.keep_case,
+        max_length: args.max_length,
+        max_word_length: args.max_word_length,
+        min_count: args.min_count,
+        max_vocab: args.max_vocab,
+        label_names: args.label_names,
+        command: std::env::args().collect::<Vec<_>>().join(" "),
+        ..TrainConfig::default()
+    };
+    let train_split = read_split(&args.train)?;
+    let dev_split = args.dev.as_deref().map(read_split).transpose()?;
+    let bar = ProgressBar::new(0);
+    bar.set_style(
+        ProgressStyle::with_template("epoch {prefix} [{bar:30}] {pos}/{len} {per_sec} {msg}")
+            .unwrap_or_else(|_| ProgressStyle::default_bar())
+            .progress_chars("=> "),
+    );
+    let started = Instant::now();
+    let mut on_progress = |event: Progress| match event {
+        Progress::EpochStart { epoch, examples } => {
+            bar.reset();
+            bar.set_length(examples as u64);
+            bar.set_prefix(format!("{epoch}/{}", config.epochs));
+        }
+        Progress::Steps { done, loss } => {
+            bar.set_position(done as u64);
+            bar.set_message(format!("loss {loss:.4}"));
+        }
+        Progress::EpochEnd(r) => {
+            let line = format!(
+                "epoch {:>2}: train loss {:.4}  dev loss {:.4}  dev acc {:.2}%  {:.1}s ({:.0} ex/s)",
+                r.epoch, r.train_loss, r.dev_loss, r.dev_accuracy * 100.0, r.seconds, r.examples_per_second
+            );
+            // A hidden bar (no terminal) drops println; the epoch summary must still show.
+            if bar.is_hidden() {
+                eprintln!("{line}");
+            } else {
+                bar.println(line);
+            }
+        }
+    };
+    let outcome = train(&config, &train_split, dev_split.as_ref(), &mut on_progress)?;
+    bar.finish_and_clear();
+    save_bundle(&args.out, &outcome.manifest, &outcome.codec, &outcome.vs)
+        .context("writing the bundle")?;
+    let t = &outcome.manifest.training;
+    println!(
+        "kept epoch {} (dev loss {:.4}, dev accuracy {:.2}%); wrote {} in {:.1}s",
+        t.best_epoch,
+        outcome
+            .manifest
+            .metrics
+            .get("dev_loss")
+            .copied()
+            .unwrap_or(f64::NAN),
+        outcome
+            .manifest
+            .metrics
+            .get("dev_accuracy")
+            .copied()
+            .unwrap_or(f64::NAN)
+            * 100.0,
+        args.out.display(),
+        started.elapsed().as_secs_f64()
+    );
+    Ok(())
+}
+
+fn encode_all(
+    model: &NativeModel,
+    texts: &[String],
+    path: &std::path::Path,
+) -> Result<Vec<TokenIds>> {
+    texts
+        .iter()
+        .enumerate()
+        .map(|(i, text)| {
+            model
+                .codec()
+                .encode(text)
+                .map(|e| e.ids)
+                .with_context(|| format!("{}: example {}", path.display(), i + 1))
+        })
+        .collect()
+}
+
+fn run_eval(
+    model_dir: &std::path::Path,
+    data: &std::path::Path,
+    batch_size: usize,
+    device: DeviceChoice,
+    json: bool,
+) -> Result<()> {
+    let model = NativeModel::load(model_dir, device)?;
+    let examples = read_labelled(data, model.labels())?;
+    let texts: Vec<String> = examples.iter().map(|e| e.text.clone()).collect();
+    let ids = encode_all(&model, &texts, data)?;
+    let pairs: Vec<(TokenIds, usize)> = ids
+        .into_iter()
+        .zip(examples.iter().map(|e| e.label))
+        .collect();
+    let started = Instant::now();
+    let evaluation = evaluate(&model, &pairs, batch_size)?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&evaluation)?);
+        return Ok(());
+    }
+    println!(
+        "model     {} ({}, {})",
+        model_dir.display(),
+        model.manifest().architecture,
+        model.device_name()
+    );
+    println!(
+        "data      {} ({} examples, {:.2}s)",
+        data.display(),
+        evaluation.examples,
+        started.elapsed().as_secs_f64()
+    );
+    println!("accuracy  {:.2}%", evaluation.accuracy * 100.0);
+    println!("mean loss {:.4}", evaluation.mean_loss);
+    println!("macro F1  {:.4}", evaluation.macro_f1);
+    println!(
+        "{:<16} {:>8} {:>9} {:>7} {:>7}",
+        "label", "support", "precision", "recall", "F1"
+    );
+    for c in &evaluation.per_class {
+        println!(
+            "{:<16} {:>8} {:>9.4} {:>7.4} {:>7.4}",
+            c.label, c.support, c.precision, c.recall, c.f1
+        );
+    }
+    Ok(())
+}
+
+fn run_predict(model_dir: &std::path::Path, device: DeviceChoice, texts: &[String]) -> Result<()> {
+    let model = NativeModel::load(model_dir, device)?;
+    let ids = encode_all(&model, texts, std::path::Path::new("argument"))?;
+    if ids.is_empty() {
+        bail!("no text given");
+    }
+    let probs = model.predict(&ids)?;
+    for (i, text) in texts.iter().enumerate() {
+        let (label, p) = probs.argmax(i);
+        println!("{:<10} {:.3}  {}", model.labels()[label].name, p, text);
+    }
+    Ok(())
+}

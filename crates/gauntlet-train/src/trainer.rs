@@ -1,0 +1,421 @@
+//! The training loop: data preparation, Adam on shuffled mini-batches, and model selection
+//! on the lowest development loss (Bělohlávek et al. 2018).
+//!
+//! Invariants: the vocabulary (or alphabet) comes from the training split only; labels are
+//! the training split's, and a development label the training data never shows is an error;
+//! the same seed on the same device gives the same weights (libtorch is seeded and batches
+//! are shuffled by a seeded `StdRng`). Losses are accumulated on the device and read back
+//! only every few steps, so a CUDA run does not stall on a host round trip per step.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use gauntlet_core::codec::{VocabularyOptions, PAD_TOKEN, UNK_TOKEN};
+use gauntlet_core::dataset::{resolve, LabelSet, RawExample};
+use gauntlet_core::manifest::{Provenance, FORMAT_VERSION};
+use gauntlet_core::{DeviceChoice, Manifest, TextCodec, TokenIds, Tokenization};
+use gauntlet_models::device::device_name;
+use gauntlet_models::network::HyperParameters;
+use gauntlet_models::{resolve_device, Architecture, Network, PaddedBatch};
+use rand::seq::SliceRandom;
+use rand::{rngs::StdRng, SeedableRng};
+use serde::Serialize;
+use tch::{nn, nn::OptimizerConfig, Kind, Tensor};
+
+use crate::error::TrainError;
+
+/// A dataset file and its rows.
+#[derive(Debug, Clone)]
+pub struct DataSplit {
+    /// The file (named in errors and provenance).
+    pub path: PathBuf,
+    /// Its rows.
+    pub rows: Vec<RawExample>,
+}
+
+/// Settings of one training run.
+#[derive(Debug, Clone)]
+pub struct TrainConfig {
+    /// Architecture.
+    pub arch: Architecture,
+    /// Hyper-parameters (defaults of the architecture, with overrides applied).
+    pub hyper: HyperParameters,
+    /// Passes over the training data.
+    pub epochs: usize,
+    /// Examples per step.
+    pub batch_size: usize,
+    /// Adam learning rate.
+    pub learning_rate: f64,
+    /// Seed of libtorch and of the shuffling.
+    pub seed: u64,
+    /// Device.
+    pub device: DeviceChoice,
+    /// Lowercase text before tokenizing.
+    pub lowercase: bool,
+    /// Maximum words read per text.
+    pub max_length: usize,
+    /// Maximum characters read per word (character models).
+    pub max_word_length: usize,
+    /// Minimum count of a token to enter the vocabulary.
+    pub min_count: usize,
+    /// Maximum vocabulary size (specials excluded).
+    pub max_vocab: usize,
+    /// Display names of the labels, by id.
+    pub label_names: Option<Vec<String>>,
+    /// Gradient-norm clipping (0 disables).
+    pub clip_norm: f64,
+    /// Share of the training data held out for model selection when no dev file is given.
+    pub holdout_fraction: f64,
+    /// The command line recorded in the manifest.
+    pub command: String,
+}
+
+impl Default for TrainConfig {
+    fn default() -> Self {
+        Self {
+            arch: Architecture::WordCnn,
+            hyper: Architecture::WordCnn.default_hyper_parameters(),
+            epochs: 10,
+            batch_size: 50,
+            learning_rate: 1e-3,
+            seed: 42,
+            device: DeviceChoice::Auto,
+            lowercase: true,
+            max_length: 100,
+            max_word_length: 16,
+            min_count: 1,
+            max_vocab: 50_000,
+            label_names: None,
+            clip_norm: 5.0,
+            holdout_fraction: 0.1,
+            command: String::new(),
+        }
+    }
+}
+
+/// Figures of one epoch.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct EpochReport {
+    /// 1-based epoch.
+    pub epoch: usize,
+    /// Mean training loss.
+    pub train_loss: f64,
+    /// Mean development loss.
+    pub dev_loss: f64,
+    /// Development accuracy.
+    pub dev_accuracy: f64,
+    /// Wall time of the epoch's training steps.
+    pub seconds: f64,
+    /// Training throughput.
+    pub examples_per_second: f64,
+}
+
+/// Events reported while training (for progress bars).
+#[derive(Debug, Clone)]
+pub enum Progress {
+    /// An epoch begins with this many training examples.
+    EpochStart {
+        /// 1-based epoch.
+        epoch: usize,
+        /// Training examples in the epoch.
+        examples: usize,
+    },
+    /// Some steps are done.
+    Steps {
+        /// Examples processed in the epoch so far.
+        done: usize,
+        /// Mean training loss so far in the epoch.
+        loss: f64,
+    },
+    /// An epoch finished and was evaluated.
+    EpochEnd(EpochReport),
+}
+
+/// A trained model, restored to its best epoch, ready to save as a bundle.
+pub struct TrainOutcome {
+    /// The manifest to write (metrics and provenance filled in).
+    pub manifest: Manifest,
+    /// The codec built from the training data.
+    pub codec: TextCodec,
+    /// The weights.
+    pub vs: nn::VarStore,
+    /// The network.
+    pub net: Box<dyn Network>,
+    /// One report per epoch.
+    pub history: Vec<EpochReport>,
+}
+
+type Encoded = Vec<(TokenIds, usize)>;
+
+fn encode_split(
+    codec: &TextCodec,
+    split: &DataSplit,
+    labels: &[gauntlet_core::Label],
+) -> Result<Encoded, TrainError> {
+    let examples = resolve(&split.path, split.rows.clone(), labels)?;
+    split
+        .rows
+        .iter()
+        .zip(examples)
+        .map(|(row, ex)| {
+            let encoded = codec.encode(&ex.text).map_err(|e| {
+                TrainError::Invalid(format!("{}:{}: {e}", split.path.display(), row.line))
+            })?;
+            Ok((encoded.ids, ex.label))
+        })
+        .collect()
+}
+
+/// Trains a model. `dev` is used for model selection; without it a seeded
+/// `holdout_fraction` of the training rows is held out instead.
+pub fn train(
+    config: &TrainConfig,
+    train_split: &DataSplit,
+    dev: Option<&DataSplit>,
+    on_progress: &mut dyn FnMut(Progress),
+) -> Result<TrainOutcome, TrainError> {
+    validate(config)?;
+    let started = Instant::now();
+    let mut rng = StdRng::seed_from_u64(config.seed);
+    let (train_split, dev_split, dev_name) = match dev {
+        Some(dev) => (
+            train_split.clone(),
+            dev.clone(),
+            dev.path.display().to_string(),
+        ),
+        None => {
+            let mut rows = train_split.rows.clone();
+            rows.shuffle(&mut rng);
+            let held = ((rows.len() as f64) * config.holdout_fraction)
+                .round()
+                .max(1.0) as usize;
+            if rows.len() <= held {
+                return Err(TrainError::Invalid(format!(
+                    "{}: too few examples to hold out a development set; pass --dev",
+                    train_split.path.display()
+                )));
+            }
+            let dev_rows = rows.split_off(rows.len() - held);
+            let name = format!(
+                "{:.0}% of {} held out (seed {})",
+                config.holdout_fraction * 100.0,
+                train_split.path.display(),
+                config.seed
+            );
+            (
+                DataSplit {
+                    path: train_split.path.clone(),
+                    rows,
+                },
+                DataSplit {
+                    path: train_split.path.clone(),
+                    rows: dev_rows,
+                },
+                name,
+            )
+        }
+    };
+    let labels = LabelSet::from_rows(&train_split.rows, config.label_names.as_deref())
+        .map_err(|m| TrainError::Invalid(format!("{}: {m}", train_split.path.display())))?
+        .0;
+    let kind = config.arch.input_kind();
+    let texts: Vec<&str> = train_split.rows.iter().map(|r| r.text.as_str()).collect();
+    let options = VocabularyOptions {
+        kind,
+        lowercase: config.lowercase,
+        min_count: config.min_count,
+        max_size: config.max_vocab,
+    };
+    let (tokenizer, words) = TextCodec::build(&texts, &options)?;
+    let tokenization = Tokenization {
+        kind,
+        lowercase: config.lowercase,
+        max_length: config.max_length,
+        max_word_length: config.max_word_length,
+        pad_token: PAD_TOKEN.into(),
+        unk_token: UNK_TOKEN.into(),
+    };
+    let codec = TextCodec::new(tokenizer, &tokenization, words)?;
+    let train_data = encode_split(&codec, &train_split, &labels)?;
+    let dev_data = encode_split(&codec, &dev_split, &labels)?;
+
+    let device = resolve_device(config.device)?;
+    tch::manual_seed(config.seed as i64);
+    let vs = nn::VarStore::new(device);
+    let net = config
+        .arch
+        .build(&vs.root(), &config.hyper, codec.size(), labels.len())?;
+    let mut optimizer = nn::Adam::default()
+        .build(&vs, config.learning_rate)
+        .map_err(gauntlet_models::ModelsError::from)?;
+
+    let mut history = Vec::with_capacity(config.epochs);
+    let mut best: Option<(f64, HashMap<String, Tensor>)> = None;
+    let mut order: Vec<usize> = (0..train_data.len()).collect();
+    for epoch in 1..=config.epochs {
+        on_progress(Progress::EpochStart {
+            epoch,
+            examples: order.len(),
+        });
+        order.shuffle(&mut rng);
+        let epoch_start = Instant::now();
+        let mut loss_sum = Tensor::zeros([], (Kind::Float, device));
+        let mut done = 0;
+        for (step, chunk) in order.chunks(config.batch_size).enumerate() {
+            let ids: Vec<TokenIds> = chunk.iter().map(|&i| train_data[i].0.clone()).collect();
+            let targets: Vec<i64> = chunk.iter().map(|&i| train_data[i].1 as i64).collect();
+            let batch = PaddedBatch::new(&ids, net.min_len(), device)?;
+            let targets = Tensor::from_slice(&targets).to_device(device);
+            let loss = net.forward(&batch, true).cross_entropy_for_logits(&targets);
+            optimizer.zero_grad();
+            loss.backward();
+            if config.clip_norm > 0.0 {
+                optimizer.clip_grad_norm(config.clip_norm);
+            }
+            optimizer.step();
+            loss_sum += loss.detach() * chunk.len() as f64;
+            done += chunk.len();
+            if step % 20 == 19 || done == order.len() {
+                on_progress(Progress::Steps {
+                    done,
+                    loss: loss_sum.double_value(&[]) / done as f64,
+                });
+            }
+        }
+        let seconds = epoch_start.elapsed().as_secs_f64();
+        let (dev_loss, dev_accuracy) =
+            dev_metrics(net.as_ref(), &dev_data, config.batch_size.max(64), device)?;
+        let report = EpochReport {
+            epoch,
+            train_loss: loss_sum.double_value(&[]) / done.max(1) as f64,
+            dev_loss,
+            dev_accuracy,
+            seconds,
+            examples_per_second: done as f64 / seconds.max(1e-9),
+        };
+        on_progress(Progress::EpochEnd(report.clone()));
+        if best.as_ref().is_none_or(|(loss, _)| dev_loss < *loss) {
+            best = Some((dev_loss, snapshot(&vs)));
+        }
+        history.push(report);
+    }
+    let (_, weights) = best.ok_or_else(|| TrainError::Invalid("no epoch was run".into()))?;
+    restore(&vs, &weights);
+    let best_epoch = history
+        .iter()
+        .min_by(|a, b| a.dev_loss.total_cmp(&b.dev_loss))
+        .map(|r| r.epoch)
+        .unwrap_or(1);
+    let kept = &history[best_epoch - 1];
+    let manifest = Manifest {
+        format_version: FORMAT_VERSION,
+        architecture: config.arch.name().into(),
+        hyper_parameters: config.hyper.clone(),
+        labels,
+        tokenization,
+        training: Provenance {
+            command: config.command.clone(),
+            train_data: train_split.path.display().to_string(),
+            dev_data: Some(dev_name),
+            seed: config.seed,
+            device: device_name(device),
+            epochs: config.epochs,
+            best_epoch,
+            wall_seconds: started.elapsed().as_secs_f64(),
+            adversarial: [("method".to_owned(), serde_json::Value::from("none"))]
+                .into_iter()
+                .collect(),
+        },
+        metrics: [
+            ("dev_loss".to_owned(), kept.dev_loss),
+            ("dev_accuracy".to_owned(), kept.dev_accuracy),
+            ("train_loss".to_owned(), kept.train_loss),
+        ]
+        .into_iter()
+        .collect(),
+    };
+    Ok(TrainOutcome {
+        manifest,
+        codec,
+        vs,
+        net,
+        history,
+    })
+}
+
+fn validate(config: &TrainConfig) -> Result<(), TrainError> {
+    let bad = |m: &str| Err(TrainError::Invalid(m.into()));
+    if config.epochs == 0 {
+        return bad("--epochs must be at least 1");
+    }
+    if config.batch_size == 0 {
+        return bad("--batch-size must be at least 1");
+    }
+    if !(config.learning_rate > 0.0 && config.learning_rate.is_finite()) {
+        return bad("--lr must be a positive number");
+    }
+    if config.max_length == 0 || config.max_word_length == 0 {
+        return bad("--max-length and --max-word-length must be at least 1");
+    }
+    if !(0.0..1.0).contains(&config.holdout_fraction) {
+        return bad("the held-out fraction must be in [0, 1)");
+    }
+    Ok(())
+}
+
+fn dev_metrics(
+    net: &dyn Network,
+    data: &Encoded,
+    batch_size: usize,
+    device: tch::Device,
+) -> Result<(f64, f64), TrainError> {
+    let mut loss = 0.0;
+    let mut correct = 0i64;
+    for chunk in data.chunks(batch_size) {
+        let ids: Vec<TokenIds> = chunk.iter().map(|(ids, _)| ids.clone()).collect();
+        let targets = Tensor::from_slice(&chunk.iter().map(|(_, l)| *l as i64).collect::<Vec<_>>())
+            .to_device(device);
+        let batch = PaddedBatch::new(&ids, net.min_len(), device)?;
+        let (l, c) = tch::no_grad(|| {
+            let logits = net.forward(&batch, false);
+            let l =
+                logits.cross_entropy_for_logits(&targets).double_value(&[]) * chunk.len() as f64;
+            let c = logits
+                .argmax(-1, false)
+                .eq_tensor(&targets)
+                .sum(Kind::Int64)
+                .int64_value(&[]);
+            (l, c)
+        });
+        loss += l;
+        correct += c;
+    }
+    let n = data.len().max(1) as f64;
+    Ok((loss / n, correct as f64 / n))
+}
+
+fn snapshot(vs: &nn::VarStore) -> HashMap<String, Tensor> {
+    vs.variables()
+        .into_iter()
+        .map(|(k, v)| (k, v.detach().copy()))
+        .collect()
+}
+
+fn restore(vs: &nn::VarStore, weights: &HashMap<String, Tensor>) {
+    tch::no_grad(|| {
+        for (name, mut var) in vs.variables() {
+            if let Some(saved) = weights.get(&name) {
+                var.copy_(saved);
+            }
+        }
+    });
+}
+
+/// Reads a dataset file into a [`DataSplit`].
+pub fn read_split(path: &Path) -> Result<DataSplit, TrainError> {
+    Ok(DataSplit {
+        path: path.to_owned(),
+        rows: gauntlet_core::dataset::read_raw(path)?,
+    })
+}

@@ -1,0 +1,351 @@
+//! End-to-end training tests on small synthetic data: learning, determinism, model
+//! selection, bundle round trips, and the errors a user can trigger.
+#![allow(clippy::unwrap_used, missing_docs)]
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use gauntlet_core::dataset::RawExample;
+use gauntlet_core::{Classifier, DeviceChoice, TokenIds};
+use gauntlet_models::{save_bundle, Architecture, NativeModel};
+use gauntlet_train::{train, DataSplit, TrainConfig};
+
+const POSITIVE: [&str; 6] = ["good", "great", "fine", "superb", "lovely", "nice"];
+const NEGATIVE: [&str; 6] = ["bad", "awful", "poor", "dull", "ugly", "boring"];
+const FILLER: [&str; 6] = ["the", "movie", "was", "plot", "really", "a"];
+
+/// Deterministic toy sentiment data: a polar word among filler words.
+fn rows(n: usize, offset: usize) -> Vec<RawExample> {
+    (0..n)
+        .map(|i| {
+            let j = i + offset;
+            let label = j % 2;
+            let polar = if label == 1 {
+                POSITIVE[j % 6]
+            } else {
+                NEGATIVE[(j / 2) % 6]
+            };
+            let text = format!(
+                "{} {} {} {}",
+                FILLER[j % 6],
+                FILLER[(j / 3) % 6],
+                polar,
+                FILLER[(j / 5) % 6]
+            );
+            RawExample {
+                line: i + 2,
+                label: label.to_string(),
+                text,
+            }
+        })
+        .collect()
+}
+
+fn split(name: &str, rows: Vec<RawExample>) -> DataSplit {
+    DataSplit {
+        path: PathBuf::from(name),
+        rows,
+    }
+}
+
+fn small_config(arch: Architecture) -> TrainConfig {
+    let mut hyper = arch.default_hyper_parameters();
+    let small: &[(&str, serde_json::Value)] = match arch {
+        Architecture::WordCnn => &[
+            ("embedding_dim", serde_json::json!(16)),
+            ("feature_maps", serde_json::json!(8)),
+        ],
+        Architecture::CharCnnLstm => &[
+            ("maps_per_width", serde_json::json!(4)),
+            ("hidden", serde_json::json!(16)),
+        ],
+        Architecture::BiRnn => &[
+            ("embedding_dim", serde_json::json!(16)),
+            ("hidden", serde_json::json!(16)),
+        ],
+    };
+    for (k, v) in small {
+        hyper.insert((*k).into(), v.clone());
+    }
+    TrainConfig {
+        arch,
+        hyper,
+        epochs: 4,
+        batch_size: 16,
+        learning_rate: 5e-3,
+        device: DeviceChoice::Cpu,
+        seed: 5,
+        ..TrainConfig::default()
+    }
+}
+
+#[test]
+fn every_architecture_learns_the_toy_task_and_round_trips_as_a_bundle() {
+    let dir = tempfile::tempdir().unwrap();
+    for arch in Architecture::ALL {
+        let config = TrainConfig {
+            epochs: if arch == Architecture::WordCnn { 4 } else { 8 },
+            ..small_config(arch)
+        };
+        let outcome = train(
+            &config,
+            &split("train.tsv", rows(240, 0)),
+            Some(&split("dev.tsv", rows(60, 1000))),
+            &mut |_| {},
+        )
+        .unwrap();
+        let best = outcome
+            .history
+            .iter()
+            .map(|r| r.dev_accuracy)
+            .fold(0.0, f64::max);
+        assert!(best >= 0.9, "{arch}: best dev accuracy {best}");
+        let kept = outcome.manifest.training.best_epoch;
+        let min_loss = outcome
+            .history
+            .iter()
+            .map(|r| r.dev_loss)
+            .fold(f64::INFINITY, f64::min);
+        assert_eq!(
+            outcome.history[kept - 1].dev_loss,
+            min_loss,
+            "{arch}: kept epoch is not the lowest dev loss"
+        );
+
+        let bundle = dir.path().join(arch.name());
+        save_bundle(&bundle, &outcome.manifest, &outcome.codec, &outcome.vs).unwrap();
+        let model = NativeModel::load(&bundle, DeviceChoice::Cpu).unwrap();
+        let ids: Vec<TokenIds> = ["the movie was great", "a dull plot"]
+            .iter()
+            .map(|t| model.codec().encode(t).unwrap().ids)
+            .collect();
+        let in_memory = NativeModel::from_parts(
+            outcome.manifest.clone(),
+            outcome.codec.clone(),
+            outcome.vs,
+            outcome.net,
+        );
+        assert_eq!(
+            model.predict(&ids).unwrap(),
+            in_memory.predict(&ids).unwrap(),
+            "{arch}: reloaded bundle predicts differently"
+        );
+        // The kept weights are the best epoch's: reloaded dev loss equals the recorded one.
+        assert!((model.manifest().metrics["dev_loss"] - min_loss).abs() < 1e-9);
+    }
+}
+
+fn weights(outcome: gauntlet_train::TrainOutcome, dir: &Path, name: &str) -> Vec<u8> {
+    let path = dir.join(name);
+    save_bundle(&path, &outcome.manifest, &outcome.codec, &outcome.vs).unwrap();
+    fs::read(path.join("model.safetensors")).unwrap()
+}
+
+#[test]
+fn same_seed_same_weights_and_another_seed_differs() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = small_config(Architecture::WordCnn);
+    let run = |seed| {
+        train(
+            &TrainConfig {
+                seed,
+                ..config.clone()
+            },
+            &split("t.tsv", rows(80, 0)),
+            None,
+            &mut |_| {},
+        )
+        .unwrap()
+    };
+    let a = weights(run(1), dir.path(), "a");
+    let b = weights(run(1), dir.path(), "b");
+    let c = weights(run(2), dir.path(), "c");
+    assert_eq!(
+        a, b,
+        "same seed, same device must give bit-identical weights"
+    );
+    assert_ne!(a, c);
+}
+
+#[test]
+fn bad_data_and_settings_are_clear_errors() {
+    let config = small_config(Architecture::WordCnn);
+    let mut dev = rows(10, 0);
+    dev[3].label = "7".into();
+    let err = train(
+        &config,
+        &split("train.tsv", rows(40, 0)),
+        Some(&split("dev.tsv", dev)),
+        &mut |_| {},
+    )
+    .err()
+    .unwrap()
+    .to_string();
+    assert!(err.contains("dev.tsv:5: label \"7\""), "{err}");
+    let one_label: Vec<_> = rows(40, 0).into_iter().filter(|r| r.label == "1").collect();
+    let err = train(&config, &split("train.tsv", one_label), None, &mut |_| {})
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(err.contains("at least two"), "{err}");
+    let err = train(
+        &TrainConfig {
+            epochs: 0,
+            ..config
+        },
+        &split("t.tsv", rows(40, 0)),
+        None,
+        &mut |_| {},
+    )
+    .err()
+    .unwrap()
+    .to_string();
+    assert!(err.contains("--epochs"), "{err}");
+}
+
+#[test]
+fn broken_bundles_name_the_file_and_the_problem() {
+    let dir = tempfile::tempdir().unwrap();
+    let outcome = train(
+        &small_config(Architecture::WordCnn),
+        &split("t.tsv", rows(40, 0)),
+        None,
+        &mut |_| {},
+    )
+    .unwrap();
+    let good = dir.path().join("good");
+    save_bundle(&good, &outcome.manifest, &outcome.codec, &outcome.vs).unwrap();
+    let copy = |name: &str| {
+        let target = dir.path().join(name);
+        fs::create_dir_all(&target).unwrap();
+        for entry in fs::read_dir(&good).unwrap() {
+            let entry = entry.unwrap();
+            fs::copy(entry.path(), target.join(entry.file_name())).unwrap();
+        }
+        target
+    };
+    let load_err = |path: &Path| {
+        NativeModel::load(path, DeviceChoice::Cpu)
+            .err()
+            .unwrap()
+            .to_string()
+    };
+
+    let missing = copy("missing");
+    fs::remove_file(missing.join("tokenizer.json")).unwrap();
+    let err = load_err(&missing);
+    assert!(
+        err.contains("tokenizer.json") && err.contains("missing"),
+        "{err}"
+    );
+
+    let shapes = copy("shapes");
+    let manifest = fs::read_to_string(shapes.join("gauntlet.toml"))
+        .unwrap()
+        .replace("embedding_dim = 16", "embedding_dim = 17");
+    fs::write(shapes.join("gauntlet.toml"), manifest).unwrap();
+    let err = load_err(&shapes);
+    assert!(
+        err.contains("model.safetensors") && err.contains("shape"),
+        "{err}"
+    );
+
+    let version = copy("version");
+    let manifest = fs::read_to_string(version.join("gauntlet.toml"))
+        .unwrap()
+        .replace("format_version = 1", "format_version = 2");
+    fs::write(version.join("gauntlet.toml"), manifest).unwrap();
+    let err = load_err(&version);
+    assert!(
+        err.contains("gauntlet.toml") && err.contains("unsupported format_version 2"),
+        "{err}"
+    );
+}
+
+#[test]
+fn cli_trains_evaluates_and_reports_malformed_rows() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("train.tsv");
+    let body: String = rows(60, 0)
+        .iter()
+        .map(|r| format!("{}\t{}\n", r.label, r.text))
+        .collect();
+    fs::write(&data, format!("label\ttext\n{body}")).unwrap();
+    let bin = env!("CARGO_BIN_EXE_gauntlet-train");
+    let out = dir.path().join("bundle");
+    let status = Command::new(bin)
+        .args([
+            "train",
+            "--arch",
+            "word-cnn",
+            "--epochs",
+            "2",
+            "--device",
+            "cpu",
+            "--hp",
+            "embedding_dim=8",
+            "--hp",
+            "feature_maps=4",
+        ])
+        .arg("--train")
+        .arg(&data)
+        .arg("--out")
+        .arg(&out)
+        .output()
+        .unwrap();
+    assert!(
+        status.status.success(),
+        "{}",
+        String::from_utf8_lossy(&status.stderr)
+    );
+    let manifest = fs::read_to_string(out.join("gauntlet.toml")).unwrap();
+    assert!(
+        manifest.contains("--hp embedding_dim=8"),
+        "the command is recorded:\n{manifest}"
+    );
+
+    let eval = Command::new(bin)
+        .args(["eval", "--json", "--device", "cpu"])
+        .arg("--model")
+        .arg(&out)
+        .arg("--data")
+        .arg(&data)
+        .output()
+        .unwrap();
+    assert!(
+        eval.status.success(),
+        "{}",
+        String::from_utf8_lossy(&eval.stderr)
+    );
+    let report: serde_json::Value = serde_json::from_slice(&eval.stdout).unwrap();
+    assert_eq!(report["examples"], 60);
+    assert_eq!(report["per_class"].as_array().unwrap().len(), 2);
+
+    let bad = dir.path().join("bad.tsv");
+    fs::write(&bad, "label\ttext\n1\tok\nbroken line\n").unwrap();
+    let eval = Command::new(bin)
+        .args(["eval", "--device", "cpu"])
+        .arg("--model")
+        .arg(&out)
+        .arg("--data")
+        .arg(&bad)
+        .output()
+        .unwrap();
+    assert_eq!(eval.status.code(), Some(2));
+    assert!(
+        String::from_utf8_lossy(&eval.stderr).contains("bad.tsv:3: no tab"),
+        "{}",
+        String::from_utf8_lossy(&eval.stderr)
+    );
+
+    let bad_hp = Command::new(bin)
+        .args(["train", "--arch", "word-cnn", "--hp", "nope=1", "--out"])
+        .arg(dir.path().join("x"))
+        .arg("--train")
+        .arg(&data)
+        .output()
+        .unwrap();
+    assert_eq!(bad_hp.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&bad_hp.stderr).contains("no hyper-parameter \"nope\""));
+}
