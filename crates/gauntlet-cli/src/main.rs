@@ -1,0 +1,2 @@
+//! The `gauntlet` command (in progress).
+fn main() {}
