@@ -81,7 +81,7 @@ impl TopK {
 /// The `sem` constraints (paper, section 5): cosine similarity of the two words'
 /// embeddings ≥ threshold, a shared part of speech, the replaced word is not a stop word,
 /// and the two words share no lemma. Allowed replacements are cached per word id.
-pub(crate) struct SemFilter<'a> {
+pub struct SemFilter<'a> {
     table: &'a EmbeddingTable,
     norms: Vec<f32>,
     threshold: f64,
@@ -90,7 +90,8 @@ pub(crate) struct SemFilter<'a> {
 }
 
 impl<'a> SemFilter<'a> {
-    pub(crate) fn new(table: &'a EmbeddingTable, threshold: f64, lexicon: &'a dyn Lexicon) -> Self {
+    /// A filter over `table`'s rows with the given cosine threshold and lexicon.
+    pub fn new(table: &'a EmbeddingTable, threshold: f64, lexicon: &'a dyn Lexicon) -> Self {
         let norms = (0..table.rows)
             .map(|r| table.row(r).iter().map(|v| v * v).sum::<f32>().sqrt())
             .collect();
@@ -124,7 +125,7 @@ impl<'a> SemFilter<'a> {
     }
 
     /// Ids the word `from` may be flipped to, ascending.
-    pub(crate) fn allowed(&mut self, from: u32, vocab: Range<u32>, tokens: &[String]) -> &[u32] {
+    pub fn allowed(&mut self, from: u32, vocab: Range<u32>, tokens: &[String]) -> &[u32] {
         if !self.cache.contains_key(&from) {
             let word = tokens
                 .get(from as usize)

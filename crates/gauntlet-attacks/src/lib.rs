@@ -29,6 +29,7 @@ mod state;
 #[cfg(any(test, feature = "test-support"))]
 pub mod testing;
 
+pub use candidates::SemFilter;
 pub use config::{AttackConfig, AttackKind, Budget};
 pub use engine::{Attacker, ModelRef, PreparedExample, Progress, RunControl};
 pub use error::AttackError;

@@ -10,8 +10,9 @@ use serde::{Deserialize, Serialize};
 use tch::{nn, nn::Module, nn::RNN, Kind, Tensor};
 
 use crate::batch::PaddedBatch;
+use crate::embedding::InputEmbedding;
 use crate::error::ModelsError;
-use crate::network::{dropout, embedding_init, last_step, Network};
+use crate::network::{dropout, last_step, Network};
 
 /// Recurrent cell of [`BiRnn`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -37,6 +38,9 @@ pub struct BiRnnConfig {
     pub mlp_hidden: i64,
     /// Dropout before the MLP and before the output layer.
     pub dropout: f64,
+    /// Frequency-weighted embedding normalization (Miyato et al. 2017); the trainer turns
+    /// it on for `l2` and `vat` adversarial training.
+    pub normalize_embeddings: bool,
 }
 
 impl Default for BiRnnConfig {
@@ -47,6 +51,7 @@ impl Default for BiRnnConfig {
             hidden: 128,
             mlp_hidden: 64,
             dropout: 0.5,
+            normalize_embeddings: false,
         }
     }
 }
@@ -81,7 +86,7 @@ impl Recurrent {
 /// The bidirectional RNN classifier.
 #[derive(Debug)]
 pub struct BiRnn {
-    embedding: Tensor,
+    embedding: InputEmbedding,
     forward_rnn: Recurrent,
     backward_rnn: Recurrent,
     hidden: nn::Linear,
@@ -100,7 +105,12 @@ impl BiRnn {
         if config.embedding_dim < 1 || config.hidden < 1 || config.mlp_hidden < 1 {
             return Err(ModelsError::Config("birnn: sizes must be positive".into()));
         }
-        let embedding = path.var("embedding", &[rows, config.embedding_dim], embedding_init());
+        let embedding = InputEmbedding::new(
+            path,
+            rows,
+            config.embedding_dim,
+            config.normalize_embeddings,
+        );
         let forward_rnn = Recurrent::new(
             path / "forward",
             config.cell,
@@ -160,7 +170,7 @@ impl Network for BiRnn {
         1
     }
 
-    fn embedding(&self) -> &Tensor {
+    fn input_embedding(&self) -> &InputEmbedding {
         &self.embedding
     }
 

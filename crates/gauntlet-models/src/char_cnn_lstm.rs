@@ -10,8 +10,9 @@ use serde::{Deserialize, Serialize};
 use tch::{nn, nn::Module, nn::RNN, Tensor};
 
 use crate::batch::{conv_valid, masked_max, PaddedBatch};
+use crate::embedding::InputEmbedding;
 use crate::error::ModelsError;
-use crate::network::{dropout, embedding_init, last_step, Network};
+use crate::network::{dropout, last_step, Network};
 
 /// Hyper-parameters of [`CharCnnLstm`]. The paper uses 500 LSTM units; the defaults are
 /// smaller so the model trains on a CPU in minutes.
@@ -32,6 +33,9 @@ pub struct CharCnnLstmConfig {
     pub lstm_layers: i64,
     /// Dropout before the output layer.
     pub dropout: f64,
+    /// Frequency-weighted embedding normalization (Miyato et al. 2017); the trainer turns
+    /// it on for `l2` and `vat` adversarial training.
+    pub normalize_embeddings: bool,
 }
 
 impl Default for CharCnnLstmConfig {
@@ -44,6 +48,7 @@ impl Default for CharCnnLstmConfig {
             hidden: 128,
             lstm_layers: 2,
             dropout: 0.5,
+            normalize_embeddings: false,
         }
     }
 }
@@ -57,7 +62,7 @@ struct Highway {
 /// The character CNN-LSTM classifier.
 #[derive(Debug)]
 pub struct CharCnnLstm {
-    embedding: Tensor,
+    embedding: InputEmbedding,
     convs: Vec<(i64, nn::Conv1D)>,
     highways: Vec<Highway>,
     lstm: nn::LSTM,
@@ -86,7 +91,7 @@ impl CharCnnLstm {
                 "char-cnn-lstm: sizes must be positive".into(),
             ));
         }
-        let embedding = path.var("embedding", &[rows, c.char_dim], embedding_init());
+        let embedding = InputEmbedding::new(path, rows, c.char_dim, c.normalize_embeddings);
         let convs = c
             .filter_widths
             .iter()
@@ -154,7 +159,7 @@ impl Network for CharCnnLstm {
         self.config.filter_widths.iter().copied().max().unwrap_or(1) as usize
     }
 
-    fn embedding(&self) -> &Tensor {
+    fn input_embedding(&self) -> &InputEmbedding {
         &self.embedding
     }
 

@@ -16,6 +16,7 @@ use serde::Serialize;
 use tch::{nn, Kind, Tensor};
 
 use crate::batch::PaddedBatch;
+use crate::embedding::InputEmbedding;
 use crate::error::ModelsError;
 use crate::{BiRnn, CharCnnLstm, WordCnn};
 
@@ -28,12 +29,17 @@ pub trait Network: Send + fmt::Debug {
     fn input_kind(&self) -> InputKind;
     /// Minimum padded length of the innermost input axis (widest convolution).
     fn min_len(&self) -> usize;
-    /// The input-embedding matrix `[rows, dim]` (a trainable variable).
-    fn embedding(&self) -> &Tensor;
+    /// The input-embedding layer.
+    fn input_embedding(&self) -> &InputEmbedding;
+    /// The effective input-embedding matrix `[rows, dim]` (normalized when enabled).
+    fn embedding(&self) -> Tensor {
+        self.input_embedding().matrix()
+    }
     /// Looks the batch's ids up; padded positions are zero vectors, so the output never
     /// depends on the padding row.
     fn embed(&self, batch: &PaddedBatch) -> Tensor {
-        Tensor::embedding(self.embedding(), &batch.ids, -1, false, false) * batch.mask.unsqueeze(-1)
+        Tensor::embedding(&self.embedding(), &batch.ids, -1, false, false)
+            * batch.mask.unsqueeze(-1)
     }
     /// Logits `[B, classes]` from embedded inputs (`[B, T, D]` or `[B, W, C, D]`).
     /// `train` enables dropout.
@@ -196,14 +202,6 @@ pub(crate) fn dropout(x: &Tensor, p: f64, train: bool) -> Tensor {
         x.dropout(p, true)
     } else {
         x.shallow_clone()
-    }
-}
-
-/// Glorot-like init for embeddings: small values keep early logits calm.
-pub(crate) fn embedding_init() -> nn::Init {
-    nn::Init::Randn {
-        mean: 0.0,
-        stdev: 0.1,
     }
 }
 

@@ -9,8 +9,9 @@ use serde::{Deserialize, Serialize};
 use tch::{nn, nn::Module, Tensor};
 
 use crate::batch::{conv_valid, masked_max, PaddedBatch};
+use crate::embedding::InputEmbedding;
 use crate::error::ModelsError;
-use crate::network::{dropout, embedding_init, lengths_tensor, Network};
+use crate::network::{dropout, lengths_tensor, Network};
 
 /// Hyper-parameters of [`WordCnn`].
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -24,6 +25,9 @@ pub struct WordCnnConfig {
     pub feature_maps: i64,
     /// Dropout before the output layer.
     pub dropout: f64,
+    /// Frequency-weighted embedding normalization (Miyato et al. 2017); the trainer turns
+    /// it on for `l2` and `vat` adversarial training.
+    pub normalize_embeddings: bool,
 }
 
 impl Default for WordCnnConfig {
@@ -33,6 +37,7 @@ impl Default for WordCnnConfig {
             filter_widths: vec![3, 4, 5],
             feature_maps: 100,
             dropout: 0.5,
+            normalize_embeddings: false,
         }
     }
 }
@@ -40,7 +45,7 @@ impl Default for WordCnnConfig {
 /// Kim's CNN sentence classifier.
 #[derive(Debug)]
 pub struct WordCnn {
-    embedding: Tensor,
+    embedding: InputEmbedding,
     convs: Vec<(i64, nn::Conv1D)>,
     output: nn::Linear,
     config: WordCnnConfig,
@@ -63,7 +68,12 @@ impl WordCnn {
                 "word-cnn: filter_widths, feature_maps and embedding_dim must be positive".into(),
             ));
         }
-        let embedding = path.var("embedding", &[rows, config.embedding_dim], embedding_init());
+        let embedding = InputEmbedding::new(
+            path,
+            rows,
+            config.embedding_dim,
+            config.normalize_embeddings,
+        );
         let convs = config
             .filter_widths
             .iter()
@@ -100,7 +110,7 @@ impl Network for WordCnn {
         self.config.filter_widths.iter().copied().max().unwrap_or(1) as usize
     }
 
-    fn embedding(&self) -> &Tensor {
+    fn input_embedding(&self) -> &InputEmbedding {
         &self.embedding
     }
 
