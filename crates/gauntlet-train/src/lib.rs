@@ -4,8 +4,10 @@
 //! lowest development loss), [`evaluate`] the metrics shared with `gauntlet-train eval`.
 //! The CLI in `src/bin` is a thin user of both.
 
+pub mod adversarial;
 pub mod error;
 pub mod evaluate;
+pub mod stats;
 pub mod trainer;
 
 pub use error::TrainError;

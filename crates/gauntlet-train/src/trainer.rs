@@ -23,6 +23,7 @@ use rand::{rngs::StdRng, SeedableRng};
 use serde::Serialize;
 use tch::{nn, nn::OptimizerConfig, Kind, Tensor};
 
+use crate::adversarial::{AdversarialConfig, Batch, Regularizer};
 use crate::error::TrainError;
 
 /// A dataset file and its rows.
@@ -69,6 +70,12 @@ pub struct TrainConfig {
     pub holdout_fraction: f64,
     /// The command line recorded in the manifest.
     pub command: String,
+    /// Adversarial regularization (`Method::None` for clean training).
+    pub adversarial: AdversarialConfig,
+    /// Unlabeled texts for virtual adversarial training (ignored by other methods).
+    pub unlabeled: Vec<String>,
+    /// WordNet directory for the `sem` regularizer.
+    pub wordnet: Option<PathBuf>,
 }
 
 impl Default for TrainConfig {
@@ -90,6 +97,9 @@ impl Default for TrainConfig {
             clip_norm: 5.0,
             holdout_fraction: 0.1,
             command: String::new(),
+            adversarial: AdversarialConfig::default(),
+            unlabeled: Vec::new(),
+            wordnet: None,
         }
     }
 }
@@ -101,6 +111,8 @@ pub struct EpochReport {
     pub epoch: usize,
     /// Mean training loss.
     pub train_loss: f64,
+    /// Mean adversarial term over the batches that had one.
+    pub adversarial_loss: Option<f64>,
     /// Mean development loss.
     pub dev_loss: f64,
     /// Development accuracy.
@@ -125,8 +137,10 @@ pub enum Progress {
     Steps {
         /// Examples processed in the epoch so far.
         done: usize,
-        /// Mean training loss so far in the epoch.
+        /// Mean clean training loss so far in the epoch.
         loss: f64,
+        /// Mean adversarial term so far in the epoch, when the method has one.
+        adversarial_loss: Option<f64>,
     },
     /// An epoch finished and was evaluated.
     EpochEnd(EpochReport),
@@ -240,12 +254,33 @@ pub fn train(
     let train_data = encode_split(&codec, &train_split, &labels)?;
     let dev_data = encode_split(&codec, &dev_split, &labels)?;
 
+    let unlabeled: Vec<TokenIds> = config
+        .unlabeled
+        .iter()
+        .enumerate()
+        .map(|(i, text)| {
+            codec
+                .encode(text)
+                .map(|e| e.ids)
+                .map_err(|e| TrainError::Invalid(format!("unlabeled example {}: {e}", i + 1)))
+        })
+        .collect::<Result<_, _>>()?;
+    config.adversarial.validate(kind)?;
+    let mut hyper = config.hyper.clone();
+    if config.adversarial.method.normalizes_embeddings() {
+        hyper.insert("normalize_embeddings".into(), serde_json::Value::Bool(true));
+    }
+
     let device = resolve_device(config.device)?;
     tch::manual_seed(config.seed as i64);
     let vs = nn::VarStore::new(device);
     let net = config
         .arch
-        .build(&vs.root(), &config.hyper, codec.size(), labels.len())?;
+        .build(&vs.root(), &hyper, codec.size(), labels.len())?;
+    net.input_embedding()
+        .set_frequencies(&token_counts(&train_data, codec.size()));
+    let mut regularizer = make_regularizer(config, &codec)?;
+    let mut unlabeled_cursor = 0;
     let mut optimizer = nn::Adam::default()
         .build(&vs, config.learning_rate)
         .map_err(gauntlet_models::ModelsError::from)?;
@@ -261,25 +296,51 @@ pub fn train(
         order.shuffle(&mut rng);
         let epoch_start = Instant::now();
         let mut loss_sum = Tensor::zeros([], (Kind::Float, device));
+        let mut adversarial_sum = Tensor::zeros([], (Kind::Float, device));
+        let mut adversarial_examples = 0;
         let mut done = 0;
         for (step, chunk) in order.chunks(config.batch_size).enumerate() {
             let ids: Vec<TokenIds> = chunk.iter().map(|&i| train_data[i].0.clone()).collect();
             let targets: Vec<i64> = chunk.iter().map(|&i| train_data[i].1 as i64).collect();
             let batch = PaddedBatch::new(&ids, net.min_len(), device)?;
             let targets = Tensor::from_slice(&targets).to_device(device);
-            let loss = net.forward(&batch, true).cross_entropy_for_logits(&targets);
+            let step_loss = regularizer.loss(
+                net.as_ref(),
+                &Batch {
+                    ids: &ids,
+                    padded: &batch,
+                    targets: &targets,
+                },
+            )?;
+            let mut total = step_loss.total;
+            if !unlabeled.is_empty() {
+                let end = (unlabeled_cursor + chunk.len()).min(unlabeled.len());
+                let extra =
+                    PaddedBatch::new(&unlabeled[unlabeled_cursor..end], net.min_len(), device)?;
+                unlabeled_cursor = if end == unlabeled.len() { 0 } else { end };
+                if let Some(term) = regularizer.unlabeled_loss(net.as_ref(), &extra) {
+                    total = total + term;
+                }
+            }
             optimizer.zero_grad();
-            loss.backward();
+            total.backward();
             if config.clip_norm > 0.0 {
                 optimizer.clip_grad_norm(config.clip_norm);
             }
             optimizer.step();
-            loss_sum += loss.detach() * chunk.len() as f64;
+            loss_sum += step_loss.clean * chunk.len() as f64;
+            if let Some(adversarial) = step_loss.adversarial {
+                adversarial_sum += adversarial * chunk.len() as f64;
+                adversarial_examples += chunk.len();
+            }
             done += chunk.len();
             if step % 20 == 19 || done == order.len() {
+                let adversarial_loss = (adversarial_examples > 0)
+                    .then(|| adversarial_sum.double_value(&[]) / adversarial_examples as f64);
                 on_progress(Progress::Steps {
                     done,
                     loss: loss_sum.double_value(&[]) / done as f64,
+                    adversarial_loss,
                 });
             }
         }
@@ -289,6 +350,8 @@ pub fn train(
         let report = EpochReport {
             epoch,
             train_loss: loss_sum.double_value(&[]) / done.max(1) as f64,
+            adversarial_loss: (adversarial_examples > 0)
+                .then(|| adversarial_sum.double_value(&[]) / adversarial_examples as f64),
             dev_loss,
             dev_accuracy,
             seconds,
@@ -299,6 +362,7 @@ pub fn train(
             best = Some((dev_loss, snapshot(&vs)));
         }
         history.push(report);
+        regularizer.refresh();
     }
     let (_, weights) = best.ok_or_else(|| TrainError::Invalid("no epoch was run".into()))?;
     restore(&vs, &weights);
@@ -311,7 +375,7 @@ pub fn train(
     let manifest = Manifest {
         format_version: FORMAT_VERSION,
         architecture: config.arch.name().into(),
-        hyper_parameters: config.hyper.clone(),
+        hyper_parameters: hyper,
         labels,
         tokenization,
         training: Provenance {
@@ -323,9 +387,7 @@ pub fn train(
             epochs: config.epochs,
             best_epoch,
             wall_seconds: started.elapsed().as_secs_f64(),
-            adversarial: [("method".to_owned(), serde_json::Value::from("none"))]
-                .into_iter()
-                .collect(),
+            adversarial: adversarial_record(&config.adversarial),
         },
         metrics: [
             ("dev_loss".to_owned(), kept.dev_loss),
@@ -342,6 +404,58 @@ pub fn train(
         net,
         history,
     })
+}
+
+fn make_regularizer(config: &TrainConfig, codec: &TextCodec) -> Result<Regularizer, TrainError> {
+    let adversarial = AdversarialConfig {
+        seed: config.seed,
+        ..config.adversarial.clone()
+    };
+    let sem = if adversarial.method == crate::adversarial::Method::Sem {
+        let dir = config.wordnet.clone().ok_or_else(|| TrainError::Invalid("--adv sem needs WordNet: pass --wordnet DIR or set GAUNTLET_WORDNET (scripts/bootstrap.sh installs it)".into()))?;
+        let lexicon = gauntlet_attacks::WordNetLexicon::load(&dir)
+            .map_err(|e| TrainError::Invalid(format!("{}: {e}", dir.display())))?;
+        Some((
+            codec.clone(),
+            Box::new(lexicon) as Box<dyn gauntlet_attacks::Lexicon>,
+        ))
+    } else {
+        None
+    };
+    Regularizer::new(adversarial, sem)
+}
+
+/// The manifest record of the regularizer: its method and, unless clean, its settings.
+fn adversarial_record(
+    config: &AdversarialConfig,
+) -> std::collections::BTreeMap<String, serde_json::Value> {
+    let mut record = std::collections::BTreeMap::new();
+    record.insert(
+        "method".to_owned(),
+        serde_json::Value::from(config.method.name()),
+    );
+    if config.method != crate::adversarial::Method::None {
+        if let Ok(serde_json::Value::Object(map)) = serde_json::to_value(config) {
+            record.extend(
+                map.into_iter()
+                    .filter(|(k, _)| k != "method" && k != "seed"),
+            );
+        }
+    }
+    record
+}
+
+/// Occurrences of every id in the training data (for normalized embeddings).
+fn token_counts(data: &Encoded, rows: usize) -> Vec<f64> {
+    let mut counts = vec![0.0; rows];
+    for (ids, _) in data {
+        for id in ids.flat() {
+            if let Some(c) = counts.get_mut(id as usize) {
+                *c += 1.0;
+            }
+        }
+    }
+    counts
 }
 
 fn validate(config: &TrainConfig) -> Result<(), TrainError> {

@@ -5,11 +5,22 @@
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::sync::{Mutex, MutexGuard};
 
 use gauntlet_core::dataset::RawExample;
 use gauntlet_core::{Classifier, DeviceChoice, TokenIds};
 use gauntlet_models::{save_bundle, Architecture, NativeModel};
 use gauntlet_train::{train, DataSplit, TrainConfig};
+
+/// libtorch's random generator is global to the process and tests run on parallel
+/// threads: every test that trains holds this lock so seeded runs stay reproducible.
+static TORCH_RNG: Mutex<()> = Mutex::new(());
+
+fn torch_rng() -> MutexGuard<'static, ()> {
+    TORCH_RNG
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
 
 const POSITIVE: [&str; 6] = ["good", "great", "fine", "superb", "lovely", "nice"];
 const NEGATIVE: [&str; 6] = ["bad", "awful", "poor", "dull", "ugly", "boring"];
@@ -82,6 +93,7 @@ fn small_config(arch: Architecture) -> TrainConfig {
 
 #[test]
 fn every_architecture_learns_the_toy_task_and_round_trips_as_a_bundle() {
+    let _rng = torch_rng();
     let dir = tempfile::tempdir().unwrap();
     for arch in Architecture::ALL {
         let config = TrainConfig {
@@ -144,6 +156,7 @@ fn weights(outcome: gauntlet_train::TrainOutcome, dir: &Path, name: &str) -> Vec
 
 #[test]
 fn same_seed_same_weights_and_another_seed_differs() {
+    let _rng = torch_rng();
     let dir = tempfile::tempdir().unwrap();
     let config = small_config(Architecture::WordCnn);
     let run = |seed| {
@@ -170,6 +183,7 @@ fn same_seed_same_weights_and_another_seed_differs() {
 
 #[test]
 fn bad_data_and_settings_are_clear_errors() {
+    let _rng = torch_rng();
     let config = small_config(Architecture::WordCnn);
     let mut dev = rows(10, 0);
     dev[3].label = "7".into();
@@ -206,6 +220,7 @@ fn bad_data_and_settings_are_clear_errors() {
 
 #[test]
 fn broken_bundles_name_the_file_and_the_problem() {
+    let _rng = torch_rng();
     let dir = tempfile::tempdir().unwrap();
     let outcome = train(
         &small_config(Architecture::WordCnn),
@@ -265,6 +280,7 @@ fn broken_bundles_name_the_file_and_the_problem() {
 
 #[test]
 fn cli_trains_evaluates_and_reports_malformed_rows() {
+    let _rng = torch_rng();
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("train.tsv");
     let body: String = rows(60, 0)
@@ -348,4 +364,105 @@ fn cli_trains_evaluates_and_reports_malformed_rows() {
         .unwrap();
     assert_eq!(bad_hp.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&bad_hp.stderr).contains("no hyper-parameter \"nope\""));
+}
+
+#[test]
+fn adv_none_is_bit_identical_to_clean_training() {
+    use gauntlet_train::adversarial::{AdversarialConfig, Method};
+    let _rng = torch_rng();
+    let dir = tempfile::tempdir().unwrap();
+    let config = small_config(Architecture::WordCnn);
+    let clean = weights(
+        train(&config, &split("t.tsv", rows(80, 0)), None, &mut |_| {}).unwrap(),
+        dir.path(),
+        "clean",
+    );
+    let none = AdversarialConfig {
+        method: Method::None,
+        epsilon: 0.3,
+        alpha: 0.1,
+        ..Default::default()
+    };
+    let outcome = train(
+        &TrainConfig {
+            adversarial: none,
+            ..config
+        },
+        &split("t.tsv", rows(80, 0)),
+        None,
+        &mut |_| {},
+    )
+    .unwrap();
+    assert_eq!(outcome.manifest.training.adversarial["method"], "none");
+    assert_eq!(weights(outcome, dir.path(), "none"), clean);
+}
+
+#[test]
+fn every_adversarial_method_trains_and_is_recorded_in_the_manifest() {
+    use gauntlet_train::adversarial::{AdversarialConfig, Method};
+    let _rng = torch_rng();
+    let dir = tempfile::tempdir().unwrap();
+    let cases = [
+        (Architecture::WordCnn, Method::Dropout),
+        (Architecture::WordCnn, Method::Fgsm),
+        (Architecture::BiRnn, Method::L2),
+        (Architecture::BiRnn, Method::Vat),
+        (Architecture::WordCnn, Method::Unk),
+        (Architecture::CharCnnLstm, Method::Hotflip),
+    ];
+    for (arch, method) in cases {
+        let adversarial = AdversarialConfig {
+            method,
+            epsilon: if method == Method::Dropout { 0.2 } else { 0.05 },
+            ..Default::default()
+        };
+        let unlabeled = if method == Method::Vat {
+            vec!["a lovely plot".to_owned(), "really dull".to_owned()]
+        } else {
+            Vec::new()
+        };
+        let config = TrainConfig {
+            adversarial,
+            unlabeled,
+            epochs: 2,
+            ..small_config(arch)
+        };
+        let mut saw_adversarial_loss = false;
+        let outcome = train(&config, &split("t.tsv", rows(60, 0)), None, &mut |p| {
+            if let gauntlet_train::Progress::EpochEnd(r) = p {
+                saw_adversarial_loss |= r.adversarial_loss.is_some();
+            }
+        })
+        .unwrap();
+        assert_eq!(
+            saw_adversarial_loss,
+            method != Method::Dropout,
+            "{method:?}"
+        );
+        let record = &outcome.manifest.training.adversarial;
+        assert_eq!(record["method"], method.name());
+        assert!(
+            record.contains_key("epsilon") && record.contains_key("alpha"),
+            "{record:?}"
+        );
+        let normalized = outcome.manifest.hyper_parameters["normalize_embeddings"]
+            == serde_json::Value::Bool(true);
+        assert_eq!(normalized, method.normalizes_embeddings(), "{method:?}");
+        // The hardened bundle loads straight back (normalized embeddings included).
+        let bundle = dir.path().join(method.name());
+        save_bundle(&bundle, &outcome.manifest, &outcome.codec, &outcome.vs).unwrap();
+        NativeModel::load(&bundle, DeviceChoice::Cpu).unwrap();
+    }
+    let bad = TrainConfig {
+        adversarial: AdversarialConfig {
+            method: Method::Hotflip,
+            ..Default::default()
+        },
+        ..small_config(Architecture::WordCnn)
+    };
+    let err = train(&bad, &split("t.tsv", rows(40, 0)), None, &mut |_| {})
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(err.contains("--adv hotflip"), "{err}");
 }

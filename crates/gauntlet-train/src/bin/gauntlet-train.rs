@@ -6,11 +6,13 @@ use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
 use clap::{Parser, Subcommand};
-use gauntlet_core::dataset::read_labelled;
+use gauntlet_core::dataset::{read_labelled, read_raw};
 use gauntlet_core::{Classifier, DeviceChoice, TokenIds};
 use gauntlet_models::network::apply_overrides;
 use gauntlet_models::{save_bundle, Architecture, NativeModel};
-use gauntlet_train::{evaluate, read_split, train, Progress, TrainConfig};
+use gauntlet_train::adversarial::{AdversarialConfig, Method};
+use gauntlet_train::stats::paired_t_test;
+use gauntlet_train::{evaluate, read_split, train, Evaluation, Progress, TrainConfig};
 use indicatif::{ProgressBar, ProgressStyle};
 
 #[derive(Parser)]
@@ -42,6 +44,22 @@ enum Command {
         /// Examples per forward pass.
         #[arg(long, default_value_t = 256)]
         batch_size: usize,
+        /// auto, cpu or cuda.
+        #[arg(long, default_value = "auto")]
+        device: DeviceChoice,
+        /// Print JSON instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Compare two bundles on the same test data: accuracy, mean loss, and a paired t-test
+    /// on per-example losses.
+    Compare {
+        /// The two bundle directories.
+        #[arg(long, num_args = 2, required = true)]
+        models: Vec<PathBuf>,
+        /// Test data.
+        #[arg(long)]
+        data: PathBuf,
         /// auto, cpu or cuda.
         #[arg(long, default_value = "auto")]
         device: DeviceChoice,
@@ -113,6 +131,45 @@ struct TrainArgs {
     /// Hyper-parameter override KEY=VALUE (repeatable), e.g. --hp hidden=256.
     #[arg(long = "hp")]
     hyper: Vec<String>,
+    /// Adversarial regularization.
+    #[arg(long, value_enum, default_value = "none")]
+    adv: Method,
+    /// Perturbation size ε (FGSM step, L2/VAT norm, or the dropout rate for --adv dropout).
+    #[arg(long)]
+    eps: Option<f64>,
+    /// Weight α of the clean loss in αJ(x) + (1−α)J(x_adv) (fgsm, hotflip, unk, sem).
+    #[arg(long, default_value_t = 0.5)]
+    alpha: f64,
+    /// Weight λ of the adversarial term added to the clean loss (l2, vat).
+    #[arg(long, default_value_t = 1.0)]
+    adv_weight: f64,
+    /// Share of characters flipped per example (hotflip).
+    #[arg(long, default_value_t = 0.2)]
+    ratio: f64,
+    /// Probability that a batch gets the adversarial term.
+    #[arg(long, default_value_t = 1.0)]
+    adv_prob: f64,
+    /// Size ξ of VAT's random direction.
+    #[arg(long, default_value_t = 0.1)]
+    xi: f64,
+    /// Cosine threshold of semantic flips (sem).
+    #[arg(long, default_value_t = 0.8)]
+    cosine: f64,
+    /// WordNet directory for --adv sem (default: $GAUNTLET_WORDNET).
+    #[arg(long, env = "GAUNTLET_WORDNET")]
+    wordnet: Option<PathBuf>,
+    /// Unlabeled texts for --adv vat (a dataset file; its labels are ignored).
+    #[arg(long)]
+    unlabeled: Option<PathBuf>,
+}
+
+/// Default ε per method: small for sign perturbations, larger for L2 norms over a sequence.
+fn default_epsilon(method: Method) -> f64 {
+    match method {
+        Method::Dropout => 0.2,
+        Method::L2 | Method::Vat => 5.0,
+        _ => 0.01,
+    }
 }
 
 fn main() {
@@ -134,6 +191,12 @@ fn main() {
             device,
             texts,
         } => run_predict(&model, device, &texts),
+        Command::Compare {
+            models,
+            data,
+            device,
+            json,
+        } => run_compare(&models, &data, device, json),
     };
     if let Err(e) = result {
         eprintln!("error: {e:#}");
@@ -158,6 +221,22 @@ fn run_train(args: TrainArgs) -> Result<()> {
         min_count: args.min_count,
         max_vocab: args.max_vocab,
         label_names: args.label_names,
+        adversarial: AdversarialConfig {
+            method: args.adv,
+            epsilon: args.eps.unwrap_or_else(|| default_epsilon(args.adv)),
+            alpha: args.alpha,
+            weight: args.adv_weight,
+            ratio: args.ratio,
+            probability: args.adv_prob,
+            xi: args.xi,
+            cosine_threshold: args.cosine,
+            seed: args.seed,
+        },
+        unlabeled: match &args.unlabeled {
+            Some(path) => read_raw(path)?.into_iter().map(|r| r.text).collect(),
+            None => Vec::new(),
+        },
+        wordnet: args.wordnet,
         command: std::env::args().collect::<Vec<_>>().join(" "),
         ..TrainConfig::default()
     };
@@ -176,9 +255,16 @@ fn run_train(args: TrainArgs) -> Result<()> {
             bar.set_length(examples as u64);
             bar.set_prefix(format!("{epoch}/{}", config.epochs));
         }
-        Progress::Steps { done, loss } => {
+        Progress::Steps {
+            done,
+            loss,
+            adversarial_loss,
+        } => {
             bar.set_position(done as u64);
-            bar.set_message(format!("loss {loss:.4}"));
+            match adversarial_loss {
+                Some(adv) => bar.set_message(format!("loss {loss:.4} adv {adv:.4}")),
+                None => bar.set_message(format!("loss {loss:.4}")),
+            }
         }
         Progress::EpochEnd(r) => {
             let line = format!(
@@ -238,13 +324,12 @@ fn encode_all(
         .collect()
 }
 
-fn run_eval(
+fn evaluate_bundle(
     model_dir: &std::path::Path,
     data: &std::path::Path,
     batch_size: usize,
     device: DeviceChoice,
-    json: bool,
-) -> Result<()> {
+) -> Result<(NativeModel, Evaluation)> {
     let model = NativeModel::load(model_dir, device)?;
     let examples = read_labelled(data, model.labels())?;
     let texts: Vec<String> = examples.iter().map(|e| e.text.clone()).collect();
@@ -253,8 +338,67 @@ fn run_eval(
         .into_iter()
         .zip(examples.iter().map(|e| e.label))
         .collect();
-    let started = Instant::now();
     let evaluation = evaluate(&model, &pairs, batch_size)?;
+    Ok((model, evaluation))
+}
+
+fn run_compare(
+    models: &[PathBuf],
+    data: &std::path::Path,
+    device: DeviceChoice,
+    json: bool,
+) -> Result<()> {
+    let [a, b] = models else {
+        bail!("--models takes exactly two bundle directories")
+    };
+    let (model_a, eval_a) = evaluate_bundle(a, data, 256, device)?;
+    let (model_b, eval_b) = evaluate_bundle(b, data, 256, device)?;
+    if model_a.labels() != model_b.labels() {
+        bail!(
+            "{} and {} have different labels; they cannot be compared on one dataset",
+            a.display(),
+            b.display()
+        );
+    }
+    let test = paired_t_test(&eval_a.losses, &eval_b.losses)
+        .context("a paired t-test needs at least two examples")?;
+    if json {
+        let report = serde_json::json!({
+            "data": data.display().to_string(),
+            "models": [
+                {"path": a.display().to_string(), "accuracy": eval_a.accuracy, "mean_loss": eval_a.mean_loss},
+                {"path": b.display().to_string(), "accuracy": eval_b.accuracy, "mean_loss": eval_b.mean_loss},
+            ],
+            "paired_t_test": test,
+        });
+        println!("{}", serde_json::to_string_pretty(&report)?);
+        return Ok(());
+    }
+    println!("{:<40} {:>9} {:>10}", "model", "accuracy", "mean loss");
+    for (path, e) in [(a, &eval_a), (b, &eval_b)] {
+        println!(
+            "{:<40} {:>8.2}% {:>10.4}",
+            path.display(),
+            e.accuracy * 100.0,
+            e.mean_loss
+        );
+    }
+    println!(
+        "paired t-test on per-example losses (A - B): mean {:+.4}, t = {:.3}, df = {}, p = {:.4}",
+        test.mean_difference, test.t, test.degrees_of_freedom, test.p_value
+    );
+    Ok(())
+}
+
+fn run_eval(
+    model_dir: &std::path::Path,
+    data: &std::path::Path,
+    batch_size: usize,
+    device: DeviceChoice,
+    json: bool,
+) -> Result<()> {
+    let started = Instant::now();
+    let (model, evaluation) = evaluate_bundle(model_dir, data, batch_size, device)?;
     if json {
         println!("{}", serde_json::to_string_pretty(&evaluation)?);
         return Ok(());

@@ -1,0 +1,161 @@
+//! Regularizers that perturb the embedded input continuously: embedding dropout, FGSM,
+//! Miyato's L2 adversarial loss and virtual adversarial training.
+//!
+//! Invariants: perturbations touch only real (unpadded) positions; they are computed from
+//! gradients taken with `run_backward` on the embedded input alone (nothing accumulates into
+//! the parameters' gradients) and are detached before the adversarial forward pass, so no
+//! gradient flows through their construction (the constant θ̂ of Miyato et al.).
+
+use gauntlet_models::{Network, PaddedBatch};
+use tch::{Kind, Tensor};
+
+use super::{Batch, StepLoss};
+
+fn cross_entropy(net: &dyn Network, embedded: &Tensor, batch: &Batch<'_>) -> Tensor {
+    net.logits(embedded, batch.padded, true)
+        .cross_entropy_for_logits(batch.targets)
+}
+
+/// Mask broadcastable to the embedded input: 1 at real positions.
+fn position_mask(padded: &PaddedBatch) -> Tensor {
+    padded.mask.unsqueeze(-1)
+}
+
+/// `x / ‖x‖₂` per example, the norm taken over every position and dimension.
+pub(super) fn normalize_per_example(x: &Tensor) -> Tensor {
+    let b = x.size()[0];
+    let norms = x
+        .reshape([b, -1])
+        .norm_scalaropt_dim(2.0, [1].as_slice(), false);
+    let shape: Vec<i64> = std::iter::once(b)
+        .chain(std::iter::repeat_n(1, x.dim() - 1))
+        .collect();
+    x / (norms.reshape(shape.as_slice()) + 1e-12)
+}
+
+fn input_gradient(loss: &Tensor, embedded: &Tensor) -> Tensor {
+    Tensor::run_backward(&[loss], &[embedded], true, false).remove(0)
+}
+
+/// Embedding dropout at `rate` (the non-adversarial baseline).
+pub(super) fn dropout(net: &dyn Network, batch: &Batch<'_>, rate: f64) -> StepLoss {
+    let embedded = net.embed(batch.padded).dropout(rate, true);
+    let loss = cross_entropy(net, &embedded, batch);
+    StepLoss {
+        clean: loss.detach(),
+        total: loss,
+        adversarial: None,
+    }
+}
+
+/// The FGSM perturbation `ε·sign(∇ₑJ)` at real positions, detached.
+pub(super) fn fgsm_perturbation(
+    loss: &Tensor,
+    embedded: &Tensor,
+    padded: &PaddedBatch,
+    epsilon: f64,
+) -> Tensor {
+    (input_gradient(loss, embedded).sign() * epsilon * position_mask(padded)).detach()
+}
+
+/// `αJ(x) + (1−α)J(x + ε·sign(∇ₑJ))`.
+pub(super) fn fgsm(net: &dyn Network, batch: &Batch<'_>, epsilon: f64, alpha: f64) -> StepLoss {
+    let embedded = net.embed(batch.padded);
+    let clean = cross_entropy(net, &embedded, batch);
+    let delta = fgsm_perturbation(&clean, &embedded, batch.padded, epsilon);
+    let adversarial = cross_entropy(net, &(&embedded + delta), batch);
+    StepLoss {
+        total: &clean * alpha + &adversarial * (1.0 - alpha),
+        clean: clean.detach(),
+        adversarial: Some(adversarial.detach()),
+    }
+}
+
+/// The L2 perturbation `ε·g/‖g‖₂` (per example, whole sequence), detached.
+pub(super) fn l2_perturbation(
+    loss: &Tensor,
+    embedded: &Tensor,
+    padded: &PaddedBatch,
+    epsilon: f64,
+) -> Tensor {
+    let g = input_gradient(loss, embedded) * position_mask(padded);
+    (normalize_per_example(&g) * epsilon).detach()
+}
+
+/// `J(x) + λ·J(x + r_adv)`.
+pub(super) fn l2(net: &dyn Network, batch: &Batch<'_>, epsilon: f64, weight: f64) -> StepLoss {
+    let embedded = net.embed(batch.padded);
+    let clean = cross_entropy(net, &embedded, batch);
+    let r = l2_perturbation(&clean, &embedded, batch.padded, epsilon);
+    let adversarial = cross_entropy(net, &(&embedded + r), batch);
+    StepLoss {
+        total: &clean + &adversarial * weight,
+        clean: clean.detach(),
+        adversarial: Some(adversarial.detach()),
+    }
+}
+
+/// Mean `KL(p ‖ q)` from clean log-probabilities (detached) and perturbed logits.
+fn kl(clean_log_probs: &Tensor, logits: &Tensor) -> Tensor {
+    let log_q = logits.log_softmax(-1, Kind::Float);
+    (clean_log_probs.exp() * (clean_log_probs - log_q))
+        .sum_dim_intlist([-1].as_slice(), false, Kind::Float)
+        .mean(Kind::Float)
+}
+
+/// The virtual adversarial perturbation (one power iteration from `ξ·d`), detached.
+pub(super) fn vat_perturbation(
+    net: &dyn Network,
+    embedded: &Tensor,
+    padded: &PaddedBatch,
+    clean_log_probs: &Tensor,
+    epsilon: f64,
+    xi: f64,
+) -> Tensor {
+    let mask = position_mask(padded);
+    let d = (normalize_per_example(&(embedded.randn_like() * &mask)) * xi).set_requires_grad(true);
+    let divergence = kl(
+        clean_log_probs,
+        &net.logits(&(embedded.detach() + &d), padded, true),
+    );
+    let g = Tensor::run_backward(&[&divergence], &[&d], false, false).remove(0) * &mask;
+    (normalize_per_example(&g) * epsilon).detach()
+}
+
+/// VAT's term `KL(p(x) ‖ p(x + r_v-adv))` for a batch (labels unused).
+pub(super) fn vat_term(net: &dyn Network, padded: &PaddedBatch, epsilon: f64, xi: f64) -> Tensor {
+    let embedded = net.embed(padded);
+    let clean_log_probs = net
+        .logits(&embedded, padded, true)
+        .log_softmax(-1, Kind::Float)
+        .detach();
+    let r = vat_perturbation(net, &embedded, padded, &clean_log_probs, epsilon, xi);
+    kl(
+        &clean_log_probs,
+        &net.logits(&(&embedded + r), padded, true),
+    )
+}
+
+/// `J(x) + λ·KL(p(x) ‖ p(x + r_v-adv))` on a labelled batch.
+pub(super) fn vat_labelled(
+    net: &dyn Network,
+    batch: &Batch<'_>,
+    epsilon: f64,
+    xi: f64,
+    weight: f64,
+) -> StepLoss {
+    let embedded = net.embed(batch.padded);
+    let logits = net.logits(&embedded, batch.padded, true);
+    let clean = logits.cross_entropy_for_logits(batch.targets);
+    let clean_log_probs = logits.log_softmax(-1, Kind::Float).detach();
+    let r = vat_perturbation(net, &embedded, batch.padded, &clean_log_probs, epsilon, xi);
+    let adversarial = kl(
+        &clean_log_probs,
+        &net.logits(&(&embedded + r), batch.padded, true),
+    );
+    StepLoss {
+        total: &clean + &adversarial * weight,
+        clean: clean.detach(),
+        adversarial: Some(adversarial.detach()),
+    }
+}

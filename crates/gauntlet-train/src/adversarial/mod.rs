@@ -1,0 +1,287 @@
+//! Adversarial regularizers as a plugin for any tch training loop.
+//!
+//! A [`Regularizer`] turns one labelled batch into the loss to back-propagate: the clean
+//! loss, plus an adversarial term computed from the same model through the
+//! [`gauntlet_models::Network`] split at the input embeddings. The trainer of this crate is
+//! only one user; any loop that owns a `Network` can call [`Regularizer::loss`] in place of
+//! its cross-entropy:
+//!
+//! ```no_run
+//! # use gauntlet_train::adversarial::{AdversarialConfig, Method, Regularizer, Batch};
+//! # fn demo(net: &dyn gauntlet_models::Network, batch: Batch<'_>, opt: &mut tch::nn::Optimizer)
+//! #     -> Result<(), gauntlet_train::TrainError> {
+//! let mut regularizer = Regularizer::new(AdversarialConfig { method: Method::Fgsm, ..Default::default() }, None)?;
+//! let step = regularizer.loss(net, &batch)?;
+//! opt.backward_step(&step.total);
+//! # Ok(()) }
+//! ```
+//!
+//! Methods (each applied to a batch with probability `probability`, else the clean loss):
+//! * `none`: cross-entropy only — the exact operations of clean training, so `--adv none`
+//!   is bit-identical to it.
+//! * `dropout`: embedding dropout with rate `epsilon` (the non-adversarial baseline).
+//! * `fgsm`: `Δ = ε·sign(∇ₑJ)`, loss `αJ(x) + (1−α)J(x+Δ)`, Δ detached (Goodfellow;
+//!   Bělohlávek Eq. 1–2).
+//! * `l2`: Miyato et al. (2017) on normalized embeddings: `r = ε·g/‖g‖₂` per example over the
+//!   whole sequence, loss `J(x) + λ·J(x+r)`.
+//! * `vat`: virtual adversarial training, one power iteration from a random `ξ`-scaled
+//!   direction (Eq. 7–8), loss `J(x) + λ·KL(p(x) ‖ p(x+r))`; also on unlabeled batches.
+//! * `hotflip`: character models; after the first backward pass apply the top-r flips
+//!   (r = `ratio` of the characters) at once and train on `αJ(x) + (1−α)J(x_adv)`.
+//! * `unk`, `sem`: word models; one word per example flipped to UNK, or by a semantic flip
+//!   under the attack engine's `sem` constraints, same loss as `hotflip`.
+
+mod embedding_space;
+mod token_space;
+
+use gauntlet_core::{InputKind, TextCodec, TokenIds};
+use gauntlet_models::{Network, PaddedBatch};
+use rand::{rngs::StdRng, Rng, SeedableRng};
+use serde::{Deserialize, Serialize};
+use tch::Tensor;
+
+use crate::error::TrainError;
+
+/// The regularization method.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum Method {
+    /// Clean training.
+    None,
+    /// Dropout on embeddings (baseline).
+    Dropout,
+    /// Character HotFlip, top-r simultaneous flips.
+    Hotflip,
+    /// One word per example to UNK.
+    Unk,
+    /// One semantic word flip per example.
+    Sem,
+    /// Embedding FGSM.
+    Fgsm,
+    /// Miyato L2 adversarial training.
+    L2,
+    /// Virtual adversarial training.
+    Vat,
+}
+
+impl Method {
+    /// The name used on the command line and in manifests.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::None => "none",
+            Self::Dropout => "dropout",
+            Self::Hotflip => "hotflip",
+            Self::Unk => "unk",
+            Self::Sem => "sem",
+            Self::Fgsm => "fgsm",
+            Self::L2 => "l2",
+            Self::Vat => "vat",
+        }
+    }
+
+    /// The input kind the method needs, if it needs one.
+    pub fn required_input(self) -> Option<InputKind> {
+        match self {
+            Self::Hotflip => Some(InputKind::Char),
+            Self::Unk | Self::Sem => Some(InputKind::Word),
+            _ => None,
+        }
+    }
+
+    /// Whether the method assumes normalized embeddings (Miyato et al.).
+    pub fn normalizes_embeddings(self) -> bool {
+        matches!(self, Self::L2 | Self::Vat)
+    }
+}
+
+/// Settings of a regularizer; recorded in the bundle's manifest.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AdversarialConfig {
+    /// The method.
+    pub method: Method,
+    /// Perturbation size: FGSM step, L2/VAT norm, or the dropout rate.
+    pub epsilon: f64,
+    /// Weight of the clean loss in `αJ(x) + (1−α)J(x_adv)` (fgsm, hotflip, unk, sem).
+    pub alpha: f64,
+    /// Weight λ of the adversarial term added to the clean loss (l2, vat).
+    pub weight: f64,
+    /// Share of characters flipped per example (hotflip).
+    pub ratio: f64,
+    /// Probability that a batch gets the adversarial term.
+    pub probability: f64,
+    /// Size ξ of the random direction of VAT's power iteration.
+    pub xi: f64,
+    /// Cosine threshold of semantic flips (sem).
+    pub cosine_threshold: f64,
+    /// Seed of the per-batch application draw.
+    pub seed: u64,
+}
+
+impl Default for AdversarialConfig {
+    fn default() -> Self {
+        Self {
+            method: Method::None,
+            epsilon: 0.01,
+            alpha: 0.5,
+            weight: 1.0,
+            ratio: 0.2,
+            probability: 1.0,
+            xi: 0.1,
+            cosine_threshold: 0.8,
+            seed: 0,
+        }
+    }
+}
+
+impl AdversarialConfig {
+    /// Checks ranges; messages name the flag to fix.
+    pub fn validate(&self, kind: InputKind) -> Result<(), TrainError> {
+        let bad = |m: String| Err(TrainError::Invalid(m));
+        if let Some(needed) = self.method.required_input() {
+            if needed != kind {
+                return bad(format!("--adv {} needs a {needed:?}-level model, this architecture reads {kind:?} input", self.method.name()));
+            }
+        }
+        if !(self.epsilon >= 0.0 && self.epsilon.is_finite()) {
+            return bad("--eps must be a non-negative number".into());
+        }
+        if self.method == Method::Dropout && self.epsilon >= 1.0 {
+            return bad("--eps is the dropout rate for --adv dropout and must be below 1".into());
+        }
+        if !(0.0..=1.0).contains(&self.alpha) {
+            return bad("--alpha must be in [0, 1]".into());
+        }
+        if !(0.0..=1.0).contains(&self.probability) {
+            return bad("--adv-prob must be in [0, 1]".into());
+        }
+        if !(self.ratio > 0.0 && self.ratio <= 1.0) {
+            return bad("--ratio must be in (0, 1]".into());
+        }
+        if !(self.weight >= 0.0 && self.xi > 0.0) {
+            return bad("--adv-weight must be non-negative and --xi positive".into());
+        }
+        Ok(())
+    }
+}
+
+/// One labelled batch as the regularizer sees it.
+pub struct Batch<'a> {
+    /// The unpadded ids (token-space methods edit them).
+    pub ids: &'a [TokenIds],
+    /// The padded batch on the model's device.
+    pub padded: &'a PaddedBatch,
+    /// Class ids, int64 on the model's device.
+    pub targets: &'a Tensor,
+}
+
+/// The losses of one step.
+pub struct StepLoss {
+    /// What to back-propagate.
+    pub total: Tensor,
+    /// The clean cross-entropy (detached).
+    pub clean: Tensor,
+    /// The adversarial term (detached), when one was computed.
+    pub adversarial: Option<Tensor>,
+}
+
+/// A configured regularizer. Holds the state some methods need (codec and lexicon for
+/// `sem`, a random generator for the application draw).
+pub struct Regularizer {
+    config: AdversarialConfig,
+    rng: StdRng,
+    sem: Option<token_space::SemContext>,
+}
+
+impl Regularizer {
+    /// A regularizer for `config`; `sem` methods need the codec and a lexicon.
+    pub fn new(
+        config: AdversarialConfig,
+        sem: Option<(TextCodec, Box<dyn gauntlet_attacks::Lexicon>)>,
+    ) -> Result<Self, TrainError> {
+        if config.method == Method::Sem && sem.is_none() {
+            return Err(TrainError::Invalid(
+                "--adv sem needs WordNet (--wordnet DIR or GAUNTLET_WORDNET)".into(),
+            ));
+        }
+        let rng = StdRng::seed_from_u64(config.seed);
+        Ok(Self {
+            config,
+            rng,
+            sem: sem.map(|(codec, lexicon)| token_space::SemContext::new(codec, lexicon)),
+        })
+    }
+
+    /// The settings.
+    pub fn config(&self) -> &AdversarialConfig {
+        &self.config
+    }
+
+    /// Forgets cached per-model state (the `sem` neighbour lists); call when the
+    /// embeddings have moved enough to matter, e.g. once per epoch.
+    pub fn refresh(&mut self) {
+        if let Some(sem) = &mut self.sem {
+            sem.clear();
+        }
+    }
+
+    /// The loss of one training step (dropout on, i.e. the network in training mode).
+    pub fn loss(&mut self, net: &dyn Network, batch: &Batch<'_>) -> Result<StepLoss, TrainError> {
+        let method = self.config.method;
+        if method == Method::None {
+            let clean = net
+                .forward(batch.padded, true)
+                .cross_entropy_for_logits(batch.targets);
+            return Ok(StepLoss {
+                clean: clean.detach(),
+                total: clean,
+                adversarial: None,
+            });
+        }
+        let apply = self.config.probability >= 1.0 || self.rng.gen_bool(self.config.probability);
+        let c = &self.config;
+        match method {
+            _ if !apply => {
+                let clean = net
+                    .forward(batch.padded, true)
+                    .cross_entropy_for_logits(batch.targets);
+                Ok(StepLoss {
+                    clean: clean.detach(),
+                    total: clean,
+                    adversarial: None,
+                })
+            }
+            Method::Dropout => Ok(embedding_space::dropout(net, batch, c.epsilon)),
+            Method::Fgsm => Ok(embedding_space::fgsm(net, batch, c.epsilon, c.alpha)),
+            Method::L2 => Ok(embedding_space::l2(net, batch, c.epsilon, c.weight)),
+            Method::Vat => Ok(embedding_space::vat_labelled(
+                net, batch, c.epsilon, c.xi, c.weight,
+            )),
+            Method::Hotflip => token_space::hotflip(net, batch, c.ratio, c.alpha),
+            Method::Unk => token_space::unk(net, batch, c.alpha),
+            Method::Sem => {
+                let sem = self.sem.as_mut().ok_or_else(|| {
+                    TrainError::Invalid("sem regularizer without a lexicon".into())
+                })?;
+                token_space::sem(net, batch, c.alpha, c.cosine_threshold, sem)
+            }
+            Method::None => unreachable_none(),
+        }
+    }
+
+    /// VAT's loss on an unlabeled batch (`λ·KL`); `None` for other methods.
+    pub fn unlabeled_loss(&mut self, net: &dyn Network, padded: &PaddedBatch) -> Option<Tensor> {
+        (self.config.method == Method::Vat).then(|| {
+            embedding_space::vat_term(net, padded, self.config.epsilon, self.config.xi)
+                * self.config.weight
+        })
+    }
+}
+
+fn unreachable_none() -> Result<StepLoss, TrainError> {
+    Err(TrainError::Invalid(
+        "internal: method none handled above".into(),
+    ))
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,271 @@
+#![allow(clippy::unwrap_used)]
+
+use gauntlet_attacks::{MemoryLexicon, Pos};
+use gauntlet_core::codec::{VocabularyOptions, PAD_TOKEN, UNK_TOKEN};
+use gauntlet_core::{InputKind, TextCodec, TokenIds, Tokenization};
+use gauntlet_models::{Architecture, Network, PaddedBatch};
+use tch::{nn, Device, Kind, Tensor};
+
+use super::embedding_space::{
+    fgsm, fgsm_perturbation, l2, l2_perturbation, vat_labelled, vat_perturbation,
+};
+use super::token_space::{flips_for, hotflip_batch, sem_batch, unk_batch, SemContext};
+use super::*;
+
+fn network(arch: Architecture, rows: usize) -> (nn::VarStore, Box<dyn Network>) {
+    tch::manual_seed(11);
+    let vs = nn::VarStore::new(Device::Cpu);
+    let mut hyper = arch.default_hyper_parameters();
+    hyper.insert("dropout".into(), 0.0.into());
+    let net = arch.build(&vs.root(), &hyper, rows, 3).unwrap();
+    (vs, net)
+}
+
+fn word_ids() -> Vec<TokenIds> {
+    vec![
+        TokenIds::Words(vec![2, 3, 4, 5, 6, 7]),
+        TokenIds::Words(vec![8, 9, 2]),
+    ]
+}
+
+fn char_ids() -> Vec<TokenIds> {
+    vec![
+        TokenIds::Chars(vec![vec![2, 3, 4, 5], vec![6, 7], vec![8, 9, 2, 3, 4]]),
+        TokenIds::Chars(vec![vec![5, 6, 7]]),
+    ]
+}
+
+fn run<T>(net: &dyn Network, ids: &[TokenIds], f: impl FnOnce(&Batch<'_>) -> T) -> T {
+    let padded = PaddedBatch::new(ids, net.min_len(), Device::Cpu).unwrap();
+    let targets = Tensor::from_slice(&[0i64, 2]);
+    f(&Batch {
+        ids,
+        padded: &padded,
+        targets: &targets,
+    })
+}
+
+#[test]
+fn fgsm_and_l2_raise_the_loss_at_small_epsilon() {
+    for arch in Architecture::ALL {
+        let (_vs, net) = network(arch, 12);
+        let ids = if arch == Architecture::CharCnnLstm {
+            char_ids()
+        } else {
+            word_ids()
+        };
+        run(net.as_ref(), &ids, |batch| {
+            let f = fgsm(net.as_ref(), batch, 1e-3, 0.5);
+            let l = l2(net.as_ref(), batch, 1e-2, 1.0);
+            for (name, step) in [("fgsm", f), ("l2", l)] {
+                let (clean, adv) = (
+                    step.clean.double_value(&[]),
+                    step.adversarial.unwrap().double_value(&[]),
+                );
+                assert!(
+                    adv >= clean,
+                    "{arch} {name}: adversarial {adv} < clean {clean}"
+                );
+            }
+        });
+    }
+}
+
+#[test]
+fn perturbations_have_the_stated_norms() {
+    let (_vs, net) = network(Architecture::WordCnn, 12);
+    let ids = word_ids();
+    run(net.as_ref(), &ids, |batch| {
+        let embedded = net.embed(batch.padded);
+        let loss = net
+            .logits(&embedded, batch.padded, true)
+            .cross_entropy_for_logits(batch.targets);
+        let delta = fgsm_perturbation(&loss, &embedded, batch.padded, 0.25);
+        let mask = batch.padded.mask.unsqueeze(-1).expand_as(&delta);
+        let real = delta.masked_select(&mask.gt(0.0)).abs();
+        let padding = delta.masked_select(&mask.eq(0.0));
+        assert!(
+            (real - 0.25).abs().max().double_value(&[]) < 1e-7,
+            "FGSM is ε·sign(g) at real positions"
+        );
+        assert_eq!(
+            padding.abs().sum(Kind::Float).double_value(&[]),
+            0.0,
+            "padding is never perturbed"
+        );
+        for r in [l2_perturbation(&loss, &embedded, batch.padded, 0.7), {
+            let log_p = net
+                .logits(&embedded, batch.padded, true)
+                .log_softmax(-1, Kind::Float)
+                .detach();
+            vat_perturbation(net.as_ref(), &embedded, batch.padded, &log_p, 0.7, 0.1)
+        }] {
+            let norms = r
+                .reshape([2, -1])
+                .norm_scalaropt_dim(2.0, [1].as_slice(), false);
+            let norms = Vec::<f32>::try_from(norms).unwrap();
+            assert!(
+                norms.iter().all(|n| (n - 0.7).abs() < 1e-5),
+                "per-example L2 norm must be ε: {norms:?}"
+            );
+        }
+    });
+}
+
+#[test]
+fn vat_term_is_a_non_negative_divergence() {
+    let (_vs, net) = network(Architecture::BiRnn, 12);
+    let ids = word_ids();
+    run(net.as_ref(), &ids, |batch| {
+        let step = vat_labelled(net.as_ref(), batch, 0.5, 0.1, 1.0);
+        assert!(step.adversarial.unwrap().double_value(&[]) >= 0.0);
+    });
+}
+
+#[test]
+fn top_r_hotflip_changes_exactly_r_characters_per_example() {
+    let (_vs, net) = network(Architecture::CharCnnLstm, 12);
+    let ids = char_ids();
+    for ratio in [0.2, 0.5, 1.0] {
+        run(net.as_ref(), &ids, |batch| {
+            let (_, flipped) = hotflip_batch(net.as_ref(), batch, ratio);
+            let before = Vec::<i64>::try_from(batch.padded.ids.flatten(0, -1)).unwrap();
+            let after = Vec::<i64>::try_from(flipped.ids.flatten(0, -1)).unwrap();
+            let per_example = before.len() / ids.len();
+            for (i, example) in ids.iter().enumerate() {
+                let range = i * per_example..(i + 1) * per_example;
+                let changed: Vec<usize> =
+                    range.clone().filter(|&k| before[k] != after[k]).collect();
+                assert_eq!(
+                    changed.len() as i64,
+                    flips_for(example.positions(), ratio),
+                    "ratio {ratio}, example {i}"
+                );
+                for k in changed {
+                    assert_ne!(before[k], 0, "padding must not be flipped");
+                    assert!(after[k] >= 2, "flips never introduce PAD or UNK");
+                }
+            }
+        });
+    }
+}
+
+#[test]
+fn unk_regularizer_replaces_exactly_one_word() {
+    let (_vs, net) = network(Architecture::WordCnn, 12);
+    let ids = word_ids();
+    run(net.as_ref(), &ids, |batch| {
+        let (_, adversarial) = unk_batch(net.as_ref(), batch);
+        let diff = adversarial
+            .ids
+            .ne_tensor(&batch.padded.ids)
+            .sum_dim_intlist([1].as_slice(), false, Kind::Int64);
+        assert_eq!(Vec::<i64>::try_from(diff).unwrap(), vec![1, 1]);
+        let unks = adversarial.ids.eq(1).sum(Kind::Int64).int64_value(&[]);
+        assert_eq!(unks, 2);
+    });
+}
+
+#[test]
+fn sem_regularizer_flips_only_to_allowed_words() {
+    let texts = ["good great film movie bad awful"];
+    let options = VocabularyOptions {
+        kind: InputKind::Word,
+        lowercase: true,
+        min_count: 1,
+        max_size: 100,
+    };
+    let (tokenizer, _) = TextCodec::build(&texts, &options).unwrap();
+    let tokenization = Tokenization {
+        kind: InputKind::Word,
+        lowercase: true,
+        max_length: 10,
+        max_word_length: 1,
+        pad_token: PAD_TOKEN.into(),
+        unk_token: UNK_TOKEN.into(),
+    };
+    let codec = TextCodec::new(tokenizer, &tokenization, Vec::new()).unwrap();
+    let mut lexicon = MemoryLexicon::new();
+    lexicon
+        .insert("good", &[Pos::Adjective], "good")
+        .insert("great", &[Pos::Adjective], "great");
+    lexicon
+        .insert("film", &[Pos::Noun], "film")
+        .insert("movie", &[Pos::Noun], "movie");
+    let id = |w: &str| codec.id(w).unwrap();
+    let (_vs, net) = network(Architecture::WordCnn, codec.size());
+    let ids = vec![
+        TokenIds::Words(vec![id("good"), id("film"), id("bad")]),
+        TokenIds::Words(vec![id("awful"), id("bad")]),
+    ];
+    let mut context = SemContext::new(codec.clone(), Box::new(lexicon));
+    run(net.as_ref(), &ids, |batch| {
+        // Threshold −1 admits any cosine, so only the lexicon constraints decide.
+        let (_, adversarial) = sem_batch(net.as_ref(), batch, -1.0, &mut context);
+        let after = Vec::<i64>::try_from(adversarial.ids.flatten(0, -1)).unwrap();
+        let t = after.len() / 2;
+        let first: Vec<i64> = after[..3].to_vec();
+        let allowed = [(id("good"), id("great")), (id("film"), id("movie"))];
+        let changed: Vec<usize> = (0..3)
+            .filter(|&j| first[j] != i64::from(ids[0].flat()[j]))
+            .collect();
+        assert_eq!(
+            changed.len(),
+            1,
+            "one semantic flip in the first example: {first:?}"
+        );
+        let j = changed[0];
+        assert!(
+            allowed
+                .iter()
+                .any(|&(a, b)| i64::from(a) == i64::from(ids[0].flat()[j])
+                    && first[j] == i64::from(b))
+        );
+        assert_eq!(
+            &after[t..t + 2],
+            &[i64::from(id("awful")), i64::from(id("bad"))],
+            "no allowed flip: unchanged"
+        );
+    });
+}
+
+#[test]
+fn regularizer_none_is_plain_cross_entropy_and_validation_names_flags() {
+    let (_vs, net) = network(Architecture::WordCnn, 12);
+    let ids = word_ids();
+    run(net.as_ref(), &ids, |batch| {
+        let mut none = Regularizer::new(AdversarialConfig::default(), None).unwrap();
+        let step = none.loss(net.as_ref(), batch).unwrap();
+        let expected = net
+            .forward(batch.padded, true)
+            .cross_entropy_for_logits(batch.targets);
+        assert_eq!(step.total.double_value(&[]), expected.double_value(&[]));
+        assert!(step.adversarial.is_none());
+    });
+    let hotflip = AdversarialConfig {
+        method: Method::Hotflip,
+        ..Default::default()
+    };
+    assert!(hotflip
+        .validate(InputKind::Word)
+        .unwrap_err()
+        .to_string()
+        .contains("--adv hotflip"));
+    let alpha = AdversarialConfig {
+        alpha: 1.5,
+        ..Default::default()
+    };
+    assert!(alpha
+        .validate(InputKind::Word)
+        .unwrap_err()
+        .to_string()
+        .contains("--alpha"));
+    assert!(Regularizer::new(
+        AdversarialConfig {
+            method: Method::Sem,
+            ..Default::default()
+        },
+        None
+    )
+    .is_err());
+}

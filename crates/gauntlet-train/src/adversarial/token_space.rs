@@ -1,0 +1,267 @@
+//! Regularizers that edit the tokens: character HotFlip with top-r simultaneous flips
+//! (Ebrahimi et al. 2018, section 6), and the word-level UNK and SEM regularizers (Table 7).
+//!
+//! Each uses the gradient of the clean loss at the embedded input (one backward pass),
+//! scores edits with the HotFlip estimate `g·(e_new − e_old)`, applies the chosen edits to
+//! the ids, and trains on `αJ(x) + (1−α)J(x_adv)`. The inner adversary need not fool the
+//! model. HotFlip and UNK stay on the model's device; SEM checks the attack engine's `sem`
+//! constraints ([`gauntlet_attacks::SemFilter`]) on the host.
+
+use std::collections::HashMap;
+
+use gauntlet_attacks::{Lexicon, SemFilter};
+use gauntlet_core::codec::{PAD_ID, UNK_ID};
+use gauntlet_core::{EmbeddingTable, TextCodec, TokenIds};
+use gauntlet_models::{Network, PaddedBatch};
+use tch::{Device, Kind, Tensor};
+
+use super::{Batch, StepLoss};
+use crate::error::TrainError;
+
+const NEG: f64 = -1e30;
+
+fn with_ids(padded: &PaddedBatch, ids: Tensor) -> PaddedBatch {
+    PaddedBatch {
+        ids,
+        mask: padded.mask.shallow_clone(),
+        word_lengths: padded.word_lengths.clone(),
+        char_lengths: padded.char_lengths.clone(),
+    }
+}
+
+/// Clean loss and the gradient of it at the embedded input.
+fn clean_and_gradient(net: &dyn Network, batch: &Batch<'_>) -> (Tensor, Tensor, Tensor) {
+    let embedded = net.embed(batch.padded);
+    let clean = net
+        .logits(&embedded, batch.padded, true)
+        .cross_entropy_for_logits(batch.targets);
+    let g = Tensor::run_backward(&[&clean], &[&embedded], true, false)
+        .remove(0)
+        .detach();
+    (clean, g, embedded.detach())
+}
+
+fn combine(
+    net: &dyn Network,
+    batch: &Batch<'_>,
+    clean: Tensor,
+    adversarial: &PaddedBatch,
+    alpha: f64,
+) -> StepLoss {
+    let adv = net
+        .forward(adversarial, true)
+        .cross_entropy_for_logits(batch.targets);
+    StepLoss {
+        total: &clean * alpha + &adv * (1.0 - alpha),
+        clean: clean.detach(),
+        adversarial: Some(adv.detach()),
+    }
+}
+
+/// Number of flips for an example of `chars` characters: `max(1, round(ratio·chars))`.
+pub(crate) fn flips_for(chars: usize, ratio: f64) -> i64 {
+    ((chars as f64 * ratio).round() as i64).clamp(1, chars.max(1) as i64)
+}
+
+/// The character batch after the top-r flips of every example, and the clean loss.
+pub(crate) fn hotflip_batch(
+    net: &dyn Network,
+    batch: &Batch<'_>,
+    ratio: f64,
+) -> (Tensor, PaddedBatch) {
+    let (clean, g, embedded) = clean_and_gradient(net, batch);
+    let device = g.device();
+    let table = net.embedding().detach(); // [A, D]
+                                          // scores[b,w,c,a] = g·e_a − g·e_current: the estimated loss change of each flip.
+    let scores = g.matmul(&table.tr())
+        - (&g * &embedded).sum_dim_intlist([-1].as_slice(), true, Kind::Float);
+    let alphabet = table.size()[0];
+    let mut forbidden = Tensor::zeros([alphabet], (Kind::Bool, device));
+    let _ = forbidden.index_fill_(
+        0,
+        &Tensor::from_slice(&[i64::from(PAD_ID), i64::from(UNK_ID)]).to_device(device),
+        1,
+    );
+    let current = batch.padded.ids.unsqueeze(-1);
+    let same = Tensor::arange(alphabet, (Kind::Int64, device)).eq_tensor(&current);
+    let invalid = same
+        .logical_or(&forbidden)
+        .logical_or(&batch.padded.mask.eq(0.0).unsqueeze(-1));
+    let (best, best_char) = scores.masked_fill(&invalid, NEG).max_dim(-1, false);
+    let b = best.size()[0];
+    let counts: Vec<i64> = batch
+        .ids
+        .iter()
+        .map(|ids| flips_for(ids.positions(), ratio))
+        .collect();
+    let k = counts.iter().copied().max().unwrap_or(1);
+    let (values, positions) = best.reshape([b, -1]).topk(k, -1, true, true);
+    let wanted = Tensor::arange(k, (Kind::Int64, device))
+        .unsqueeze(0)
+        .lt_tensor(&Tensor::from_slice(&counts).to_device(device).unsqueeze(1));
+    let keep = wanted.logical_and(&values.gt(NEG / 2.0));
+    let ids = batch.padded.ids.reshape([b, -1]);
+    let chosen = best_char.reshape([b, -1]).gather(1, &positions, false);
+    let new_values = chosen.where_self(&keep, &ids.gather(1, &positions, false));
+    let flipped = ids
+        .scatter(1, &positions, &new_values)
+        .reshape(batch.padded.ids.size());
+    (clean, with_ids(batch.padded, flipped))
+}
+
+/// Character HotFlip regularizer.
+pub(super) fn hotflip(
+    net: &dyn Network,
+    batch: &Batch<'_>,
+    ratio: f64,
+    alpha: f64,
+) -> Result<StepLoss, TrainError> {
+    let (clean, adversarial) = hotflip_batch(net, batch, ratio);
+    Ok(combine(net, batch, clean, &adversarial, alpha))
+}
+
+/// The word batch with one word per example replaced by UNK (the best by `g·(e_unk − e_i)`).
+pub(crate) fn unk_batch(net: &dyn Network, batch: &Batch<'_>) -> (Tensor, PaddedBatch) {
+    let (clean, g, embedded) = clean_and_gradient(net, batch);
+    let unk = net.embedding().detach().get(i64::from(UNK_ID));
+    let scores = (&g * (unk - &embedded)).sum_dim_intlist([-1].as_slice(), false, Kind::Float);
+    let ids = &batch.padded.ids;
+    let invalid = batch
+        .padded
+        .mask
+        .eq(0.0)
+        .logical_or(&ids.eq(i64::from(UNK_ID)));
+    let (best, position) = scores.masked_fill(&invalid, NEG).max_dim(-1, true);
+    let replacement = Tensor::full_like(&position, i64::from(UNK_ID))
+        .where_self(&best.gt(NEG / 2.0), &ids.gather(1, &position, false));
+    (
+        clean,
+        with_ids(batch.padded, ids.scatter(1, &position, &replacement)),
+    )
+}
+
+/// UNK word regularizer.
+pub(super) fn unk(
+    net: &dyn Network,
+    batch: &Batch<'_>,
+    alpha: f64,
+) -> Result<StepLoss, TrainError> {
+    let (clean, adversarial) = unk_batch(net, batch);
+    Ok(combine(net, batch, clean, &adversarial, alpha))
+}
+
+/// Host-side state of the SEM regularizer: the vocabulary, the lexicon, a snapshot of the
+/// embedding table and the allowed replacements found so far.
+pub(crate) struct SemContext {
+    tokens: Vec<String>,
+    lexicon: Box<dyn Lexicon>,
+    table: Option<EmbeddingTable>,
+    allowed: HashMap<u32, Vec<u32>>,
+}
+
+impl SemContext {
+    pub(crate) fn new(codec: TextCodec, lexicon: Box<dyn Lexicon>) -> Self {
+        let tokens = (0..codec.size() as u32)
+            .map(|id| codec.token(id).unwrap_or_default().to_owned())
+            .collect();
+        Self {
+            tokens,
+            lexicon,
+            table: None,
+            allowed: HashMap::new(),
+        }
+    }
+
+    pub(crate) fn clear(&mut self) {
+        self.table = None;
+        self.allowed.clear();
+    }
+
+    fn allowed(&mut self, word: u32, threshold: f64) -> &[u32] {
+        let (table, lexicon, tokens) = (&self.table, &self.lexicon, &self.tokens);
+        self.allowed.entry(word).or_insert_with(|| match table {
+            Some(table) => SemFilter::new(table, threshold, lexicon.as_ref())
+                .allowed(word, 2..tokens.len() as u32, tokens)
+                .to_vec(),
+            None => Vec::new(),
+        })
+    }
+}
+
+fn host(t: &Tensor) -> Vec<f32> {
+    Vec::<f32>::try_from(t.to_device(Device::Cpu).to_kind(Kind::Float).flatten(0, -1))
+        .unwrap_or_default()
+}
+
+/// The word batch with one semantic flip per example where the constraints allow one.
+pub(crate) fn sem_batch(
+    net: &dyn Network,
+    batch: &Batch<'_>,
+    threshold: f64,
+    sem: &mut SemContext,
+) -> (Tensor, PaddedBatch) {
+    let (clean, g, _) = clean_and_gradient(net, batch);
+    if sem.table.is_none() {
+        let matrix = net
+            .embedding()
+            .detach()
+            .to_device(Device::Cpu)
+            .to_kind(Kind::Float);
+        let (rows, dim) = matrix.size2().unwrap_or((0, 0));
+        sem.table = Some(EmbeddingTable {
+            rows: rows as usize,
+            dim: dim as usize,
+            values: host(&matrix),
+        });
+    }
+    let (t, d) = (g.size()[1] as usize, g.size()[2] as usize);
+    let grads = host(&g);
+    let mut ids = Vec::<i64>::try_from(batch.padded.ids.to_device(Device::Cpu).flatten(0, -1))
+        .unwrap_or_default();
+    for (i, example) in batch.ids.iter().enumerate() {
+        let TokenIds::Words(words) = example else {
+            continue;
+        };
+        let mut best: Option<(f32, usize, u32)> = None;
+        for (j, &word) in words.iter().enumerate() {
+            let gj = &grads[(i * t + j) * d..(i * t + j + 1) * d];
+            let candidates = sem.allowed(word, threshold).to_vec();
+            let Some(table) = &sem.table else { continue };
+            let current: f32 = gj
+                .iter()
+                .zip(table.row(word as usize))
+                .map(|(a, b)| a * b)
+                .sum();
+            for to in candidates {
+                let score = gj
+                    .iter()
+                    .zip(table.row(to as usize))
+                    .map(|(a, b)| a * b)
+                    .sum::<f32>()
+                    - current;
+                if best.is_none_or(|(s, _, _)| score > s) {
+                    best = Some((score, j, to));
+                }
+            }
+        }
+        if let Some((_, j, to)) = best {
+            ids[i * t + j] = i64::from(to);
+        }
+    }
+    let flipped = Tensor::from_slice(&ids)
+        .reshape(batch.padded.ids.size())
+        .to_device(batch.padded.ids.device());
+    (clean, with_ids(batch.padded, flipped))
+}
+
+/// SEM word regularizer.
+pub(super) fn sem(
+    net: &dyn Network,
+    batch: &Batch<'_>,
+    alpha: f64,
+    threshold: f64,
+    context: &mut SemContext,
+) -> Result<StepLoss, TrainError> {
+    let (clean, adversarial) = sem_batch(net, batch, threshold, context);
+    Ok(combine(net, batch, clean, &adversarial, alpha))
+}
