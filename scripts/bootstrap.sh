@@ -39,9 +39,44 @@ log "venv: $VENV"
 log "libtorch: $SITE/torch/lib"
 log "onnxruntime: $ORT_LIB"
 
+# WordNet for the `sem` attack (parts of speech and lemmas): Debian's wordnet-base database
+# files, fetched with `apt-get download` (no root needed once apt lists exist) and unpacked
+# with `dpkg-deb -x` into $CACHE/wordnet. A GAUNTLET_WORDNET that holds index.noun wins.
+# Never fatal: without it only `sem` is unavailable.
+WORDNET_ROOT="$CACHE/wordnet"
+find_wordnet() {
+  { find "$1" -maxdepth 5 -name index.noun -print 2>/dev/null || true; } | head -n 1 | xargs -r dirname || true
+}
+WORDNET_DIR=""
+if [ -n "${GAUNTLET_WORDNET:-}" ] && [ -n "$(find_wordnet "$GAUNTLET_WORDNET")" ]; then
+  WORDNET_DIR="$(find_wordnet "$GAUNTLET_WORDNET")"
+  log "wordnet: $WORDNET_DIR (from GAUNTLET_WORDNET)"
+elif [ -n "$(find_wordnet "$WORDNET_ROOT")" ]; then
+  WORDNET_DIR="$(find_wordnet "$WORDNET_ROOT")"
+  log "wordnet: reusing $WORDNET_DIR"
+elif command -v apt-get >/dev/null && command -v dpkg-deb >/dev/null; then
+  log "fetching Debian's wordnet-base for the sem attack"
+  WN_TMP="$(mktemp -d)"
+  if (cd "$WN_TMP" && apt-get download -q wordnet-base) >&2 2>&1 \
+      && rm -rf "$WORDNET_ROOT.partial" && mkdir -p "$WORDNET_ROOT.partial" \
+      && dpkg-deb -x "$(ls "$WN_TMP"/wordnet-base_*.deb | head -n 1)" "$WORDNET_ROOT.partial" \
+      && [ -n "$(find_wordnet "$WORDNET_ROOT.partial")" ]; then
+    rm -rf "$WORDNET_ROOT" && mv "$WORDNET_ROOT.partial" "$WORDNET_ROOT"
+    WORDNET_DIR="$(find_wordnet "$WORDNET_ROOT")"
+    log "wordnet: $WORDNET_DIR"
+  else
+    rm -rf "$WORDNET_ROOT.partial"
+    log "WARNING: could not fetch or unpack wordnet-base (apt-get download or dpkg-deb -x failed; 'apt-get update' may help); the sem attack is unavailable until GAUNTLET_WORDNET names a WordNet dict directory"
+  fi
+  rm -rf "$WN_TMP"
+else
+  log "WARNING: apt-get/dpkg-deb not found; the sem attack is unavailable until GAUNTLET_WORDNET names a WordNet dict directory"
+fi
+
 echo "export GAUNTLET_CACHE=\"$CACHE\""
 echo "export PATH=\"$VENV/bin:\$PATH\""
 echo "export LIBTORCH_USE_PYTORCH=1"
 echo "export LIBTORCH_BYPASS_VERSION_CHECK=\${LIBTORCH_BYPASS_VERSION_CHECK:-0}"
 echo "export GAUNTLET_TORCH_LIB=\"$SITE/torch/lib\""
 echo "export GAUNTLET_ORT_DYLIB_DEFAULT=\"$ORT_LIB\""
+[ -z "$WORDNET_DIR" ] || echo "export GAUNTLET_WORDNET=\"$WORDNET_DIR\""

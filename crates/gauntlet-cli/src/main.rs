@@ -1,2 +1,51 @@
-//! The `gauntlet` command (in progress).
-fn main() {}
+//! `gauntlet`: audit the robustness of a text classifier with white-box attacks, and gate CI
+//! on the result.
+//!
+//! Subcommands:
+//!
+//! * `audit` runs one attack over a labelled dataset and writes a report (JSON, Markdown or
+//!   JUnit), optionally gating on it inline;
+//! * `gate` checks a saved JSON report against thresholds;
+//! * `run` executes a declarative spec file (model, data, several attacks with their own
+//!   parameters and thresholds) and writes one report per attack.
+//!
+//! Exit codes, the same for every subcommand: `0` every threshold held (or none was set),
+//! `1` a threshold was breached, `2` an error (bad input, missing file, an attack that does
+//! not fit the model...). On an error no report file is written: reports go to a
+//! temporary file in the target directory and are renamed into place only when complete.
+//!
+//! Module map: [`args`] (command-line definitions and value parsers), [`audit`] (loading a
+//! model and a dataset, running one attack with a progress bar), [`gate`] (thresholds and
+//! verdicts), [`output`] (formats, atomic writes, the progress bar), [`spec`] (spec files),
+//! [`wordnet`] (locating WordNet for `sem`).
+
+mod args;
+mod audit;
+mod gate;
+mod output;
+mod spec;
+mod wordnet;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+use crate::args::{Cli, Command};
+use crate::gate::Verdict;
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Audit(args) => audit::run_audit(&args),
+        Command::Gate(args) => gate::run_gate(&args),
+        Command::Run(args) => spec::run_spec(&args),
+    };
+    match result {
+        Ok(Verdict::Passed) => ExitCode::SUCCESS,
+        Ok(Verdict::Breached) => ExitCode::from(1),
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::from(2)
+        }
+    }
+}

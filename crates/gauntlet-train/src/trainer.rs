@@ -319,7 +319,7 @@ pub fn train(
                     PaddedBatch::new(&unlabeled[unlabeled_cursor..end], net.min_len(), device)?;
                 unlabeled_cursor = if end == unlabeled.len() { 0 } else { end };
                 if let Some(term) = regularizer.unlabeled_loss(net.as_ref(), &extra) {
-                    total = total + term;
+                    total += term;
                 }
             }
             optimizer.zero_grad();
