@@ -6,12 +6,13 @@ DEMO_MODEL ?= models/sst2-word-cnn
 
 .PHONY: run test build bootstrap lint demo-model
 
-## Main job: provision, build, and run the bundled demo model on a few sentences.
+## Main job: provision, build, and start the attack server on localhost with the demo model.
+## Overrides: BIND=127.0.0.1:8080, DATA_DIR=data (audit jobs and datasets).
+BIND ?= 127.0.0.1:8080
+DATA_DIR ?= data
 run: build
-	@$(BOOT); target/debug/gauntlet-train predict --model $(DEMO_MODEL) \
-	  "a gripping , beautifully acted film" \
-	  "the plot is dull and the jokes fall flat" \
-	  "it is neither good nor bad , just long"
+	@$(BOOT); exec target/debug/gauntlet-server --bind $(BIND) \
+	  --models-dir $(dir $(DEMO_MODEL)) --default-model $(notdir $(DEMO_MODEL)) --data-dir $(DATA_DIR)
 
 ## Tests: formatting, lints, then every test of the workspace.
 test:
@@ -28,8 +29,10 @@ bootstrap:
 lint:
 	@$(BOOT); cargo fmt --all --check; cargo clippy --workspace --all-targets -- -D warnings
 
-## Rebuilds the demo bundle from ../shared/data (the command is recorded in its manifest).
+## Rebuilds the demo bundle: word-cnn on SST-2 (GLUE phrase-level train, sentence dev),
+## e.g. `make demo-model DATA=../shared/data`. The command is recorded in its manifest.
+DATA ?= ../shared/data
 demo-model: build
 	@$(BOOT); target/debug/gauntlet-train train --arch word-cnn \
-	  --train $(DATA)/sst2/train.tsv --dev $(DATA)/sst2/dev.tsv --out $(DEMO_MODEL) \
-	  --label-names negative,positive $(DEMO_FLAGS)
+	  --train $(DATA)/sst2_glue/train.tsv --dev $(DATA)/sst2/dev.tsv --out $(DEMO_MODEL) \
+	  --epochs 2 --min-count 2 --max-length 60 --seed 42 --label-names negative,positive

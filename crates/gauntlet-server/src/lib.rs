@@ -1,1 +1,206 @@
-//! Attack server (in progress).
+//! Gauntlet's attack server: a REST API over the attack engine, with audit jobs, a
+//! durable job store, Prometheus metrics, limits and optional API-key authentication.
+//!
+//! Layout (after meilisearch): [`create_app`] builds the actix [`App`] from an
+//! [`AppState`], so tests can run the real server in-process; [`routes`] holds one module
+//! per resource; [`error`] is the one error table; [`scheduler`] runs audit jobs on its own
+//! threads with state in a `DashMap`; [`store`] persists them; [`registry`] holds the
+//! loaded models; [`config`] loads and validates the layered configuration; [`metrics`]
+//! exports Prometheus metrics. The server never sees gradients: it speaks only to the
+//! attack engine and the core traits.
+
+use std::future::{ready, Future};
+use std::net::{SocketAddr, TcpListener};
+use std::pin::Pin;
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::Instant;
+
+use actix_web::body::{BoxBody, MessageBody};
+use actix_web::dev::{Service, ServiceFactory, ServiceRequest, ServiceResponse};
+use actix_web::http::header;
+use actix_web::{web, App, HttpServer, ResponseError};
+
+pub mod config;
+pub mod error;
+pub mod jobs;
+pub mod metrics;
+pub mod names;
+pub mod registry;
+pub mod requests;
+pub mod routes;
+pub mod scheduler;
+pub mod state;
+pub mod store;
+
+pub use config::{Config, ConfigError, Overrides};
+pub use error::ApiError;
+pub use state::{AppState, StartError};
+
+type BoxedResponse =
+    Pin<Box<dyn Future<Output = Result<ServiceResponse<BoxBody>, actix_web::Error>>>>;
+
+/// Compares two byte strings in time independent of where they differ.
+pub fn constant_time_eq(given: &[u8], expected: &[u8]) -> bool {
+    let mut diff = u8::from(given.len() != expected.len());
+    for (i, e) in expected.iter().enumerate() {
+        diff |= given.get(i).copied().unwrap_or(0) ^ e;
+    }
+    diff == 0
+}
+
+fn authorized(req: &ServiceRequest, key: &str) -> bool {
+    req.headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .is_some_and(|given| constant_time_eq(given.trim().as_bytes(), key.as_bytes()))
+}
+
+/// Builds the application: routes, extractor configuration, authentication on `/v1`,
+/// request metrics, and JSON errors for unknown routes.
+pub fn create_app(
+    state: web::Data<AppState>,
+) -> App<
+    impl ServiceFactory<
+        ServiceRequest,
+        Config = (),
+        Response = ServiceResponse<impl MessageBody>,
+        Error = actix_web::Error,
+        InitError = (),
+    >,
+> {
+    let limits = &state.config.limits;
+    let key: Option<Arc<str>> = Some(state.config.server.api_key.as_str())
+        .filter(|k| !k.is_empty())
+        .map(Arc::from);
+    let metrics = Arc::clone(&state.metrics);
+    let v1 = web::scope("/v1")
+        .wrap_fn(move |req, srv| -> BoxedResponse {
+            if key.as_deref().is_none_or(|k| authorized(&req, k)) {
+                let fut = srv.call(req);
+                Box::pin(async move { fut.await.map(ServiceResponse::map_into_boxed_body) })
+            } else {
+                let res = req.into_response(ApiError::Unauthorized.error_response());
+                Box::pin(ready(Ok(res)))
+            }
+        })
+        .configure(routes::models::configure)
+        .configure(routes::attacks::configure)
+        .configure(routes::audits::configure);
+    App::new()
+        .app_data(error::json_config(limits.max_body_bytes))
+        .app_data(error::path_config())
+        .app_data(error::query_config())
+        .app_data(state)
+        .configure(routes::health::configure)
+        .configure(routes::metrics::configure)
+        .service(v1)
+        .default_service(web::to(routes::route_not_found))
+        .wrap_fn(move |req, srv| {
+            let started = Instant::now();
+            let method = req.method().to_string();
+            let metrics = Arc::clone(&metrics);
+            let fut = srv.call(req);
+            async move {
+                let res = fut.await;
+                match &res {
+                    Ok(r) => {
+                        let route = r
+                            .request()
+                            .match_pattern()
+                            .unwrap_or_else(|| "unmatched".into());
+                        metrics.observe_request(
+                            &route,
+                            &method,
+                            r.status().as_u16(),
+                            started.elapsed(),
+                        );
+                    }
+                    Err(e) => metrics.observe_request(
+                        "unmatched",
+                        &method,
+                        e.as_response_error().status_code().as_u16(),
+                        started.elapsed(),
+                    ),
+                }
+                res
+            }
+        })
+}
+
+/// Builds the HTTP server on a bound listener (call inside an actix system).
+pub fn build_server(
+    state: web::Data<AppState>,
+    listener: TcpListener,
+) -> std::io::Result<actix_web::dev::Server> {
+    let workers = state.config.server.http_workers;
+    Ok(HttpServer::new(move || create_app(state.clone()))
+        .workers(workers)
+        .listen(listener)?
+        .run())
+}
+
+/// A server running on a background thread (tests, embedding).
+pub struct RunningServer {
+    /// The address it listens on.
+    pub addr: SocketAddr,
+    /// Its state.
+    pub state: web::Data<AppState>,
+    handle: actix_web::dev::ServerHandle,
+    thread: Option<JoinHandle<std::io::Result<()>>>,
+}
+
+impl RunningServer {
+    /// Starts a server on `listener` in a background thread with its own actix system.
+    pub fn spawn(state: AppState, listener: TcpListener) -> std::io::Result<Self> {
+        let addr = listener.local_addr()?;
+        let state = web::Data::new(state);
+        let data = state.clone();
+        let (tx, rx) = std::sync::mpsc::channel();
+        let thread = std::thread::Builder::new()
+            .name("gauntlet-http".into())
+            .spawn(move || {
+                actix_web::rt::System::new().block_on(async move {
+                    let server = build_server(data, listener)?;
+                    let _ = tx.send(server.handle());
+                    server.await
+                })
+            })?;
+        let handle = rx.recv().map_err(|_| {
+            std::io::Error::other("the HTTP server thread exited before it started")
+        })?;
+        Ok(Self {
+            addr,
+            state,
+            handle,
+            thread: Some(thread),
+        })
+    }
+
+    /// Base URL, e.g. `http://127.0.0.1:41234`.
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// Stops the HTTP server, then the audit workers (running jobs end `interrupted`).
+    pub fn stop(mut self) {
+        self.stop_inner();
+    }
+
+    fn stop_inner(&mut self) {
+        if let Some(thread) = self.thread.take() {
+            if let Ok(rt) = tokio::runtime::Builder::new_current_thread().build() {
+                rt.block_on(self.handle.stop(true));
+            }
+            let _ = thread.join();
+            self.state.shutdown();
+        }
+    }
+}
+
+impl Drop for RunningServer {
+    fn drop(&mut self) {
+        self.stop_inner();
+    }
+}

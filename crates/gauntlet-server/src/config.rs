@@ -1,0 +1,410 @@
+//! Server configuration: [`Config`] and its layered loading.
+//!
+//! Layers, each overriding the one before: `config/default.toml` (compiled in), an optional
+//! file (`--config`), environment variables `GAUNTLET__SECTION__KEY`, then command-line
+//! flags ([`Overrides`]). Layers are merged as TOML tables and deserialized once with
+//! `deny_unknown_fields`, so a misspelled key anywhere is an error naming it.
+//! [`Config::validate`] then checks every value; every [`ConfigError`] names the setting
+//! and says how to fix it.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use gauntlet_core::DeviceChoice;
+use serde::{Deserialize, Serialize};
+
+use crate::names::check_name;
+
+/// The compiled-in defaults (`config/default.toml`).
+pub const DEFAULT_TOML: &str = include_str!("../../../config/default.toml");
+/// Prefix of environment overrides.
+pub const ENV_PREFIX: &str = "GAUNTLET__";
+/// Port used when `server.bind` is empty.
+pub const DEFAULT_PORT: u16 = 8080;
+
+/// A configuration problem, naming the setting and the fix.
+#[derive(Debug, thiserror::Error)]
+#[error("configuration error: {0}")]
+pub struct ConfigError(pub String);
+
+/// `[server]`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServerSection {
+    /// Listen address; empty picks by whether an API key is set.
+    pub bind: String,
+    /// API key for /v1; empty disables authentication.
+    pub api_key: String,
+    /// actix HTTP worker threads.
+    pub http_workers: usize,
+    /// Log filter.
+    pub log: String,
+}
+
+/// `[models]`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ModelsSection {
+    /// Directory of model bundles.
+    pub dir: PathBuf,
+    /// Bundle loaded at start; empty for none.
+    pub default_model: String,
+    /// `auto`, `cpu` or `cuda`.
+    pub device: String,
+}
+
+/// `[data]`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DataSection {
+    /// Data directory (jobs and datasets).
+    pub dir: PathBuf,
+}
+
+/// `[scheduler]`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SchedulerSection {
+    /// Audit worker threads.
+    pub workers: usize,
+    /// Jobs that may wait in the queue.
+    pub queue_capacity: usize,
+    /// Finished jobs kept.
+    pub jobs_kept: usize,
+}
+
+/// `[limits]`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Limits {
+    /// Largest request body in bytes.
+    pub max_body_bytes: usize,
+    /// Most texts per predict or synchronous attack request.
+    pub max_texts_per_request: usize,
+    /// Most characters per text.
+    pub max_chars_per_text: usize,
+    /// Largest beam width.
+    pub max_beam_width: usize,
+    /// Largest budget in changes.
+    pub max_budget_changes: usize,
+    /// Largest attack batch size.
+    pub max_batch_size: usize,
+    /// Most examples per audit.
+    pub max_audit_examples: usize,
+    /// Most attacks per audit.
+    pub max_attacks_per_audit: usize,
+    /// Synchronous attack time limit in milliseconds.
+    pub attack_timeout_ms: u64,
+    /// Largest page of audit examples.
+    pub max_page_size: usize,
+}
+
+/// The whole configuration.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// `[server]`.
+    pub server: ServerSection,
+    /// `[models]`.
+    pub models: ModelsSection,
+    /// `[data]`.
+    pub data: DataSection,
+    /// `[scheduler]`.
+    pub scheduler: SchedulerSection,
+    /// `[limits]`.
+    pub limits: Limits,
+}
+
+/// Command-line overrides, the last layer.
+#[derive(Debug, Clone, Default)]
+pub struct Overrides {
+    /// `--bind`.
+    pub bind: Option<String>,
+    /// `--models-dir`.
+    pub models_dir: Option<PathBuf>,
+    /// `--data-dir`.
+    pub data_dir: Option<PathBuf>,
+    /// `--default-model`.
+    pub default_model: Option<String>,
+}
+
+fn parse_table(text: &str, origin: &str) -> Result<toml::Table, ConfigError> {
+    text.parse::<toml::Table>()
+        .map_err(|e| ConfigError(format!("{origin}: not valid TOML: {e}")))
+}
+
+/// Merges `top` into `base`, table by table.
+fn merge(base: &mut toml::Table, top: toml::Table) {
+    for (key, value) in top {
+        match (base.get_mut(&key), value) {
+            (Some(toml::Value::Table(b)), toml::Value::Table(t)) => merge(b, t),
+            (_, v) => {
+                base.insert(key, v);
+            }
+        }
+    }
+}
+
+/// Applies `GAUNTLET__SECTION__KEY` variables, typed like the setting they override.
+fn apply_env(
+    table: &mut toml::Table,
+    vars: impl IntoIterator<Item = (String, String)>,
+) -> Result<(), ConfigError> {
+    for (name, raw) in vars {
+        let Some(rest) = name.strip_prefix(ENV_PREFIX) else {
+            continue;
+        };
+        let parts: Vec<String> = rest.split("__").map(str::to_ascii_lowercase).collect();
+        let [section, key] = parts.as_slice() else {
+            return Err(ConfigError(format!(
+                "environment variable {name}: expected {ENV_PREFIX}SECTION__KEY (e.g. GAUNTLET__SERVER__BIND)"
+            )));
+        };
+        let existing = table
+            .get(section)
+            .and_then(|s| s.as_table())
+            .and_then(|s| s.get(key))
+            .ok_or_else(|| {
+                ConfigError(format!(
+                    "environment variable {name}: there is no setting {section}.{key}; see config/default.toml"
+                ))
+            })?;
+        let value = match existing {
+            toml::Value::Integer(_) => raw.trim().parse::<i64>().map(toml::Value::Integer).map_err(|_| {
+                ConfigError(format!("environment variable {name}: {section}.{key} must be an integer, got {raw:?}"))
+            })?,
+            toml::Value::Boolean(_) => raw.trim().parse::<bool>().map(toml::Value::Boolean).map_err(|_| {
+                ConfigError(format!("environment variable {name}: {section}.{key} must be true or false, got {raw:?}"))
+            })?,
+            _ => toml::Value::String(raw),
+        };
+        if let Some(toml::Value::Table(s)) = table.get_mut(section) {
+            s.insert(key.clone(), value);
+        }
+    }
+    Ok(())
+}
+
+impl Config {
+    /// The compiled-in defaults.
+    pub fn defaults() -> Result<Self, ConfigError> {
+        Self::from_table(parse_table(DEFAULT_TOML, "config/default.toml")?)
+    }
+
+    fn from_table(table: toml::Table) -> Result<Self, ConfigError> {
+        toml::Value::Table(table)
+            .try_into()
+            .map_err(|e: toml::de::Error| {
+                ConfigError(format!(
+                    "{}; see config/default.toml for every setting and its type",
+                    e.message()
+                ))
+            })
+    }
+
+    /// Loads every layer: defaults, `file`, the process environment, then `overrides`;
+    /// then validates.
+    pub fn load(file: Option<&Path>, overrides: &Overrides) -> Result<Self, ConfigError> {
+        Self::load_with_env(file, std::env::vars(), overrides)
+    }
+
+    /// Like [`Config::load`] with an explicit environment (for tests).
+    pub fn load_with_env(
+        file: Option<&Path>,
+        env: impl IntoIterator<Item = (String, String)>,
+        overrides: &Overrides,
+    ) -> Result<Self, ConfigError> {
+        let mut table = parse_table(DEFAULT_TOML, "config/default.toml")?;
+        if let Some(path) = file {
+            let text = std::fs::read_to_string(path).map_err(|e| {
+                ConfigError(format!(
+                    "--config {}: cannot read the file: {e}",
+                    path.display()
+                ))
+            })?;
+            merge(
+                &mut table,
+                parse_table(&text, &format!("--config {}", path.display()))?,
+            );
+        }
+        apply_env(&mut table, env)?;
+        let mut config = Self::from_table(table)?;
+        config.apply(overrides);
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// Applies command-line overrides.
+    pub fn apply(&mut self, o: &Overrides) {
+        if let Some(b) = &o.bind {
+            self.server.bind.clone_from(b);
+        }
+        if let Some(d) = &o.models_dir {
+            self.models.dir.clone_from(d);
+        }
+        if let Some(d) = &o.data_dir {
+            self.data.dir.clone_from(d);
+        }
+        if let Some(m) = &o.default_model {
+            self.models.default_model.clone_from(m);
+        }
+    }
+
+    /// Whether an API key is configured.
+    pub fn auth_enabled(&self) -> bool {
+        !self.server.api_key.is_empty()
+    }
+
+    /// The address to listen on (resolving an empty `server.bind`).
+    pub fn bind_addr(&self) -> Result<SocketAddr, ConfigError> {
+        if self.server.bind.is_empty() {
+            let host = if self.auth_enabled() {
+                [0, 0, 0, 0]
+            } else {
+                [127, 0, 0, 1]
+            };
+            return Ok(SocketAddr::from((host, DEFAULT_PORT)));
+        }
+        self.server.bind.parse().map_err(|_| {
+            ConfigError(format!(
+                "server.bind = {:?} is not HOST:PORT with an IP address (e.g. 127.0.0.1:8080); set it in the config file, GAUNTLET__SERVER__BIND or --bind",
+                self.server.bind
+            ))
+        })
+    }
+
+    /// The device models run on.
+    pub fn device(&self) -> Result<DeviceChoice, ConfigError> {
+        self.models.device.parse().map_err(|e| {
+            ConfigError(format!(
+                "models.device: {e}; set GAUNTLET__MODELS__DEVICE=cpu for example"
+            ))
+        })
+    }
+
+    /// Checks every value; the error names the setting and the fix.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        self.bind_addr()?;
+        self.device()?;
+        let positive = |name: &str, value: usize| {
+            if value == 0 {
+                Err(ConfigError(format!(
+                    "{name} = 0; it must be at least 1 (see config/default.toml)"
+                )))
+            } else {
+                Ok(())
+            }
+        };
+        positive("server.http_workers", self.server.http_workers)?;
+        positive("scheduler.workers", self.scheduler.workers)?;
+        positive("scheduler.queue_capacity", self.scheduler.queue_capacity)?;
+        positive("scheduler.jobs_kept", self.scheduler.jobs_kept)?;
+        let l = &self.limits;
+        positive("limits.max_body_bytes", l.max_body_bytes)?;
+        positive("limits.max_texts_per_request", l.max_texts_per_request)?;
+        positive("limits.max_chars_per_text", l.max_chars_per_text)?;
+        positive("limits.max_beam_width", l.max_beam_width)?;
+        positive("limits.max_budget_changes", l.max_budget_changes)?;
+        positive("limits.max_batch_size", l.max_batch_size)?;
+        positive("limits.max_audit_examples", l.max_audit_examples)?;
+        positive("limits.max_attacks_per_audit", l.max_attacks_per_audit)?;
+        positive("limits.max_page_size", l.max_page_size)?;
+        if l.attack_timeout_ms == 0 {
+            return Err(ConfigError(
+                "limits.attack_timeout_ms = 0; it must be at least 1 millisecond".into(),
+            ));
+        }
+        if self.scheduler.workers > 64 {
+            return Err(ConfigError(format!(
+                "scheduler.workers = {}; at most 64 audit workers are allowed",
+                self.scheduler.workers
+            )));
+        }
+        if self.server.api_key.chars().any(char::is_whitespace) {
+            return Err(ConfigError(
+                "server.api_key contains whitespace; use a key of visible characters".into(),
+            ));
+        }
+        if !self.models.default_model.is_empty() {
+            check_name("model", &self.models.default_model).map_err(|e| {
+                ConfigError(format!(
+                    "models.default_model: {e}; give a bundle directory name inside models.dir, or \"\" for none"
+                ))
+            })?;
+            if !self.models.dir.is_dir() {
+                return Err(ConfigError(format!(
+                    "models.dir = {:?} is not a directory, but models.default_model = {:?} must be loaded from it; set --models-dir (or GAUNTLET__MODELS__DIR), or --default-model \"\" to start without a model",
+                    self.models.dir, self.models.default_model
+                )));
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn defaults_parse_and_validate_shape() {
+        let c = Config::defaults().unwrap();
+        assert_eq!(c.models.default_model, "sst2-word-cnn");
+        assert_eq!(c.bind_addr().unwrap().to_string(), "127.0.0.1:8080");
+    }
+
+    #[test]
+    fn env_overrides_are_typed_and_named() {
+        let env = |k: &str, v: &str| vec![(k.to_string(), v.to_string())];
+        let o = Overrides {
+            default_model: Some(String::new()),
+            ..Overrides::default()
+        };
+        let c =
+            Config::load_with_env(None, env("GAUNTLET__LIMITS__MAX_BEAM_WIDTH", "7"), &o).unwrap();
+        assert_eq!(c.limits.max_beam_width, 7);
+        let e = Config::load_with_env(None, env("GAUNTLET__LIMITS__MAX_BEAM_WIDTH", "x"), &o)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("limits.max_beam_width"), "{e}");
+        let e = Config::load_with_env(None, env("GAUNTLET__LIMITS__NOPE", "1"), &o)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("limits.nope"), "{e}");
+        let e = Config::load_with_env(None, env("GAUNTLET__SCHEDULER__WORKERS", "0"), &o)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("scheduler.workers"), "{e}");
+        let e = Config::load_with_env(None, env("GAUNTLET__SERVER__BIND", "nowhere"), &o)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("server.bind"), "{e}");
+        let c = Config::load_with_env(None, env("GAUNTLET__SERVER__API_KEY", "k"), &o).unwrap();
+        assert_eq!(c.bind_addr().unwrap().to_string(), "0.0.0.0:8080");
+    }
+
+    #[test]
+    fn file_layer_rejects_unknown_keys_and_cli_wins() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c.toml");
+        std::fs::write(&path, "[limits]\nmax_beam_width = 3\n").unwrap();
+        let o = Overrides {
+            default_model: Some(String::new()),
+            bind: Some("127.0.0.1:9999".into()),
+            ..Overrides::default()
+        };
+        let env = vec![(
+            "GAUNTLET__SERVER__BIND".to_string(),
+            "127.0.0.1:1".to_string(),
+        )];
+        let c = Config::load_with_env(Some(&path), env, &o).unwrap();
+        assert_eq!(c.limits.max_beam_width, 3);
+        assert_eq!(c.server.bind, "127.0.0.1:9999");
+        std::fs::write(&path, "[limits]\nmax_beam_widht = 3\n").unwrap();
+        let e = Config::load_with_env(Some(&path), Vec::new(), &o)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("max_beam_widht"), "{e}");
+    }
+}

@@ -1,0 +1,220 @@
+//! The model registry: bundles loaded by name from the configured models directory, shared
+//! by every request and job through `Arc` (never copied per request).
+//!
+//! Loading is the only place a name touches the file system, and only after
+//! [`crate::names::resolve`] has confined it to the models directory. Unloading removes the
+//! name; requests and jobs that already hold the model keep it alive until they finish.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use dashmap::mapref::entry::Entry;
+use dashmap::{DashMap, DashSet};
+use gauntlet_attacks::AttackKind;
+use gauntlet_core::{Classifier, DeviceChoice, InputKind, WhiteBox};
+use gauntlet_models::NativeModel;
+use serde::Serialize;
+
+use crate::error::ApiError;
+use crate::names;
+
+/// A loaded model and what the API says about it.
+#[derive(Debug)]
+pub struct LoadedModel {
+    /// Its name (the bundle directory's name).
+    pub name: String,
+    /// The model.
+    pub model: NativeModel,
+    /// When it was loaded, in milliseconds since the Unix epoch.
+    pub loaded_at_ms: u64,
+}
+
+/// Summary of a model (`GET /v1/models`).
+#[derive(Debug, Serialize)]
+pub struct ModelSummary {
+    /// Name.
+    pub name: String,
+    /// Architecture.
+    pub architecture: String,
+    /// `word` or `char`.
+    pub input_kind: InputKind,
+    /// Number of classes.
+    pub classes: usize,
+    /// Device.
+    pub device: String,
+    /// Bundle digest.
+    pub digest: String,
+}
+
+/// Details of a model (`GET /v1/models/{name}`).
+#[derive(Debug, Serialize)]
+pub struct ModelDetails {
+    /// The summary fields.
+    #[serde(flatten)]
+    pub summary: ModelSummary,
+    /// Labels, by id.
+    pub labels: Vec<gauntlet_core::Label>,
+    /// Vocabulary (or alphabet) size.
+    pub vocabulary_size: usize,
+    /// Maximum words read.
+    pub max_length: usize,
+    /// Attacks this server can run against the model.
+    pub supported_attacks: Vec<&'static str>,
+    /// Architecture hyper-parameters.
+    pub hyper_parameters: serde_json::Value,
+    /// Metrics recorded at training time.
+    pub metrics: serde_json::Value,
+    /// Load time, ms since the epoch.
+    pub loaded_at_ms: u64,
+}
+
+/// Attacks the server can run against a model reading `kind` (`sem` needs a lexicon the
+/// server does not have).
+pub fn supported_attacks(kind: InputKind) -> Vec<&'static str> {
+    AttackKind::ALL
+        .iter()
+        .filter(|a| **a != AttackKind::Sem)
+        .filter(|a| a.required_input().is_none_or(|k| k == kind))
+        .map(|a| a.name())
+        .collect()
+}
+
+impl LoadedModel {
+    /// The summary.
+    pub fn summary(&self) -> ModelSummary {
+        ModelSummary {
+            name: self.name.clone(),
+            architecture: self.model.manifest().architecture.clone(),
+            input_kind: self.model.input_kind(),
+            classes: self.model.labels().len(),
+            device: self.model.device_name(),
+            digest: self.model.digest().to_owned(),
+        }
+    }
+
+    /// The details.
+    pub fn details(&self) -> ModelDetails {
+        let m = self.model.manifest();
+        ModelDetails {
+            summary: self.summary(),
+            labels: m.labels.clone(),
+            vocabulary_size: self.model.embedding_table().rows,
+            max_length: m.tokenization.max_length,
+            supported_attacks: supported_attacks(self.model.input_kind()),
+            hyper_parameters: serde_json::to_value(&m.hyper_parameters).unwrap_or_default(),
+            metrics: serde_json::to_value(&m.metrics).unwrap_or_default(),
+            loaded_at_ms: self.loaded_at_ms,
+        }
+    }
+}
+
+/// Milliseconds since the Unix epoch.
+pub fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or_default()
+}
+
+/// Loaded models by name.
+pub struct ModelRegistry {
+    dir: PathBuf,
+    device: DeviceChoice,
+    models: DashMap<String, Arc<LoadedModel>>,
+    loading: DashSet<String>,
+}
+
+impl ModelRegistry {
+    /// An empty registry over a models directory.
+    pub fn new(dir: PathBuf, device: DeviceChoice) -> Self {
+        Self {
+            dir,
+            device,
+            models: DashMap::new(),
+            loading: DashSet::new(),
+        }
+    }
+
+    /// A loaded model.
+    pub fn get(&self, name: &str) -> Result<Arc<LoadedModel>, ApiError> {
+        names::check_name("model", name)?;
+        self.models
+            .get(name)
+            .map(|m| Arc::clone(m.value()))
+            .ok_or_else(|| {
+                ApiError::ModelNotFound(format!(
+                    "no model named {name:?} is loaded; load it with POST /v1/models"
+                ))
+            })
+    }
+
+    /// Every loaded model, by name.
+    pub fn list(&self) -> Vec<Arc<LoadedModel>> {
+        let mut all: Vec<_> = self.models.iter().map(|m| Arc::clone(m.value())).collect();
+        all.sort_by(|a, b| a.name.cmp(&b.name));
+        all
+    }
+
+    /// Number of loaded models.
+    pub fn len(&self) -> usize {
+        self.models.len()
+    }
+
+    /// Whether no model is loaded.
+    pub fn is_empty(&self) -> bool {
+        self.models.is_empty()
+    }
+
+    /// Loads a bundle by name (blocking: call it off the HTTP workers). A name already
+    /// loaded or being loaded is a conflict.
+    pub fn load(&self, name: &str) -> Result<Arc<LoadedModel>, ApiError> {
+        let path = names::resolve("model", &self.dir, name)?;
+        if self.models.contains_key(name) || !self.loading.insert(name.to_owned()) {
+            return Err(ApiError::Conflict(format!(
+                "model {name:?} is already loaded (or loading); DELETE /v1/models/{name} first to reload it"
+            )));
+        }
+        let result = self.load_path(name, path);
+        self.loading.remove(name);
+        let loaded = Arc::new(result?);
+        match self.models.entry(name.to_owned()) {
+            Entry::Occupied(_) => Err(ApiError::Conflict(format!(
+                "model {name:?} is already loaded"
+            ))),
+            Entry::Vacant(v) => {
+                v.insert(Arc::clone(&loaded));
+                Ok(loaded)
+            }
+        }
+    }
+
+    fn load_path(&self, name: &str, path: PathBuf) -> Result<LoadedModel, ApiError> {
+        if !path.is_dir() {
+            return Err(ApiError::ModelNotFound(format!(
+                "no bundle named {name:?} in the models directory"
+            )));
+        }
+        let model = NativeModel::load(&path, self.device).map_err(|e| {
+            // Never echo the server's absolute paths beyond the models directory's view.
+            let message = e
+                .to_string()
+                .replace(&*self.dir.to_string_lossy(), "<models>");
+            ApiError::ModelInvalid(format!("bundle {name:?} cannot be loaded: {message}"))
+        })?;
+        Ok(LoadedModel {
+            name: name.to_owned(),
+            model,
+            loaded_at_ms: now_ms(),
+        })
+    }
+
+    /// Unloads a model; jobs holding it keep it until they finish.
+    pub fn unload(&self, name: &str) -> Result<(), ApiError> {
+        names::check_name("model", name)?;
+        self.models
+            .remove(name)
+            .map(|_| ())
+            .ok_or_else(|| ApiError::ModelNotFound(format!("no model named {name:?} is loaded")))
+    }
+}

@@ -1,0 +1,108 @@
+//! `POST /v1/attacks`: a synchronous attack on a few labelled texts, answered with the
+//! engine's report (per-example results and summary).
+//!
+//! The attack runs on the blocking pool under a per-request time limit
+//! (`limits.attack_timeout_ms`): on timeout the run's cancel flag is set, so the engine
+//! stops at its next beam step, and the client gets `504 attack_timeout`.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix_web::{web, HttpResponse};
+use gauntlet_attacks::{AttackConfig, Attacker, ModelRef, RunControl};
+use serde::Deserialize;
+
+use crate::error::ApiError;
+use crate::jobs::InlineExample;
+use crate::requests::{check_attack, check_texts, resolve_inline};
+use crate::routes::method_not_allowed;
+use crate::state::AppState;
+
+/// Registers the route.
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.service(
+        web::resource("/attacks")
+            .route(web::post().to(attack))
+            .default_service(web::to(method_not_allowed)),
+    );
+}
+
+/// `POST /v1/attacks`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AttackRequest {
+    /// A loaded model; the default model when omitted.
+    #[serde(default)]
+    pub model: Option<String>,
+    /// The attack and its parameters.
+    pub attack: AttackConfig,
+    /// Labelled texts.
+    pub examples: Vec<InlineExample>,
+}
+
+async fn attack(
+    state: web::Data<AppState>,
+    body: web::Json<AttackRequest>,
+) -> Result<HttpResponse, ApiError> {
+    let req = body.into_inner();
+    let limits = &state.config.limits;
+    check_texts(
+        req.examples.iter().map(|e| e.text.as_str()),
+        limits,
+        "examples",
+    )?;
+    check_attack(&req.attack, limits)?;
+    let model = state.model(req.model.as_deref())?;
+    let examples = resolve_inline(
+        &req.examples,
+        gauntlet_core::Classifier::labels(&model.model),
+        "examples",
+    )?;
+    let kind = req.attack.kind;
+    // Validate before spending blocking time: config errors are not subject to the limit.
+    Attacker::new(
+        ModelRef::WhiteBox(&model.model),
+        model.model.codec(),
+        req.attack.clone(),
+    )?;
+    let cancel = Arc::new(AtomicBool::new(false));
+    let flag = Arc::clone(&cancel);
+    let task = web::block(move || {
+        let m = &model.model;
+        Attacker::new(ModelRef::WhiteBox(m), m.codec(), req.attack)?
+            .with_model_id(format!("{}@{}", model.name, m.digest()))
+            .run_examples(
+                &examples,
+                &RunControl {
+                    cancel: Some(&flag),
+                    progress: None,
+                },
+            )
+    });
+    let limit = limits.attack_timeout_ms;
+    match tokio::time::timeout(Duration::from_millis(limit), task).await {
+        Ok(Ok(Ok(report))) => {
+            state.metrics.observe_report(&report, "completed");
+            Ok(HttpResponse::Ok().json(report))
+        }
+        Ok(Ok(Err(e))) => {
+            state
+                .metrics
+                .attacks
+                .with_label_values(&[kind.name(), "failed"])
+                .inc();
+            Err(e.into())
+        }
+        Ok(Err(e)) => Err(ApiError::Internal(format!("the blocking pool failed: {e}"))),
+        Err(_) => {
+            cancel.store(true, Ordering::SeqCst);
+            state
+                .metrics
+                .attacks
+                .with_label_values(&[kind.name(), "timed_out"])
+                .inc();
+            Err(ApiError::Timeout(limit))
+        }
+    }
+}

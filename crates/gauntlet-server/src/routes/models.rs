@@ -1,0 +1,158 @@
+//! Models: list, describe, load by name from the models directory, unload, and predict.
+//!
+//! Loading and prediction run on the blocking pool (`web::block`), never on the HTTP
+//! workers.
+
+use actix_web::{web, HttpResponse};
+use gauntlet_core::{Classifier, TokenIds};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+
+use crate::error::ApiError;
+use crate::requests::check_texts;
+use crate::routes::method_not_allowed;
+use crate::state::AppState;
+
+/// Registers the routes.
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.service(
+        web::resource("/models")
+            .route(web::get().to(list))
+            .route(web::post().to(load))
+            .default_service(web::to(method_not_allowed)),
+    )
+    .service(
+        web::resource("/models/{name}")
+            .route(web::get().to(describe))
+            .route(web::delete().to(unload))
+            .default_service(web::to(method_not_allowed)),
+    )
+    .service(
+        web::resource("/models/{name}/predict")
+            .route(web::post().to(predict))
+            .default_service(web::to(method_not_allowed)),
+    );
+}
+
+/// `POST /v1/models`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LoadRequest {
+    /// Bundle directory name inside the models directory.
+    pub name: String,
+}
+
+/// `POST /v1/models/{name}/predict`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PredictRequest {
+    /// Texts to classify.
+    pub texts: Vec<String>,
+}
+
+/// One text's prediction.
+#[derive(Debug, Serialize)]
+pub struct PredictionOut {
+    /// Predicted class id.
+    pub label: usize,
+    /// Its name.
+    pub label_name: String,
+    /// Its probability.
+    pub probability: f32,
+    /// Probabilities of every class, by id.
+    pub probabilities: Vec<f32>,
+}
+
+fn blocking_error(e: actix_web::error::BlockingError) -> ApiError {
+    ApiError::Internal(format!("the blocking pool failed: {e}"))
+}
+
+async fn list(state: web::Data<AppState>) -> HttpResponse {
+    let models: Vec<_> = state.models.list().iter().map(|m| m.summary()).collect();
+    HttpResponse::Ok().json(json!({ "models": models }))
+}
+
+async fn describe(
+    state: web::Data<AppState>,
+    name: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    Ok(HttpResponse::Ok().json(state.models.get(&name)?.details()))
+}
+
+async fn load(
+    state: web::Data<AppState>,
+    body: web::Json<LoadRequest>,
+) -> Result<HttpResponse, ApiError> {
+    let registry = state.models.clone();
+    let name = body.into_inner().name;
+    let loaded = web::block(move || registry.load(&name))
+        .await
+        .map_err(blocking_error)??;
+    state.metrics.models_loaded.set(state.models.len() as i64);
+    tracing::info!("loaded model {}", loaded.name);
+    Ok(HttpResponse::Created()
+        .insert_header(("Location", format!("/v1/models/{}", loaded.name)))
+        .json(loaded.details()))
+}
+
+async fn unload(
+    state: web::Data<AppState>,
+    name: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    state.models.unload(&name)?;
+    state.metrics.models_loaded.set(state.models.len() as i64);
+    tracing::info!("unloaded model {name}");
+    Ok(HttpResponse::NoContent().finish())
+}
+
+async fn predict(
+    state: web::Data<AppState>,
+    name: web::Path<String>,
+    body: web::Json<PredictRequest>,
+) -> Result<HttpResponse, ApiError> {
+    let texts = body.into_inner().texts;
+    check_texts(
+        texts.iter().map(String::as_str),
+        &state.config.limits,
+        "texts",
+    )?;
+    let model = state.models.get(&name)?;
+    let out = web::block(move || -> Result<_, ApiError> {
+        let codec = model.model.codec();
+        let mut ids: Vec<TokenIds> = Vec::with_capacity(texts.len());
+        for (i, t) in texts.iter().enumerate() {
+            let enc = codec
+                .encode(t)
+                .map_err(|e| ApiError::BadRequest(format!("`texts[{i}]`: {e}")))?;
+            if enc.ids.is_empty() {
+                return Err(ApiError::BadRequest(format!(
+                    "`texts[{i}]` has no token the model reads"
+                )));
+            }
+            ids.push(enc.ids);
+        }
+        let probs = model
+            .model
+            .predict(&ids)
+            .map_err(|e| ApiError::Internal(e.to_string()))?;
+        let labels = model.model.labels();
+        let predictions: Vec<PredictionOut> = (0..probs.len())
+            .map(|i| {
+                let (label, probability) = probs.argmax(i);
+                PredictionOut {
+                    label,
+                    label_name: labels
+                        .get(label)
+                        .map(|l| l.name.clone())
+                        .unwrap_or_default(),
+                    probability,
+                    probabilities: probs.row(i).to_vec(),
+                }
+            })
+            .collect();
+        Ok(json!({ "model": model.name, "predictions": predictions }))
+    })
+    .await
+    .map_err(blocking_error)??;
+    Ok(HttpResponse::Ok().json(out))
+}

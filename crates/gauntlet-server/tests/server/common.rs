@@ -1,0 +1,259 @@
+//! Test fixtures: a toy model trained once per test binary, servers on ephemeral ports,
+//! and an HTTP client that checks every exchange against `openapi.yaml`.
+
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use gauntlet_core::dataset::RawExample;
+use gauntlet_core::DeviceChoice;
+use gauntlet_models::{save_bundle, Architecture};
+use gauntlet_server::{AppState, Config, RunningServer};
+use gauntlet_train::{train, DataSplit, TrainConfig};
+use reqwest::blocking::{Client, RequestBuilder};
+use serde_json::{json, Value};
+
+use crate::openapi;
+
+pub const POSITIVE: [&str; 6] = ["good", "great", "fine", "superb", "lovely", "nice"];
+pub const NEGATIVE: [&str; 6] = ["bad", "awful", "poor", "dull", "ugly", "boring"];
+const FILLER: [&str; 6] = ["the", "movie", "was", "plot", "really", "a"];
+
+/// Toy sentiment rows: a polar word among filler words (label 1 positive).
+pub fn rows(n: usize, offset: usize) -> Vec<RawExample> {
+    (0..n)
+        .map(|i| {
+            let j = i + offset;
+            let label = j % 2;
+            let polar = if label == 1 {
+                POSITIVE[j % 6]
+            } else {
+                NEGATIVE[(j / 2) % 6]
+            };
+            let text = format!(
+                "{} {} {} {}",
+                FILLER[j % 6],
+                FILLER[(j / 3) % 6],
+                polar,
+                FILLER[(j / 5) % 6]
+            );
+            RawExample {
+                line: i + 2,
+                label: label.to_string(),
+                text,
+            }
+        })
+        .collect()
+}
+
+/// Inline examples for attack and audit requests.
+pub fn examples(n: usize) -> Value {
+    Value::Array(
+        rows(n, 3000)
+            .into_iter()
+            .map(|r| json!({"text": r.text, "label": r.label}))
+            .collect(),
+    )
+}
+
+/// The models directory: `toy` (a trained word CNN) and `broken` (an invalid bundle).
+pub fn models_dir() -> &'static Path {
+    static DIR: OnceLock<tempfile::TempDir> = OnceLock::new();
+    DIR.get_or_init(|| {
+        let dir = tempfile::tempdir().unwrap();
+        let arch = Architecture::WordCnn;
+        let mut hyper = arch.default_hyper_parameters();
+        hyper.insert("embedding_dim".into(), json!(16));
+        hyper.insert("feature_maps".into(), json!(8));
+        let config = TrainConfig {
+            arch,
+            hyper,
+            epochs: 4,
+            batch_size: 16,
+            learning_rate: 5e-3,
+            device: DeviceChoice::Cpu,
+            seed: 5,
+            label_names: Some(vec!["negative".into(), "positive".into()]),
+            ..TrainConfig::default()
+        };
+        let split = |name: &str, rows| DataSplit {
+            path: PathBuf::from(name),
+            rows,
+        };
+        let out = train(
+            &config,
+            &split("train.tsv", rows(240, 0)),
+            Some(&split("dev.tsv", rows(60, 1000))),
+            &mut |_| {},
+        )
+        .unwrap();
+        save_bundle(&dir.path().join("toy"), &out.manifest, &out.codec, &out.vs).unwrap();
+        std::fs::create_dir_all(dir.path().join("broken")).unwrap();
+        std::fs::write(dir.path().join("broken/gauntlet.toml"), "not = [valid").unwrap();
+        dir
+    })
+    .path()
+}
+
+/// A test configuration: the toy model as default, CPU, one audit worker.
+pub fn config(data: &Path) -> Config {
+    let mut c = Config::defaults().unwrap();
+    c.server.bind = "127.0.0.1:0".into();
+    c.server.http_workers = 2;
+    c.models.dir = models_dir().to_path_buf();
+    c.models.default_model = "toy".into();
+    c.models.device = "cpu".into();
+    c.data.dir = data.to_path_buf();
+    c.scheduler.workers = 1;
+    c.scheduler.queue_capacity = 4;
+    c
+}
+
+/// Starts a real server on an ephemeral loopback port.
+pub fn start(config: Config) -> RunningServer {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    RunningServer::spawn(AppState::new(config).unwrap(), listener).unwrap()
+}
+
+/// One answer.
+#[derive(Debug)]
+pub struct Resp {
+    pub status: u16,
+    pub body: Value,
+    pub text: String,
+    pub headers: reqwest::header::HeaderMap,
+}
+
+impl Resp {
+    /// The error code, or "".
+    pub fn code(&self) -> &str {
+        self.body["error"]["code"].as_str().unwrap_or_default()
+    }
+
+    /// Asserts an error status and code.
+    #[track_caller]
+    pub fn err(&self, status: u16, code: &str) {
+        assert_eq!((self.status, self.code()), (status, code), "{}", self.text);
+        assert!(self.body["error"]["message"]
+            .as_str()
+            .is_some_and(|m| !m.is_empty()));
+    }
+
+    /// Asserts a status and returns the body.
+    #[track_caller]
+    pub fn ok(&self, status: u16) -> &Value {
+        assert_eq!(self.status, status, "{}", self.text);
+        &self.body
+    }
+}
+
+/// A client for one server, validating every exchange against `openapi.yaml`.
+#[derive(Clone)]
+pub struct Api {
+    pub base: String,
+    pub key: Option<String>,
+    http: Client,
+}
+
+impl Api {
+    pub fn new(server: &RunningServer) -> Self {
+        Self {
+            base: server.url(),
+            key: None,
+            http: Client::builder()
+                .timeout(Duration::from_secs(300))
+                .build()
+                .unwrap(),
+        }
+    }
+
+    pub fn with_key(&self, key: &str) -> Self {
+        Self {
+            key: Some(key.into()),
+            ..self.clone()
+        }
+    }
+
+    fn send(&self, method: &str, path: &str, builder: RequestBuilder) -> Resp {
+        let builder = match &self.key {
+            Some(k) => builder.bearer_auth(k),
+            None => builder,
+        };
+        let r = builder.send().unwrap();
+        let status = r.status().as_u16();
+        let headers = r.headers().clone();
+        let text = r.text().unwrap();
+        let body = serde_json::from_str(&text).unwrap_or(Value::Null);
+        openapi::check(method, path, status, &body);
+        Resp {
+            status,
+            body,
+            text,
+            headers,
+        }
+    }
+
+    pub fn get(&self, path: &str) -> Resp {
+        self.send("GET", path, self.http.get(format!("{}{path}", self.base)))
+    }
+
+    pub fn delete(&self, path: &str) -> Resp {
+        self.send(
+            "DELETE",
+            path,
+            self.http.delete(format!("{}{path}", self.base)),
+        )
+    }
+
+    pub fn post(&self, path: &str, body: &Value) -> Resp {
+        self.send(
+            "POST",
+            path,
+            self.http.post(format!("{}{path}", self.base)).json(body),
+        )
+    }
+
+    pub fn post_raw(&self, path: &str, body: Vec<u8>) -> Resp {
+        self.send(
+            "POST",
+            path,
+            self.http
+                .post(format!("{}{path}", self.base))
+                .header("content-type", "application/json")
+                .body(body),
+        )
+    }
+
+    pub fn method(&self, method: &str, path: &str) -> Resp {
+        let m = reqwest::Method::from_bytes(method.as_bytes()).unwrap();
+        self.send(
+            method,
+            path,
+            self.http.request(m, format!("{}{path}", self.base)),
+        )
+    }
+
+    /// Polls an audit until `done(state)` holds (bounded: at most ~5 minutes).
+    pub fn wait_audit(&self, id: &str, done: impl Fn(&str) -> bool) -> Value {
+        for _ in 0..30_000 {
+            let r = self.get(&format!("/v1/audits/{id}"));
+            let body = r.ok(200).clone();
+            if done(body["state"].as_str().unwrap()) {
+                return body;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        panic!("audit {id} never reached the expected state");
+    }
+
+    /// Polls until the audit is finished.
+    pub fn wait_finished(&self, id: &str) -> Value {
+        self.wait_audit(id, |s| !matches!(s, "queued" | "running"))
+    }
+}
+
+/// An audit request over inline examples.
+pub fn audit(n: usize, attack: Value) -> Value {
+    json!({"attacks": [attack], "dataset": {"examples": examples(n)}})
+}
