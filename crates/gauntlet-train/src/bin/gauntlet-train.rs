@@ -32,7 +32,7 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Train a model and write a bundle.
-    Train(TrainArgs),
+    Train(Box<TrainArgs>),
     /// Evaluate a bundle on a labelled dataset.
     Eval {
         /// Bundle directory.
@@ -178,7 +178,7 @@ fn main() {
         tch::set_num_threads(threads);
     }
     let result = match cli.command {
-        Command::Train(args) => run_train(args),
+        Command::Train(args) => run_train(*args),
         Command::Eval {
             model,
             data,
