@@ -8,6 +8,8 @@ pub mod adversarial;
 pub mod error;
 pub mod evaluate;
 pub mod stats;
+#[cfg(any(test, feature = "test-support"))]
+pub mod testing;
 pub mod trainer;
 
 pub use error::TrainError;

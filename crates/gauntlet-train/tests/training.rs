@@ -3,14 +3,14 @@
 #![allow(clippy::unwrap_used, missing_docs)]
 
 use std::fs;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 use std::sync::{Mutex, MutexGuard};
 
-use gauntlet_core::dataset::RawExample;
 use gauntlet_core::{Classifier, DeviceChoice, TokenIds};
 use gauntlet_models::{save_bundle, Architecture, NativeModel};
-use gauntlet_train::{train, DataSplit, TrainConfig};
+use gauntlet_train::testing::{split, tiny_config, toy_rows};
+use gauntlet_train::{train, TrainConfig};
 
 /// libtorch's random generator is global to the process and tests run on parallel
 /// threads: every test that trains holds this lock so seeded runs stay reproducible.
@@ -22,88 +22,16 @@ fn torch_rng() -> MutexGuard<'static, ()> {
         .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
-const POSITIVE: [&str; 6] = ["good", "great", "fine", "superb", "lovely", "nice"];
-const NEGATIVE: [&str; 6] = ["bad", "awful", "poor", "dull", "ugly", "boring"];
-const FILLER: [&str; 6] = ["the", "movie", "was", "plot", "really", "a"];
-
-/// Deterministic toy sentiment data: a polar word among filler words.
-fn rows(n: usize, offset: usize) -> Vec<RawExample> {
-    (0..n)
-        .map(|i| {
-            let j = i + offset;
-            let label = j % 2;
-            let polar = if label == 1 {
-                POSITIVE[j % 6]
-            } else {
-                NEGATIVE[(j / 2) % 6]
-            };
-            let text = format!(
-                "{} {} {} {}",
-                FILLER[j % 6],
-                FILLER[(j / 3) % 6],
-                polar,
-                FILLER[(j / 5) % 6]
-            );
-            RawExample {
-                line: i + 2,
-                label: label.to_string(),
-                text,
-            }
-        })
-        .collect()
-}
-
-fn split(name: &str, rows: Vec<RawExample>) -> DataSplit {
-    DataSplit {
-        path: PathBuf::from(name),
-        rows,
-    }
-}
-
-fn small_config(arch: Architecture) -> TrainConfig {
-    let mut hyper = arch.default_hyper_parameters();
-    let small: &[(&str, serde_json::Value)] = match arch {
-        Architecture::WordCnn => &[
-            ("embedding_dim", serde_json::json!(16)),
-            ("feature_maps", serde_json::json!(8)),
-        ],
-        Architecture::CharCnnLstm => &[
-            ("maps_per_width", serde_json::json!(4)),
-            ("hidden", serde_json::json!(16)),
-        ],
-        Architecture::BiRnn => &[
-            ("embedding_dim", serde_json::json!(16)),
-            ("hidden", serde_json::json!(16)),
-        ],
-    };
-    for (k, v) in small {
-        hyper.insert((*k).into(), v.clone());
-    }
-    TrainConfig {
-        arch,
-        hyper,
-        epochs: 4,
-        batch_size: 16,
-        learning_rate: 5e-3,
-        device: DeviceChoice::Cpu,
-        seed: 5,
-        ..TrainConfig::default()
-    }
-}
-
 #[test]
 fn every_architecture_learns_the_toy_task_and_round_trips_as_a_bundle() {
     let _rng = torch_rng();
     let dir = tempfile::tempdir().unwrap();
     for arch in Architecture::ALL {
-        let config = TrainConfig {
-            epochs: if arch == Architecture::WordCnn { 4 } else { 8 },
-            ..small_config(arch)
-        };
+        let config = tiny_config(arch);
         let outcome = train(
             &config,
-            &split("train.tsv", rows(240, 0)),
-            Some(&split("dev.tsv", rows(60, 1000))),
+            &split("train.tsv", toy_rows(240, 0)),
+            Some(&split("dev.tsv", toy_rows(60, 1000))),
             &mut |_| {},
         )
         .unwrap();
@@ -158,14 +86,14 @@ fn weights(outcome: gauntlet_train::TrainOutcome, dir: &Path, name: &str) -> Vec
 fn same_seed_same_weights_and_another_seed_differs() {
     let _rng = torch_rng();
     let dir = tempfile::tempdir().unwrap();
-    let config = small_config(Architecture::WordCnn);
+    let config = tiny_config(Architecture::WordCnn);
     let run = |seed| {
         train(
             &TrainConfig {
                 seed,
                 ..config.clone()
             },
-            &split("t.tsv", rows(80, 0)),
+            &split("t.tsv", toy_rows(80, 0)),
             None,
             &mut |_| {},
         )
@@ -184,12 +112,12 @@ fn same_seed_same_weights_and_another_seed_differs() {
 #[test]
 fn bad_data_and_settings_are_clear_errors() {
     let _rng = torch_rng();
-    let config = small_config(Architecture::WordCnn);
-    let mut dev = rows(10, 0);
+    let config = tiny_config(Architecture::WordCnn);
+    let mut dev = toy_rows(10, 0);
     dev[3].label = "7".into();
     let err = train(
         &config,
-        &split("train.tsv", rows(40, 0)),
+        &split("train.tsv", toy_rows(40, 0)),
         Some(&split("dev.tsv", dev)),
         &mut |_| {},
     )
@@ -197,7 +125,10 @@ fn bad_data_and_settings_are_clear_errors() {
     .unwrap()
     .to_string();
     assert!(err.contains("dev.tsv:5: label \"7\""), "{err}");
-    let one_label: Vec<_> = rows(40, 0).into_iter().filter(|r| r.label == "1").collect();
+    let one_label: Vec<_> = toy_rows(40, 0)
+        .into_iter()
+        .filter(|r| r.label == "1")
+        .collect();
     let err = train(&config, &split("train.tsv", one_label), None, &mut |_| {})
         .err()
         .unwrap()
@@ -208,7 +139,7 @@ fn bad_data_and_settings_are_clear_errors() {
             epochs: 0,
             ..config
         },
-        &split("t.tsv", rows(40, 0)),
+        &split("t.tsv", toy_rows(40, 0)),
         None,
         &mut |_| {},
     )
@@ -223,8 +154,8 @@ fn broken_bundles_name_the_file_and_the_problem() {
     let _rng = torch_rng();
     let dir = tempfile::tempdir().unwrap();
     let outcome = train(
-        &small_config(Architecture::WordCnn),
-        &split("t.tsv", rows(40, 0)),
+        &tiny_config(Architecture::WordCnn),
+        &split("t.tsv", toy_rows(40, 0)),
         None,
         &mut |_| {},
     )
@@ -283,7 +214,7 @@ fn cli_trains_evaluates_and_reports_malformed_rows() {
     let _rng = torch_rng();
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("train.tsv");
-    let body: String = rows(60, 0)
+    let body: String = toy_rows(60, 0)
         .iter()
         .map(|r| format!("{}\t{}\n", r.label, r.text))
         .collect();
@@ -371,9 +302,9 @@ fn adv_none_is_bit_identical_to_clean_training() {
     use gauntlet_train::adversarial::{AdversarialConfig, Method};
     let _rng = torch_rng();
     let dir = tempfile::tempdir().unwrap();
-    let config = small_config(Architecture::WordCnn);
+    let config = tiny_config(Architecture::WordCnn);
     let clean = weights(
-        train(&config, &split("t.tsv", rows(80, 0)), None, &mut |_| {}).unwrap(),
+        train(&config, &split("t.tsv", toy_rows(80, 0)), None, &mut |_| {}).unwrap(),
         dir.path(),
         "clean",
     );
@@ -388,7 +319,7 @@ fn adv_none_is_bit_identical_to_clean_training() {
             adversarial: none,
             ..config
         },
-        &split("t.tsv", rows(80, 0)),
+        &split("t.tsv", toy_rows(80, 0)),
         None,
         &mut |_| {},
     )
@@ -425,10 +356,10 @@ fn every_adversarial_method_trains_and_is_recorded_in_the_manifest() {
             adversarial,
             unlabeled,
             epochs: 2,
-            ..small_config(arch)
+            ..tiny_config(arch)
         };
         let mut saw_adversarial_loss = false;
-        let outcome = train(&config, &split("t.tsv", rows(60, 0)), None, &mut |p| {
+        let outcome = train(&config, &split("t.tsv", toy_rows(60, 0)), None, &mut |p| {
             if let gauntlet_train::Progress::EpochEnd(r) = p {
                 saw_adversarial_loss |= r.adversarial_loss.is_some();
             }
@@ -458,9 +389,9 @@ fn every_adversarial_method_trains_and_is_recorded_in_the_manifest() {
             method: Method::Hotflip,
             ..Default::default()
         },
-        ..small_config(Architecture::WordCnn)
+        ..tiny_config(Architecture::WordCnn)
     };
-    let err = train(&bad, &split("t.tsv", rows(40, 0)), None, &mut |_| {})
+    let err = train(&bad, &split("t.tsv", toy_rows(40, 0)), None, &mut |_| {})
         .err()
         .unwrap()
         .to_string();

@@ -7,96 +7,18 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::sync::OnceLock;
 
-use gauntlet_core::dataset::RawExample;
-use gauntlet_core::DeviceChoice;
-use gauntlet_models::{save_bundle, Architecture};
-use gauntlet_train::{train, DataSplit, TrainConfig};
+use gauntlet_models::Architecture;
+use gauntlet_train::testing::{tiny_config, train_toy_bundle};
+use gauntlet_train::TrainConfig;
 
-const POSITIVE: [&str; 6] = ["good", "great", "fine", "superb", "lovely", "nice"];
-const NEGATIVE: [&str; 6] = ["bad", "awful", "poor", "dull", "ugly", "boring"];
-const FILLER: [&str; 6] = ["the", "movie", "was", "plot", "really", "a"];
-
-/// Deterministic toy sentiment data: a polar word among filler words.
-pub fn rows(n: usize, offset: usize) -> Vec<RawExample> {
-    (0..n)
-        .map(|i| {
-            let j = i + offset;
-            let label = j % 2;
-            let polar = if label == 1 {
-                POSITIVE[j % 6]
-            } else {
-                NEGATIVE[(j / 2) % 6]
-            };
-            let text = format!(
-                "{} {} {} {}",
-                FILLER[j % 6],
-                FILLER[(j / 3) % 6],
-                polar,
-                FILLER[(j / 5) % 6]
-            );
-            RawExample {
-                line: i + 2,
-                label: label.to_string(),
-                text,
-            }
-        })
-        .collect()
-}
-
-/// `rows` as a TSV file body.
-pub fn tsv(rows: &[RawExample]) -> String {
-    let body: String = rows
-        .iter()
-        .map(|r| format!("{}\t{}\n", r.label, r.text))
-        .collect();
-    format!("label\ttext\n{body}")
-}
-
-fn split(name: &str, rows: Vec<RawExample>) -> DataSplit {
-    DataSplit {
-        path: PathBuf::from(name),
-        rows,
-    }
-}
+pub use gauntlet_train::testing::{toy_rows as rows, toy_tsv as tsv, NEGATIVE, POSITIVE};
 
 fn train_bundle(arch: Architecture, dir: &Path) {
-    let mut hyper = arch.default_hyper_parameters();
-    let small: &[(&str, serde_json::Value)] = match arch {
-        Architecture::CharCnnLstm => &[
-            ("maps_per_width", serde_json::json!(4)),
-            ("hidden", serde_json::json!(16)),
-        ],
-        _ => &[
-            ("embedding_dim", serde_json::json!(16)),
-            ("feature_maps", serde_json::json!(8)),
-        ],
-    };
-    for (k, v) in small {
-        hyper.insert((*k).into(), v.clone());
-    }
     let config = TrainConfig {
-        arch,
-        hyper,
-        epochs: if arch == Architecture::CharCnnLstm {
-            8
-        } else {
-            4
-        },
-        batch_size: 16,
-        learning_rate: 5e-3,
-        device: DeviceChoice::Cpu,
-        seed: 5,
         max_length: 8,
-        ..TrainConfig::default()
+        ..tiny_config(arch)
     };
-    let outcome = train(
-        &config,
-        &split("train.tsv", rows(240, 0)),
-        Some(&split("dev.tsv", rows(60, 1000))),
-        &mut |_| {},
-    )
-    .unwrap();
-    save_bundle(dir, &outcome.manifest, &outcome.codec, &outcome.vs).unwrap();
+    train_toy_bundle(&config, dir).unwrap();
 }
 
 /// A directory that lives as long as the test binary.

@@ -2,50 +2,20 @@
 //! and an HTTP client that checks every exchange against `openapi.yaml`.
 
 use std::net::TcpListener;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::OnceLock;
 use std::time::Duration;
 
-use gauntlet_core::dataset::RawExample;
-use gauntlet_core::DeviceChoice;
-use gauntlet_models::{save_bundle, Architecture};
+use gauntlet_models::Architecture;
 use gauntlet_server::{AppState, Config, RunningServer};
-use gauntlet_train::{train, DataSplit, TrainConfig};
+use gauntlet_train::testing::{tiny_config, train_toy_bundle};
+use gauntlet_train::TrainConfig;
 use reqwest::blocking::{Client, RequestBuilder};
 use serde_json::{json, Value};
 
 use crate::openapi;
 
-pub const POSITIVE: [&str; 6] = ["good", "great", "fine", "superb", "lovely", "nice"];
-pub const NEGATIVE: [&str; 6] = ["bad", "awful", "poor", "dull", "ugly", "boring"];
-const FILLER: [&str; 6] = ["the", "movie", "was", "plot", "really", "a"];
-
-/// Toy sentiment rows: a polar word among filler words (label 1 positive).
-pub fn rows(n: usize, offset: usize) -> Vec<RawExample> {
-    (0..n)
-        .map(|i| {
-            let j = i + offset;
-            let label = j % 2;
-            let polar = if label == 1 {
-                POSITIVE[j % 6]
-            } else {
-                NEGATIVE[(j / 2) % 6]
-            };
-            let text = format!(
-                "{} {} {} {}",
-                FILLER[j % 6],
-                FILLER[(j / 3) % 6],
-                polar,
-                FILLER[(j / 5) % 6]
-            );
-            RawExample {
-                line: i + 2,
-                label: label.to_string(),
-                text,
-            }
-        })
-        .collect()
-}
+pub use gauntlet_train::testing::toy_rows as rows;
 
 /// Inline examples for attack and audit requests.
 pub fn examples(n: usize) -> Value {
@@ -62,33 +32,11 @@ pub fn models_dir() -> &'static Path {
     static DIR: OnceLock<tempfile::TempDir> = OnceLock::new();
     DIR.get_or_init(|| {
         let dir = tempfile::tempdir().unwrap();
-        let arch = Architecture::WordCnn;
-        let mut hyper = arch.default_hyper_parameters();
-        hyper.insert("embedding_dim".into(), json!(16));
-        hyper.insert("feature_maps".into(), json!(8));
         let config = TrainConfig {
-            arch,
-            hyper,
-            epochs: 4,
-            batch_size: 16,
-            learning_rate: 5e-3,
-            device: DeviceChoice::Cpu,
-            seed: 5,
             label_names: Some(vec!["negative".into(), "positive".into()]),
-            ..TrainConfig::default()
+            ..tiny_config(Architecture::WordCnn)
         };
-        let split = |name: &str, rows| DataSplit {
-            path: PathBuf::from(name),
-            rows,
-        };
-        let out = train(
-            &config,
-            &split("train.tsv", rows(240, 0)),
-            Some(&split("dev.tsv", rows(60, 1000))),
-            &mut |_| {},
-        )
-        .unwrap();
-        save_bundle(&dir.path().join("toy"), &out.manifest, &out.codec, &out.vs).unwrap();
+        train_toy_bundle(&config, &dir.path().join("toy")).unwrap();
         std::fs::create_dir_all(dir.path().join("broken")).unwrap();
         std::fs::write(dir.path().join("broken/gauntlet.toml"), "not = [valid").unwrap();
         dir
