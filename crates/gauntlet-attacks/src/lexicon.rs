@@ -14,7 +14,7 @@
 //! Words are compared lowercased.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
@@ -83,6 +83,47 @@ pub trait Lexicon: Send + Sync {
     fn pos(&self, word: &str) -> BTreeSet<Pos>;
     /// Every lemma the word form can be a form of (empty if unknown).
     fn lemmas(&self, word: &str) -> BTreeSet<String>;
+}
+
+/// How deep below a given directory [`find_wordnet_dict`] looks for `index.noun`.
+pub const WORDNET_MAX_DEPTH: usize = 5;
+
+/// The default WordNet root, where `scripts/bootstrap.sh` unpacks Debian's `wordnet-base`:
+/// `$GAUNTLET_CACHE/wordnet`, else `~/.cache/gauntlet/wordnet` (`None` when neither
+/// `GAUNTLET_CACHE` nor `HOME` is set). Shared by the `gauntlet` CLI and the server.
+pub fn wordnet_default_root() -> Option<PathBuf> {
+    if let Some(cache) = std::env::var_os("GAUNTLET_CACHE").filter(|c| !c.is_empty()) {
+        return Some(PathBuf::from(cache).join("wordnet"));
+    }
+    std::env::var_os("HOME")
+        .filter(|h| !h.is_empty())
+        .map(|h| PathBuf::from(h).join(".cache/gauntlet/wordnet"))
+}
+
+/// The WordNet `dict` directory (the one holding `index.noun`) at or below `root`, searched
+/// breadth first in sorted order down to [`WORDNET_MAX_DEPTH`] levels. Shared by the
+/// `gauntlet` CLI and the server, so both accept the same directories.
+pub fn find_wordnet_dict(root: &Path) -> Option<PathBuf> {
+    let mut level = vec![root.to_owned()];
+    for _ in 0..=WORDNET_MAX_DEPTH {
+        let mut next = Vec::new();
+        for dir in level {
+            if dir.join("index.noun").is_file() {
+                return Some(dir);
+            }
+            if let Ok(entries) = std::fs::read_dir(&dir) {
+                let mut subdirs: Vec<PathBuf> = entries
+                    .filter_map(|e| e.ok())
+                    .map(|e| e.path())
+                    .filter(|p| p.is_dir())
+                    .collect();
+                subdirs.sort();
+                next.extend(subdirs);
+            }
+        }
+        level = next;
+    }
+    None
 }
 
 /// A lexicon read from WordNet database files.

@@ -33,7 +33,10 @@ pub use candidates::SemFilter;
 pub use config::{AttackConfig, AttackKind, Budget};
 pub use engine::{Attacker, ModelRef, PreparedExample, Progress, RunControl};
 pub use error::AttackError;
-pub use lexicon::{is_stop_word, Lexicon, MemoryLexicon, Pos, WordNetLexicon, STOP_WORDS};
+pub use lexicon::{
+    find_wordnet_dict, is_stop_word, wordnet_default_root, Lexicon, MemoryLexicon, Pos,
+    WordNetLexicon, STOP_WORDS,
+};
 pub use report::{
     AttackReport, ChangesHistogram, CurvePoint, ExampleReport, Operation, Outcome, Prediction,
     SkipReason, Summary, ThresholdResult,

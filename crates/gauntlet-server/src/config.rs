@@ -99,6 +99,38 @@ pub struct Limits {
     pub max_page_size: usize,
 }
 
+/// `[attacks]`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AttacksSection {
+    /// WordNet for the `sem` attack: `""` (auto), `"off"`, or a directory.
+    pub wordnet: String,
+}
+
+/// Where the server takes WordNet from (`attacks.wordnet`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum WordNetSetting {
+    /// `""`: `$GAUNTLET_WORDNET`, else the cache (like the `gauntlet` CLI); when neither
+    /// holds WordNet, `sem` is unavailable.
+    Auto,
+    /// `"off"`: no WordNet, so no `sem`.
+    Off,
+    /// A directory that must hold WordNet (`index.noun` at or below it).
+    Dir(PathBuf),
+}
+
+/// The outcome of looking WordNet up ([`Config::wordnet_dict`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum WordNetLookup {
+    /// The `dict` directory (it holds `index.noun`).
+    Found(PathBuf),
+    /// `sem` is unavailable, and why.
+    Unavailable(String),
+}
+
+/// The value of `attacks.wordnet` that turns WordNet off.
+pub const WORDNET_OFF: &str = "off";
+
 /// The whole configuration.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -113,6 +145,8 @@ pub struct Config {
     pub scheduler: SchedulerSection,
     /// `[limits]`.
     pub limits: Limits,
+    /// `[attacks]`.
+    pub attacks: AttacksSection,
 }
 
 /// Command-line overrides, the last layer.
@@ -126,6 +160,8 @@ pub struct Overrides {
     pub data_dir: Option<PathBuf>,
     /// `--default-model`.
     pub default_model: Option<String>,
+    /// `--wordnet`.
+    pub wordnet: Option<String>,
 }
 
 fn parse_table(text: &str, origin: &str) -> Result<toml::Table, ConfigError> {
@@ -248,6 +284,9 @@ impl Config {
         if let Some(m) = &o.default_model {
             self.models.default_model.clone_from(m);
         }
+        if let Some(w) = &o.wordnet {
+            self.attacks.wordnet.clone_from(w);
+        }
     }
 
     /// Whether an API key is configured.
@@ -280,6 +319,56 @@ impl Config {
                 "models.device: {e}; set GAUNTLET__MODELS__DEVICE=cpu for example"
             ))
         })
+    }
+
+    /// What `attacks.wordnet` asks for.
+    pub fn wordnet(&self) -> WordNetSetting {
+        match self.attacks.wordnet.trim() {
+            "" => WordNetSetting::Auto,
+            WORDNET_OFF => WordNetSetting::Off,
+            _ => WordNetSetting::Dir(PathBuf::from(&self.attacks.wordnet)),
+        }
+    }
+
+    /// The WordNet `dict` directory to load `sem`'s lexicon from, by the `gauntlet` CLI's
+    /// rule ([`gauntlet_attacks::find_wordnet_dict`] below the configured directory, else
+    /// below `env_wordnet` (the value of `$GAUNTLET_WORDNET`), else below the cache). An
+    /// error only for a configured directory without WordNet; in auto mode a missing
+    /// WordNet is [`WordNetLookup::Unavailable`].
+    pub fn wordnet_dict(&self, env_wordnet: Option<&str>) -> Result<WordNetLookup, ConfigError> {
+        match self.wordnet() {
+            WordNetSetting::Off => Ok(WordNetLookup::Unavailable(format!(
+                "attacks.wordnet = {WORDNET_OFF:?}"
+            ))),
+            WordNetSetting::Dir(dir) => gauntlet_attacks::find_wordnet_dict(&dir)
+                .map(WordNetLookup::Found)
+                .ok_or_else(|| {
+                    ConfigError(format!(
+                        "attacks.wordnet = {:?} holds no WordNet database (no index.noun at or below it); point it at a WordNet dict directory (scripts/bootstrap.sh unpacks one into $GAUNTLET_CACHE/wordnet), or set it to \"\" (auto: $GAUNTLET_WORDNET, else the cache) or \"{WORDNET_OFF}\" to run without `sem`, in the config file, GAUNTLET__ATTACKS__WORDNET or --wordnet",
+                        self.attacks.wordnet
+                    ))
+                }),
+            WordNetSetting::Auto => {
+                let (root, origin) = match env_wordnet.filter(|w| !w.is_empty()) {
+                    Some(w) => (PathBuf::from(w), "$GAUNTLET_WORDNET"),
+                    None => match gauntlet_attacks::wordnet_default_root() {
+                        Some(root) => (root, "the cache"),
+                        None => {
+                            return Ok(WordNetLookup::Unavailable(
+                                "GAUNTLET_WORDNET, GAUNTLET_CACHE and HOME are unset".into(),
+                            ))
+                        }
+                    },
+                };
+                Ok(match gauntlet_attacks::find_wordnet_dict(&root) {
+                    Some(dict) => WordNetLookup::Found(dict),
+                    None => WordNetLookup::Unavailable(format!(
+                        "{origin} {} holds no WordNet database",
+                        root.display()
+                    )),
+                })
+            }
+        }
     }
 
     /// Checks every value; the error names the setting and the fix.
@@ -324,6 +413,9 @@ impl Config {
             return Err(ConfigError(
                 "server.api_key contains whitespace; use a key of visible characters".into(),
             ));
+        }
+        if matches!(self.wordnet(), WordNetSetting::Dir(_)) {
+            self.wordnet_dict(None)?;
         }
         if !self.models.default_model.is_empty() {
             check_name("model", &self.models.default_model).map_err(|e| {
@@ -406,5 +498,50 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("max_beam_widht"), "{e}");
+    }
+
+    #[test]
+    fn wordnet_setting_auto_off_and_dir() {
+        let mut c = Config::defaults().unwrap();
+        c.models.default_model = String::new();
+        assert_eq!(c.wordnet(), WordNetSetting::Auto);
+        let empty = tempfile::tempdir().unwrap();
+        // Auto: $GAUNTLET_WORDNET without WordNet only makes `sem` unavailable.
+        let lookup = c
+            .wordnet_dict(Some(empty.path().to_str().unwrap()))
+            .unwrap();
+        assert!(
+            matches!(&lookup, WordNetLookup::Unavailable(w) if w.contains("$GAUNTLET_WORDNET")),
+            "{lookup:?}"
+        );
+        c.validate().unwrap();
+        c.attacks.wordnet = "off".into();
+        assert_eq!(c.wordnet(), WordNetSetting::Off);
+        assert!(matches!(
+            c.wordnet_dict(Some("/anything")).unwrap(),
+            WordNetLookup::Unavailable(_)
+        ));
+        // A configured directory must hold WordNet.
+        c.attacks.wordnet = empty.path().to_str().unwrap().into();
+        let e = c.validate().unwrap_err().to_string();
+        assert!(
+            e.contains("attacks.wordnet") && e.contains("index.noun"),
+            "{e}"
+        );
+        let dict = empty.path().join("a/b");
+        std::fs::create_dir_all(&dict).unwrap();
+        std::fs::write(dict.join("index.noun"), "movie n 1 0 1 0 0 \n").unwrap();
+        c.validate().unwrap();
+        assert_eq!(
+            c.wordnet_dict(None).unwrap(),
+            WordNetLookup::Found(dict.clone())
+        );
+        // Auto finds it through $GAUNTLET_WORDNET by the same rule.
+        c.attacks.wordnet = String::new();
+        assert_eq!(
+            c.wordnet_dict(Some(empty.path().to_str().unwrap()))
+                .unwrap(),
+            WordNetLookup::Found(dict)
+        );
     }
 }

@@ -31,6 +31,10 @@ struct Cli {
     /// Bundle loaded at start; "" for none (models.default_model).
     #[arg(long)]
     default_model: Option<String>,
+    /// WordNet directory for the `sem` attack; "" for auto, "off" for none
+    /// (attacks.wordnet).
+    #[arg(long, value_name = "DIR")]
+    wordnet: Option<String>,
 }
 
 fn main() -> anyhow::Result<()> {
@@ -40,6 +44,7 @@ fn main() -> anyhow::Result<()> {
         models_dir: cli.models_dir,
         data_dir: cli.data_dir,
         default_model: cli.default_model,
+        wordnet: cli.wordnet,
     };
     let config = Config::load(cli.config.as_deref(), &overrides)?;
     let filter = EnvFilter::try_from_default_env()

@@ -69,12 +69,12 @@ pub struct ModelDetails {
     pub loaded_at_ms: u64,
 }
 
-/// Attacks the server can run against a model reading `kind` (`sem` needs a lexicon the
-/// server does not have).
-pub fn supported_attacks(kind: InputKind) -> Vec<&'static str> {
+/// Attacks the server can run against a model reading `kind` (`sem` only when the server
+/// has a lexicon, i.e. WordNet is loaded: `sem_available`).
+pub fn supported_attacks(kind: InputKind, sem_available: bool) -> Vec<&'static str> {
     AttackKind::ALL
         .iter()
-        .filter(|a| **a != AttackKind::Sem)
+        .filter(|a| sem_available || **a != AttackKind::Sem)
         .filter(|a| a.required_input().is_none_or(|k| k == kind))
         .map(|a| a.name())
         .collect()
@@ -93,15 +93,15 @@ impl LoadedModel {
         }
     }
 
-    /// The details.
-    pub fn details(&self) -> ModelDetails {
+    /// The details; `sem_available` says whether the server has a lexicon for `sem`.
+    pub fn details(&self, sem_available: bool) -> ModelDetails {
         let m = self.model.manifest();
         ModelDetails {
             summary: self.summary(),
             labels: m.labels.clone(),
             vocabulary_size: self.model.embedding_table().rows,
             max_length: m.tokenization.max_length,
-            supported_attacks: supported_attacks(self.model.input_kind()),
+            supported_attacks: supported_attacks(self.model.input_kind(), sem_available),
             hyper_parameters: serde_json::to_value(&m.hyper_parameters).unwrap_or_default(),
             metrics: serde_json::to_value(&m.metrics).unwrap_or_default(),
             loaded_at_ms: self.loaded_at_ms,

@@ -1,12 +1,15 @@
 //! The application state shared by every HTTP worker: configuration, model registry,
-//! scheduler and metrics. [`AppState::new`] does everything a start needs (opens the job
-//! store and restores jobs, loads the default model, starts the audit workers), so a
-//! server that started is a server that is ready.
+//! scheduler, metrics and the `sem` attack's lexicon. [`AppState::new`] does everything a
+//! start needs (opens the job store and restores jobs, loads WordNet and the default model,
+//! starts the audit workers), so a server that started is a server that is ready.
 
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use crate::config::{Config, ConfigError};
+use gauntlet_attacks::{AttackConfig, AttackKind, Attacker, Lexicon, ModelRef, WordNetLexicon};
+use gauntlet_models::NativeModel;
+
+use crate::config::{Config, ConfigError, WordNetLookup};
 use crate::error::ApiError;
 use crate::metrics::Metrics;
 use crate::registry::{LoadedModel, ModelRegistry};
@@ -22,6 +25,9 @@ pub enum StartError {
     /// The default model could not be loaded.
     #[error("models.default_model: {0}")]
     DefaultModel(String),
+    /// The configured WordNet could not be loaded.
+    #[error("attacks.wordnet: {0}")]
+    WordNet(String),
     /// The data directory or a thread could not be set up.
     #[error("{0}")]
     Setup(String),
@@ -39,6 +45,57 @@ pub struct AppState {
     pub metrics: Arc<Metrics>,
     /// `<data dir>/datasets`.
     pub datasets_dir: PathBuf,
+    /// The `sem` attack's lexicon (WordNet), loaded once at start; `None` when WordNet is
+    /// off or was not found, and then `sem` is refused.
+    pub lexicon: Option<Arc<dyn Lexicon>>,
+}
+
+/// Why `sem` is refused on a server without WordNet (`422 attack_incompatible`).
+pub const NO_WORDNET: &str = "attack `sem` needs WordNet, which is not configured on this server: set attacks.wordnet (GAUNTLET__ATTACKS__WORDNET or --wordnet) to a WordNet dict directory, or \"\" to find it through $GAUNTLET_WORDNET or the cache that scripts/bootstrap.sh fills, and restart the server";
+
+/// An attacker for `model` with the server's `lexicon`, validated against the model;
+/// `sem` without a lexicon is refused with [`NO_WORDNET`].
+pub fn attacker<'a>(
+    model: &'a NativeModel,
+    config: AttackConfig,
+    lexicon: Option<&'a dyn Lexicon>,
+) -> Result<Attacker<'a>, ApiError> {
+    let sem = config.kind == AttackKind::Sem;
+    let attacker = Attacker::new(ModelRef::WhiteBox(model), model.codec(), config)?;
+    match lexicon {
+        Some(lexicon) => Ok(attacker.with_lexicon(lexicon)),
+        None if sem => Err(ApiError::AttackIncompatible(NO_WORDNET.into())),
+        None => Ok(attacker),
+    }
+}
+
+/// Loads WordNet as `attacks.wordnet` says (`env_wordnet`: `$GAUNTLET_WORDNET`). A
+/// configured directory that does not load stops the start; in auto mode a missing or
+/// unreadable WordNet only makes `sem` unavailable.
+fn load_lexicon(
+    config: &Config,
+    env_wordnet: Option<&str>,
+) -> Result<Option<Arc<dyn Lexicon>>, StartError> {
+    let explicit = matches!(config.wordnet(), crate::config::WordNetSetting::Dir(_));
+    match config.wordnet_dict(env_wordnet)? {
+        WordNetLookup::Found(dict) => match WordNetLexicon::load(&dict) {
+            Ok(lexicon) => {
+                tracing::info!("loaded WordNet from {}: attack `sem` is available", dict.display());
+                Ok(Some(Arc::new(lexicon)))
+            }
+            Err(e) if explicit => Err(StartError::WordNet(format!(
+                "{e}; point attacks.wordnet (GAUNTLET__ATTACKS__WORDNET or --wordnet) at a complete WordNet dict directory, or set it to \"off\""
+            ))),
+            Err(e) => {
+                tracing::warn!("attack `sem` is unavailable: WordNet found by auto-detection does not load: {e}; set attacks.wordnet to fix it or silence this");
+                Ok(None)
+            }
+        },
+        WordNetLookup::Unavailable(why) => {
+            tracing::info!("attack `sem` is unavailable: no WordNet ({why}); set attacks.wordnet (GAUNTLET__ATTACKS__WORDNET or --wordnet) to a WordNet dict directory, or run scripts/bootstrap.sh");
+            Ok(None)
+        }
+    }
 }
 
 /// Readiness as `/readyz` reports it.
@@ -58,6 +115,8 @@ impl AppState {
     pub fn new(config: Config) -> Result<Self, StartError> {
         config.validate()?;
         let device = config.device()?;
+        let env_wordnet = std::env::var("GAUNTLET_WORDNET").ok();
+        let lexicon = load_lexicon(&config, env_wordnet.as_deref())?;
         let metrics =
             Arc::new(Metrics::new().map_err(|e| StartError::Setup(format!("metrics: {e}")))?);
         let data = &config.data.dir;
@@ -109,6 +168,7 @@ impl AppState {
             scheduler,
             metrics,
             datasets_dir,
+            lexicon,
         })
     }
 

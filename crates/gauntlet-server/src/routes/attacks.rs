@@ -10,14 +10,14 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use actix_web::{web, HttpResponse};
-use gauntlet_attacks::{AttackConfig, Attacker, ModelRef, RunControl};
+use gauntlet_attacks::{AttackConfig, RunControl};
 use serde::Deserialize;
 
 use crate::error::ApiError;
 use crate::jobs::InlineExample;
 use crate::requests::{check_attack, check_texts, resolve_inline};
 use crate::routes::method_not_allowed;
-use crate::state::AppState;
+use crate::state::{attacker, AppState};
 
 /// Registers the route.
 pub fn configure(cfg: &mut web::ServiceConfig) {
@@ -61,16 +61,13 @@ async fn attack(
     )?;
     let kind = req.attack.kind;
     // Validate before spending blocking time: config errors are not subject to the limit.
-    Attacker::new(
-        ModelRef::WhiteBox(&model.model),
-        model.model.codec(),
-        req.attack.clone(),
-    )?;
+    attacker(&model.model, req.attack.clone(), state.lexicon.as_deref())?;
     let cancel = Arc::new(AtomicBool::new(false));
     let flag = Arc::clone(&cancel);
+    let lexicon = state.lexicon.clone();
     let task = web::block(move || {
         let m = &model.model;
-        Attacker::new(ModelRef::WhiteBox(m), m.codec(), req.attack)?
+        attacker(m, req.attack, lexicon.as_deref())?
             .with_model_id(format!("{}@{}", model.name, m.digest()))
             .run_examples(
                 &examples,
@@ -79,6 +76,7 @@ async fn attack(
                     progress: None,
                 },
             )
+            .map_err(ApiError::from)
     });
     let limit = limits.attack_timeout_ms;
     match tokio::time::timeout(Duration::from_millis(limit), task).await {
@@ -92,7 +90,7 @@ async fn attack(
                 .attacks
                 .with_label_values(&[kind.name(), "failed"])
                 .inc();
-            Err(e.into())
+            Err(e)
         }
         Ok(Err(e)) => Err(ApiError::Internal(format!("the blocking pool failed: {e}"))),
         Err(_) => {

@@ -2,7 +2,7 @@
 //! per-example results, cancel, delete.
 
 use actix_web::{web, HttpResponse};
-use gauntlet_attacks::{Attacker, ExampleReport, ModelRef, Outcome};
+use gauntlet_attacks::{ExampleReport, Outcome};
 use gauntlet_core::Classifier;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
@@ -14,7 +14,7 @@ use crate::registry::now_ms;
 use crate::requests::{check_attack, check_each_text, read_dataset, resolve_inline};
 use crate::routes::method_not_allowed;
 use crate::scheduler::{Cancelled, JobWork};
-use crate::state::AppState;
+use crate::state::{attacker, AppState};
 
 /// Registers the routes.
 pub fn configure(cfg: &mut web::ServiceConfig) {
@@ -102,11 +102,7 @@ fn prepare(state: &AppState, request: AuditRequest) -> Result<(JobRecord, JobWor
     let model = state.model(request.model.as_deref())?;
     for config in &request.attacks {
         check_attack(config, limits)?;
-        Attacker::new(
-            ModelRef::WhiteBox(&model.model),
-            model.model.codec(),
-            config.clone(),
-        )?;
+        attacker(&model.model, config.clone(), state.lexicon.as_deref())?;
     }
     let labels = model.model.labels();
     let mut examples = match (&request.dataset.name, &request.dataset.examples) {
@@ -156,7 +152,14 @@ fn prepare(state: &AppState, request: AuditRequest) -> Result<(JobRecord, JobWor
         error: None,
         request,
     };
-    Ok((record, JobWork { model, examples }))
+    Ok((
+        record,
+        JobWork {
+            model,
+            examples,
+            lexicon: state.lexicon.clone(),
+        },
+    ))
 }
 
 async fn submit(

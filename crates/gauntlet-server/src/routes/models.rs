@@ -76,7 +76,7 @@ async fn describe(
     state: web::Data<AppState>,
     name: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    Ok(HttpResponse::Ok().json(state.models.get(&name)?.details()))
+    Ok(HttpResponse::Ok().json(state.models.get(&name)?.details(state.lexicon.is_some())))
 }
 
 async fn load(
@@ -92,7 +92,7 @@ async fn load(
     tracing::info!("loaded model {}", loaded.name);
     Ok(HttpResponse::Created()
         .insert_header(("Location", format!("/v1/models/{}", loaded.name)))
-        .json(loaded.details()))
+        .json(loaded.details(state.lexicon.is_some())))
 }
 
 async fn unload(

@@ -14,6 +14,7 @@ use std::sync::{Arc, Condvar, Mutex, RwLock};
 use std::thread::JoinHandle;
 
 use dashmap::DashMap;
+use gauntlet_attacks::Lexicon;
 use gauntlet_core::Example;
 use uuid::Uuid;
 
@@ -31,6 +32,8 @@ pub struct JobWork {
     pub model: Arc<LoadedModel>,
     /// The examples.
     pub examples: Vec<Example>,
+    /// The `sem` attack's lexicon, when the server has one.
+    pub lexicon: Option<Arc<dyn Lexicon>>,
 }
 
 /// A job in the table.
@@ -325,11 +328,13 @@ impl Scheduler {
         }
         finished.sort();
         let excess = finished.len() - self.jobs_kept;
+        // The file goes first: once a job is gone from the listing, its file must be too,
+        // or a restart would resurrect a job the API already dropped.
         for (_, id) in finished.into_iter().take(excess) {
-            self.jobs.remove(&id);
             if let Err(e) = self.store.remove(id) {
                 tracing::warn!("cannot delete the file of audit {id}: {e}");
             }
+            self.jobs.remove(&id);
         }
     }
 }

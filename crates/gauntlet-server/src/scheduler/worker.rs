@@ -71,7 +71,13 @@ impl Scheduler {
                 config.seed = seed;
             }
             let attacker = match Attacker::new(ModelRef::WhiteBox(model), model.codec(), config) {
-                Ok(a) => a.with_model_id(format!("{}@{}", work.model.name, model.digest())),
+                Ok(a) => {
+                    let a = a.with_model_id(format!("{}@{}", work.model.name, model.digest()));
+                    match work.lexicon.as_deref() {
+                        Some(lexicon) => a.with_lexicon(lexicon),
+                        None => a,
+                    }
+                }
                 Err(e) => {
                     error = Some(e.to_string());
                     break;
@@ -121,25 +127,30 @@ impl Scheduler {
                 }
             }
         }
-        let finished = job.write(|r| {
-            r.finished_at_ms = Some(now_ms());
-            if let Some(e) = error {
-                r.state = JobState::Failed;
-                r.error = Some(e);
-            } else if job.cancel.load(Ordering::SeqCst) {
-                if r.cancel_requested {
-                    r.state = JobState::Cancelled;
-                } else {
-                    r.state = JobState::Interrupted;
-                    r.error = Some("the server shut down while the job ran".into());
-                }
+        // Persist the final state before publishing it: once a client can see the job as
+        // finished, its file must already say so (a crash right after loses nothing).
+        let mut finished = job.record();
+        finished.finished_at_ms = Some(now_ms());
+        if let Some(e) = error {
+            finished.state = JobState::Failed;
+            finished.error = Some(e);
+        } else if job.cancel.load(Ordering::SeqCst) {
+            if finished.cancel_requested {
+                finished.state = JobState::Cancelled;
             } else {
-                r.state = JobState::Succeeded;
-                r.gate = r.request.gate.as_ref().map(|g| g.verdict(&r.reports));
+                finished.state = JobState::Interrupted;
+                finished.error = Some("the server shut down while the job ran".into());
             }
-            r.clone()
-        });
+        } else {
+            finished.state = JobState::Succeeded;
+            finished.gate = finished
+                .request
+                .gate
+                .as_ref()
+                .map(|g| g.verdict(&finished.reports));
+        }
         self.persist(&finished);
+        job.write(|r| *r = finished.clone());
         self.metrics
             .audit_duration
             .observe(started.elapsed().as_secs_f64());

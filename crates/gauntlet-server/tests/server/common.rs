@@ -44,7 +44,8 @@ pub fn models_dir() -> &'static Path {
     .path()
 }
 
-/// A test configuration: the toy model as default, CPU, one audit worker.
+/// A test configuration: the toy model as default, CPU, one audit worker, WordNet off
+/// (explicitly, so `GAUNTLET_WORDNET` or a cache on the machine cannot change results).
 pub fn config(data: &Path) -> Config {
     let mut c = Config::defaults().unwrap();
     c.server.bind = "127.0.0.1:0".into();
@@ -55,7 +56,31 @@ pub fn config(data: &Path) -> Config {
     c.data.dir = data.to_path_buf();
     c.scheduler.workers = 1;
     c.scheduler.queue_capacity = 4;
+    c.attacks.wordnet = "off".into();
     c
+}
+
+/// A tiny fake WordNet under `dir` covering the toy vocabulary (the format of WordNet's
+/// `index.POS` and `POS.exc` files); returns the root to configure, whose `dict`
+/// directory lies three levels below it.
+pub fn fake_wordnet(dir: &Path) -> std::path::PathBuf {
+    use gauntlet_train::testing::{NEGATIVE, POSITIVE};
+    let dict = dir.join("wordnet/usr/share/wordnet");
+    std::fs::create_dir_all(&dict).unwrap();
+    let lines = |words: &[&str], pos: &str| -> String {
+        let mut out = String::from("  1 This software and database is being provided\n");
+        for w in words {
+            out.push_str(&format!("{w} {pos} 1 0 1 0 0 \n"));
+        }
+        out
+    };
+    let adjectives: Vec<&str> = POSITIVE.iter().chain(&NEGATIVE).copied().collect();
+    std::fs::write(dict.join("index.adj"), lines(&adjectives, "a")).unwrap();
+    std::fs::write(dict.join("index.noun"), lines(&["movie", "plot"], "n")).unwrap();
+    std::fs::write(dict.join("index.verb"), lines(&["be"], "v")).unwrap();
+    std::fs::write(dict.join("index.adv"), lines(&["really"], "r")).unwrap();
+    std::fs::write(dict.join("verb.exc"), "was be\n").unwrap();
+    dir.join("wordnet")
 }
 
 /// Starts a real server on an ephemeral loopback port.

@@ -8,3 +8,4 @@ mod audits;
 mod common;
 mod openapi;
 mod spec;
+mod wordnet;
