@@ -130,18 +130,7 @@ pub(crate) fn check_rows(p: &Probabilities, n: usize, classes: usize) -> Result<
 
 /// The argmax of a probability row.
 pub(crate) fn prediction(probs: &[f32]) -> Prediction {
-    let (label, p) =
-        probs
-            .iter()
-            .copied()
-            .enumerate()
-            .fold((0, f32::NEG_INFINITY), |best, (k, p)| {
-                if p > best.1 {
-                    (k, p)
-                } else {
-                    best
-                }
-            });
+    let (label, p) = gauntlet_core::classifier::argmax(probs);
     Prediction {
         label,
         probability: f64::from(p),

@@ -86,18 +86,22 @@ impl Probabilities {
 
     /// Index and probability of the most probable class of example `i`.
     pub fn argmax(&self, i: usize) -> (usize, f32) {
-        self.row(i)
-            .iter()
-            .copied()
-            .enumerate()
-            .fold((0, f32::NEG_INFINITY), |best, (k, p)| {
-                if p > best.1 {
-                    (k, p)
-                } else {
-                    best
-                }
-            })
+        argmax(self.row(i))
     }
+}
+
+/// Index and value of the largest probability of a row (the first one on ties).
+pub fn argmax(row: &[f32]) -> (usize, f32) {
+    row.iter()
+        .copied()
+        .enumerate()
+        .fold((0, f32::NEG_INFINITY), |best, (k, p)| {
+            if p > best.1 {
+                (k, p)
+            } else {
+                best
+            }
+        })
 }
 
 /// A black-box text classifier: batched forward pass from ids to class probabilities.
