@@ -21,4 +21,4 @@ pub use codec::{Encoded, TextCodec};
 pub use dataset::{Example, LabelSet};
 pub use device::DeviceChoice;
 pub use error::{CoreError, ModelError};
-pub use manifest::{Label, Manifest, Tokenization};
+pub use manifest::{Label, Manifest, OnnxOutput, OnnxSpec, Tokenization};

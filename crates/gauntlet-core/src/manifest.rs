@@ -29,6 +29,8 @@ pub const TOKENIZER_FILE: &str = "tokenizer.json";
 pub const WEIGHTS_FILE: &str = "model.safetensors";
 /// Word vocabulary of character models.
 pub const WORDS_FILE: &str = "words.txt";
+/// Default graph file of ONNX bundles.
+pub const ONNX_FILE: &str = "model.onnx";
 
 /// One class of the model.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -86,6 +88,75 @@ pub struct Provenance {
     pub adversarial: BTreeMap<String, serde_json::Value>,
 }
 
+/// What the graph's output holds.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum OnnxOutput {
+    /// Unnormalized scores; the backend applies a softmax.
+    #[default]
+    Logits,
+    /// Class probabilities already.
+    Probabilities,
+}
+
+/// How an ONNX bundle's graph is fed and read (`[onnx]` in the manifest). Its presence makes
+/// a bundle an ONNX bundle: `model.onnx` replaces `model.safetensors`.
+///
+/// Word (and subword) graphs take `input_ids` as int64 `[batch, tokens]`; character graphs
+/// as int64 `[batch, words, chars]`. The optional mask has the shape of `input_ids` and holds
+/// 1 at real positions, 0 at padding (`pad_id`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OnnxSpec {
+    /// Graph file inside the bundle.
+    #[serde(default = "OnnxSpec::default_file")]
+    pub file: String,
+    /// Name of the token-id input.
+    #[serde(default = "OnnxSpec::default_input_ids")]
+    pub input_ids: String,
+    /// Name of the attention-mask input, if the graph has one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub attention_mask: Option<String>,
+    /// Name of the token-type (segment) input, fed zeros, if the graph has one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token_type_ids: Option<String>,
+    /// Name of the output read as scores, `[batch, classes]`.
+    #[serde(default = "OnnxSpec::default_output")]
+    pub output: String,
+    /// Whether that output holds logits or probabilities.
+    #[serde(default)]
+    pub output_kind: OnnxOutput,
+    /// Id fed at padded positions.
+    #[serde(default)]
+    pub pad_id: u32,
+}
+
+impl OnnxSpec {
+    fn default_file() -> String {
+        ONNX_FILE.into()
+    }
+    fn default_input_ids() -> String {
+        "input_ids".into()
+    }
+    fn default_output() -> String {
+        "logits".into()
+    }
+}
+
+impl Default for OnnxSpec {
+    fn default() -> Self {
+        Self {
+            file: Self::default_file(),
+            input_ids: Self::default_input_ids(),
+            attention_mask: None,
+            token_type_ids: None,
+            output: Self::default_output(),
+            output_kind: OnnxOutput::Logits,
+            pad_id: 0,
+        }
+    }
+}
+
 /// The manifest of a model bundle.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -106,6 +177,9 @@ pub struct Manifest {
     /// Evaluation metrics recorded at training time (e.g. `dev_accuracy`).
     #[serde(default)]
     pub metrics: BTreeMap<String, f64>,
+    /// Present for ONNX bundles: how to feed and read `model.onnx`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub onnx: Option<OnnxSpec>,
 }
 
 impl Manifest {
@@ -196,6 +270,17 @@ impl Manifest {
         if self.tokenization.max_length == 0 {
             return Err("tokenization.max_length must be at least 1".into());
         }
+        if let Some(onnx) = &self.onnx {
+            if onnx.file.contains('/') || onnx.file.contains('\\') || onnx.file.starts_with('.') {
+                return Err(format!(
+                    "onnx.file {:?} must be a plain file name inside the bundle",
+                    onnx.file
+                ));
+            }
+            if onnx.input_ids.is_empty() || onnx.output.is_empty() {
+                return Err("onnx.input_ids and onnx.output must name graph values".into());
+            }
+        }
         if self.tokenization.kind == InputKind::Char && self.tokenization.max_word_length == 0 {
             return Err(
                 "tokenization.max_word_length must be at least 1 for character models".into(),
@@ -223,7 +308,7 @@ pub fn bundle_digest(dir: &Path) -> Result<String, CoreError> {
         dir.join(TOKENIZER_FILE),
         dir.join(WEIGHTS_FILE),
         dir.join(WORDS_FILE),
-        dir.join("model.onnx"),
+        dir.join(ONNX_FILE),
     ] {
         if path.is_file() {
             let bytes = fs::read(&path).map_err(|e| CoreError::io(&path, e))?;
@@ -270,7 +355,27 @@ mod tests {
             },
             training: Provenance::default(),
             metrics: BTreeMap::from([("dev_accuracy".into(), 0.5)]),
+            onnx: None,
         }
+    }
+
+    #[test]
+    fn onnx_section_round_trips_with_defaults() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut manifest = sample();
+        manifest.onnx = Some(OnnxSpec {
+            attention_mask: Some("attention_mask".into()),
+            ..OnnxSpec::default()
+        });
+        manifest.save(dir.path()).unwrap();
+        let loaded = Manifest::load(dir.path()).unwrap();
+        assert_eq!(loaded, manifest);
+        assert_eq!(loaded.onnx.unwrap().file, ONNX_FILE);
+        manifest.onnx = Some(OnnxSpec {
+            file: "../elsewhere.onnx".into(),
+            ..OnnxSpec::default()
+        });
+        assert!(manifest.validate().unwrap_err().contains("plain file name"));
     }
 
     #[test]

@@ -396,6 +396,7 @@ pub fn train(
         ]
         .into_iter()
         .collect(),
+        onnx: None,
     };
     Ok(TrainOutcome {
         manifest,
