@@ -12,13 +12,15 @@ pub mod dataset;
 pub mod device;
 pub mod error;
 pub mod manifest;
+pub mod padding;
 
 pub use classifier::{
     Classifier, EmbeddingTable, ExampleGradient, GradientBatch, InputKind, Probabilities, TokenIds,
     WhiteBox,
 };
-pub use codec::{Encoded, TextCodec};
+pub use codec::{Encoded, TextCodec, TokenForm, TokenRole};
 pub use dataset::{Example, LabelSet};
 pub use device::DeviceChoice;
 pub use error::{CoreError, ModelError};
-pub use manifest::{Label, Manifest, OnnxOutput, OnnxSpec, Tokenization};
+pub use manifest::{Label, Manifest, OnnxOutput, OnnxSpec, TokenScheme, Tokenization};
+pub use padding::PaddedIds;

@@ -44,22 +44,46 @@ pub struct Label {
     pub name: String,
 }
 
+/// Which tokenizer pipeline a bundle's `tokenizer.json` holds.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TokenScheme {
+    /// Gauntlet's own pipelines: a `WordLevel` vocabulary (word models) or alphabet
+    /// (character models) with `[PAD]` at id 0 and `[UNK]` at id 1.
+    #[default]
+    Native,
+    /// A HuggingFace subword tokenizer (WordPiece, BPE, Unigram) with special tokens added by
+    /// its post-processor; padding and unknown ids are looked up by `pad_token`/`unk_token`.
+    /// Only valid with `kind = "word"`.
+    Subword,
+}
+
+impl TokenScheme {
+    fn is_native(&self) -> bool {
+        *self == Self::Native
+    }
+}
+
 /// How text becomes ids.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Tokenization {
-    /// Word or character model.
+    /// Word or character model (subword models read word-kind ids: one id per token).
     pub kind: InputKind,
     /// Whether text is lowercased first.
     pub lowercase: bool,
-    /// Maximum number of words read; longer texts are truncated.
+    /// Maximum number of words read; longer texts are truncated. For subword models, the
+    /// maximum number of tokens, special tokens included (the model's `max_length`).
     pub max_length: usize,
     /// Maximum characters read per word (character models; ignored by word models).
     pub max_word_length: usize,
-    /// Padding token (id 0).
+    /// Padding token (id 0 for native pipelines; looked up in subword vocabularies).
     pub pad_token: String,
-    /// Unknown token (id 1).
+    /// Unknown token (id 1 for native pipelines; looked up in subword vocabularies).
     pub unk_token: String,
+    /// Native pipeline or HuggingFace subword tokenizer. Omitted (native) in older manifests.
+    #[serde(default, skip_serializing_if = "TokenScheme::is_native")]
+    pub scheme: TokenScheme,
 }
 
 /// Where a bundle came from.
@@ -129,6 +153,10 @@ pub struct OnnxSpec {
     /// Id fed at padded positions.
     #[serde(default)]
     pub pad_id: u32,
+    /// The innermost axis is padded to at least this many positions (tokens, or characters
+    /// of a word): graphs with convolutions need at least their widest filter.
+    #[serde(default = "OnnxSpec::default_min_length")]
+    pub min_length: usize,
 }
 
 impl OnnxSpec {
@@ -140,6 +168,9 @@ impl OnnxSpec {
     }
     fn default_output() -> String {
         "logits".into()
+    }
+    fn default_min_length() -> usize {
+        1
     }
 }
 
@@ -153,6 +184,7 @@ impl Default for OnnxSpec {
             output: Self::default_output(),
             output_kind: OnnxOutput::Logits,
             pad_id: 0,
+            min_length: Self::default_min_length(),
         }
     }
 }
@@ -281,6 +313,11 @@ impl Manifest {
                 return Err("onnx.input_ids and onnx.output must name graph values".into());
             }
         }
+        if self.tokenization.scheme == TokenScheme::Subword
+            && self.tokenization.kind != InputKind::Word
+        {
+            return Err("tokenization.scheme = \"subword\" needs kind = \"word\"".into());
+        }
         if self.tokenization.kind == InputKind::Char && self.tokenization.max_word_length == 0 {
             return Err(
                 "tokenization.max_word_length must be at least 1 for character models".into(),
@@ -352,6 +389,7 @@ mod tests {
                 max_word_length: 0,
                 pad_token: "[PAD]".into(),
                 unk_token: "[UNK]".into(),
+                scheme: TokenScheme::Native,
             },
             training: Provenance::default(),
             metrics: BTreeMap::from([("dev_accuracy".into(), 0.5)]),
@@ -376,6 +414,23 @@ mod tests {
             ..OnnxSpec::default()
         });
         assert!(manifest.validate().unwrap_err().contains("plain file name"));
+    }
+
+    #[test]
+    fn subword_scheme_round_trips_and_native_stays_implicit() {
+        let dir = tempfile::tempdir().unwrap();
+        sample().save(dir.path()).unwrap();
+        let text = fs::read_to_string(dir.path().join(MANIFEST_TOML)).unwrap();
+        assert!(!text.contains("scheme"), "{text}");
+        let mut manifest = sample();
+        manifest.tokenization.scheme = TokenScheme::Subword;
+        manifest.save(dir.path()).unwrap();
+        let text = fs::read_to_string(dir.path().join(MANIFEST_TOML)).unwrap();
+        assert!(text.contains("scheme = \"subword\""), "{text}");
+        assert_eq!(Manifest::load(dir.path()).unwrap(), manifest);
+        manifest.tokenization.kind = InputKind::Char;
+        manifest.tokenization.max_word_length = 5;
+        assert!(manifest.validate().unwrap_err().contains("subword"));
     }
 
     #[test]
