@@ -27,8 +27,8 @@ pub enum Attr {
     Str(String),
     /// `STRINGS`.
     Strs(Vec<String>),
-    /// `TENSOR`.
-    Tensor(TensorProto),
+    /// `TENSOR` (boxed: tensors dwarf the other variants).
+    Tensor(Box<TensorProto>),
 }
 
 impl Attr {
@@ -63,7 +63,7 @@ impl Attr {
                 AttributeType::Strings
             }
             Self::Tensor(t) => {
-                a.t = Some(t);
+                a.t = Some(*t);
                 AttributeType::Tensor
             }
         };

@@ -1,5 +1,6 @@
 //! ONNX Runtime backend against a hand-built graph whose outputs are computed by hand:
 //! logits = (sum over real tokens of E[id]) · W, so padding and the mask are exercised.
+#![allow(clippy::unwrap_used)]
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -33,6 +34,7 @@ fn manifest(onnx: OnnxSpec) -> Manifest {
             max_word_length: 0,
             pad_token: "[PAD]".into(),
             unk_token: "[UNK]".into(),
+            scheme: Default::default(),
         },
         training: Provenance::default(),
         metrics: BTreeMap::new(),

@@ -1,0 +1,22 @@
+//! ONNX graphs evaluated on libtorch (tch) with autograd: white-box gradients for ONNX
+//! bundles.
+//!
+//! [`OnnxGraph`] checks a graph at load (every operator supported, nodes in topological
+//! order) and evaluates it on tch tensors, with *overrides* that replace any value by a
+//! caller's tensor. [`OnnxWhiteBox`] wraps an ONNX bundle as a
+//! [`gauntlet_core::Classifier`] and [`gauntlet_core::WhiteBox`]: gradients are taken at the
+//! output of the word-embedding `Gather`, which is overridden by a leaf tensor. Forward-only
+//! inference of arbitrary graphs is ONNX Runtime's job (`gauntlet-ort`); this crate covers
+//! the operators `torch.onnx.export` writes for text classifiers ([`ops::SUPPORTED`]).
+
+pub mod device;
+pub mod error;
+pub mod graph;
+pub mod ops;
+mod padding;
+pub mod whitebox;
+
+pub use device::resolve_device;
+pub use error::GraphError;
+pub use graph::OnnxGraph;
+pub use whitebox::{find_embedding_site, EmbeddingSite, OnnxWhiteBox};
