@@ -1,0 +1,4 @@
+//! Links libtorch with an rpath; see `gauntlet_build::link_libtorch`.
+fn main() {
+    gauntlet_build::link_libtorch();
+}
