@@ -16,6 +16,7 @@ pub mod char_cnn_lstm;
 pub mod device;
 pub mod embedding;
 pub mod error;
+pub mod export;
 pub mod network;
 pub mod word_cnn;
 

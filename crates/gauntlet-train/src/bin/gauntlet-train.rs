@@ -8,6 +8,7 @@ use anyhow::{bail, Context, Result};
 use clap::{Parser, Subcommand};
 use gauntlet_core::dataset::{read_labelled, read_raw};
 use gauntlet_core::{Classifier, DeviceChoice, TokenIds};
+use gauntlet_models::export::export_bundle;
 use gauntlet_models::network::apply_overrides;
 use gauntlet_models::{save_bundle, Architecture, NativeModel};
 use gauntlet_train::adversarial::{AdversarialConfig, Method};
@@ -78,6 +79,15 @@ enum Command {
         /// Texts to classify.
         #[arg(required = true)]
         texts: Vec<String>,
+    },
+    /// Export a native bundle as an ONNX bundle (model.onnx, manifest, tokenizer).
+    ExportOnnx {
+        /// Native bundle directory.
+        #[arg(long)]
+        model: PathBuf,
+        /// Output bundle directory (must be new, empty, or an earlier bundle to replace).
+        #[arg(long)]
+        out: PathBuf,
     },
 }
 
@@ -197,6 +207,7 @@ fn main() {
             device,
             json,
         } => run_compare(&models, &data, device, json),
+        Command::ExportOnnx { model, out } => run_export_onnx(&model, &out),
     };
     if let Err(e) = result {
         eprintln!("error: {e:#}");
@@ -441,6 +452,28 @@ fn run_predict(model_dir: &std::path::Path, device: DeviceChoice, texts: &[Strin
     for (i, text) in texts.iter().enumerate() {
         let (label, p) = probs.argmax(i);
         println!("{:<10} {:.3}  {}", model.labels()[label].name, p, text);
+    }
+    Ok(())
+}
+
+fn run_export_onnx(model_dir: &std::path::Path, out: &std::path::Path) -> Result<()> {
+    if !model_dir.is_dir() {
+        bail!("--model {}: no such bundle directory", model_dir.display());
+    }
+    if out.as_os_str().is_empty() {
+        bail!("--out must name a directory");
+    }
+    let exported = export_bundle(model_dir, out)
+        .with_context(|| format!("exporting {} to {}", model_dir.display(), out.display()))?;
+    println!(
+        "exported {} to ONNX ({} nodes, opset {}):",
+        model_dir.display(),
+        exported.nodes,
+        gauntlet_models::export::OPSET
+    );
+    for file in &exported.files {
+        let bytes = std::fs::metadata(file).map(|m| m.len()).unwrap_or(0);
+        println!("  {:<50} {:>10} bytes", file.display(), bytes);
     }
     Ok(())
 }
