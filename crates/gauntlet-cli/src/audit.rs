@@ -22,7 +22,7 @@ use gauntlet_attacks::{
 };
 use gauntlet_core::dataset::{read_raw, resolve};
 use gauntlet_core::{DeviceChoice, Example};
-use gauntlet_models::NativeModel;
+use gauntlet_backends::{LoadOptions, LoadedBundle};
 
 use crate::args::AuditArgs;
 use crate::gate::{Thresholds, Verdict};
@@ -31,8 +31,8 @@ use crate::wordnet;
 
 /// A loaded model and dataset.
 pub struct Session {
-    /// The model under audit.
-    pub model: NativeModel,
+    /// The model under audit, on its runtime.
+    pub model: LoadedBundle,
     /// The dataset file (for messages).
     pub data: PathBuf,
     /// The examples to attack (after `limit`).
@@ -63,7 +63,11 @@ impl Session {
         if !data.is_file() {
             bail!("{}: data file not found", data.display());
         }
-        let model = NativeModel::load(model_dir, device)
+        let options = LoadOptions {
+            device,
+            ..LoadOptions::default()
+        };
+        let model = LoadedBundle::load(model_dir, &options)
             .with_context(|| format!("loading the model bundle {}", model_dir.display()))?;
         let raw = read_raw(data)?;
         let lines: Vec<usize> = raw.iter().map(|r| r.line).collect();
@@ -100,8 +104,17 @@ impl Session {
         if kind == AttackKind::Sem && lexicon.is_none() {
             bail!("attack `sem` needs WordNet; pass --wordnet DIR or set GAUNTLET_WORDNET");
         }
-        let mut attacker =
-            Attacker::new(ModelRef::WhiteBox(&self.model), self.model.codec(), config)
+        let model = if kind.needs_white_box() {
+            ModelRef::WhiteBox(self.model.white_box().ok_or_else(|| {
+                anyhow!(
+                    "attack `{kind}` needs gradients, which this ONNX bundle cannot give ({}); forward-only attacks (loss-beam, random) still run",
+                    self.model.white_box_unavailable().unwrap_or("no white-box runtime")
+                )
+            })?)
+        } else {
+            ModelRef::Classifier(self.model.classifier())
+        };
+        let mut attacker = Attacker::new(model, self.model.codec(), config)
                 .with_context(|| {
                     format!(
                         "attack `{kind}` on model {}",

@@ -10,6 +10,7 @@
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
+use gauntlet_backends::{LoadOptions, Optimization, OrtOptions};
 use gauntlet_core::DeviceChoice;
 use serde::{Deserialize, Serialize};
 
@@ -107,6 +108,21 @@ pub struct AttacksSection {
     pub wordnet: String,
 }
 
+/// `[onnx]`: ONNX Runtime sessions of ONNX bundles.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OnnxSection {
+    /// `libonnxruntime.so.1.31.1` to load: `""` for `$GAUNTLET_ORT_DYLIB`, else the
+    /// bootstrap's cache.
+    pub library: String,
+    /// Threads inside one operator; 0 lets ONNX Runtime use one per core.
+    pub intra_threads: usize,
+    /// Graph optimisation level: `disable`, `basic`, `extended` or `all`.
+    pub optimization: Optimization,
+    /// ONNX Runtime sessions per model (concurrent predictions).
+    pub sessions: usize,
+}
+
 /// Where the server takes WordNet from (`attacks.wordnet`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum WordNetSetting {
@@ -147,6 +163,8 @@ pub struct Config {
     pub limits: Limits,
     /// `[attacks]`.
     pub attacks: AttacksSection,
+    /// `[onnx]`.
+    pub onnx: OnnxSection,
 }
 
 /// Command-line overrides, the last layer.
@@ -371,6 +389,20 @@ impl Config {
         }
     }
 
+    /// How the model registry loads bundles.
+    pub fn load_options(&self) -> Result<LoadOptions, ConfigError> {
+        Ok(LoadOptions {
+            device: self.device()?,
+            ort: OrtOptions {
+                library: (!self.onnx.library.is_empty()).then(|| PathBuf::from(&self.onnx.library)),
+                intra_threads: self.onnx.intra_threads,
+                optimization: self.onnx.optimization,
+                sessions: self.onnx.sessions,
+                device: self.device()?,
+            },
+        })
+    }
+
     /// Checks every value; the error names the setting and the fix.
     pub fn validate(&self) -> Result<(), ConfigError> {
         self.bind_addr()?;
@@ -402,6 +434,19 @@ impl Config {
             return Err(ConfigError(
                 "limits.attack_timeout_ms = 0; it must be at least 1 millisecond".into(),
             ));
+        }
+        positive("onnx.sessions", self.onnx.sessions)?;
+        if self.onnx.sessions > 64 {
+            return Err(ConfigError(format!(
+                "onnx.sessions = {}; at most 64 sessions per model are allowed",
+                self.onnx.sessions
+            )));
+        }
+        if !self.onnx.library.is_empty() && !Path::new(&self.onnx.library).is_file() {
+            return Err(ConfigError(format!(
+                "onnx.library = {:?} is not a file; point it at libonnxruntime.so.1.31.1 (scripts/bootstrap.sh installs one), or set \"\" to use $GAUNTLET_ORT_DYLIB or the cache",
+                self.onnx.library
+            )));
         }
         if self.scheduler.workers > 64 {
             return Err(ConfigError(format!(

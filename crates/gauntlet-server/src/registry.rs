@@ -12,8 +12,8 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use dashmap::mapref::entry::Entry;
 use dashmap::{DashMap, DashSet};
 use gauntlet_attacks::AttackKind;
-use gauntlet_core::{Classifier, DeviceChoice, InputKind, WhiteBox};
-use gauntlet_models::NativeModel;
+use gauntlet_backends::{LoadOptions, LoadedBundle, Runtime};
+use gauntlet_core::InputKind;
 use serde::Serialize;
 
 use crate::error::ApiError;
@@ -24,8 +24,8 @@ use crate::names;
 pub struct LoadedModel {
     /// Its name (the bundle directory's name).
     pub name: String,
-    /// The model.
-    pub model: NativeModel,
+    /// The model on its runtime.
+    pub model: LoadedBundle,
     /// When it was loaded, in milliseconds since the Unix epoch.
     pub loaded_at_ms: u64,
 }
@@ -45,6 +45,10 @@ pub struct ModelSummary {
     pub device: String,
     /// Bundle digest.
     pub digest: String,
+    /// `tch` (native bundle) or `onnx` (ONNX Runtime, gradients from the tch interpreter).
+    pub runtime: Runtime,
+    /// Whether gradient-based attacks can run against it.
+    pub white_box: bool,
 }
 
 /// Details of a model (`GET /v1/models/{name}`).
@@ -61,6 +65,9 @@ pub struct ModelDetails {
     pub max_length: usize,
     /// Attacks this server can run against the model.
     pub supported_attacks: Vec<&'static str>,
+    /// Why gradient-based attacks are unavailable (ONNX graphs the interpreter cannot run).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub white_box_unavailable: Option<String>,
     /// Architecture hyper-parameters.
     pub hyper_parameters: serde_json::Value,
     /// Metrics recorded at training time.
@@ -70,11 +77,17 @@ pub struct ModelDetails {
 }
 
 /// Attacks the server can run against a model reading `kind` (`sem` only when the server
-/// has a lexicon, i.e. WordNet is loaded: `sem_available`).
-pub fn supported_attacks(kind: InputKind, sem_available: bool) -> Vec<&'static str> {
+/// has a lexicon, i.e. WordNet is loaded: `sem_available`; gradient-based attacks only when
+/// the model is a white box).
+pub fn supported_attacks(
+    kind: InputKind,
+    sem_available: bool,
+    white_box: bool,
+) -> Vec<&'static str> {
     AttackKind::ALL
         .iter()
         .filter(|a| sem_available || **a != AttackKind::Sem)
+        .filter(|a| white_box || !a.needs_white_box())
         .filter(|a| a.required_input().is_none_or(|k| k == kind))
         .map(|a| a.name())
         .collect()
@@ -86,10 +99,12 @@ impl LoadedModel {
         ModelSummary {
             name: self.name.clone(),
             architecture: self.model.manifest().architecture.clone(),
-            input_kind: self.model.input_kind(),
-            classes: self.model.labels().len(),
-            device: self.model.device_name(),
+            input_kind: self.model.manifest().tokenization.kind,
+            classes: self.model.manifest().labels.len(),
+            device: self.model.device_name().to_owned(),
             digest: self.model.digest().to_owned(),
+            runtime: self.model.runtime(),
+            white_box: self.model.white_box().is_some(),
         }
     }
 
@@ -99,9 +114,14 @@ impl LoadedModel {
         ModelDetails {
             summary: self.summary(),
             labels: m.labels.clone(),
-            vocabulary_size: self.model.embedding_table().rows,
+            vocabulary_size: self.model.vocabulary_size(),
             max_length: m.tokenization.max_length,
-            supported_attacks: supported_attacks(self.model.input_kind(), sem_available),
+            supported_attacks: supported_attacks(
+                m.tokenization.kind,
+                sem_available,
+                self.model.white_box().is_some(),
+            ),
+            white_box_unavailable: self.model.white_box_unavailable().map(str::to_owned),
             hyper_parameters: serde_json::to_value(&m.hyper_parameters).unwrap_or_default(),
             metrics: serde_json::to_value(&m.metrics).unwrap_or_default(),
             loaded_at_ms: self.loaded_at_ms,
@@ -120,17 +140,17 @@ pub fn now_ms() -> u64 {
 /// Loaded models by name.
 pub struct ModelRegistry {
     dir: PathBuf,
-    device: DeviceChoice,
+    options: LoadOptions,
     models: DashMap<String, Arc<LoadedModel>>,
     loading: DashSet<String>,
 }
 
 impl ModelRegistry {
     /// An empty registry over a models directory.
-    pub fn new(dir: PathBuf, device: DeviceChoice) -> Self {
+    pub fn new(dir: PathBuf, options: LoadOptions) -> Self {
         Self {
             dir,
-            device,
+            options,
             models: DashMap::new(),
             loading: DashSet::new(),
         }
@@ -195,7 +215,7 @@ impl ModelRegistry {
                 "no bundle named {name:?} in the models directory"
             )));
         }
-        let model = NativeModel::load(&path, self.device).map_err(|e| {
+        let model = LoadedBundle::load(&path, &self.options).map_err(|e| {
             // Never echo the server's absolute paths beyond the models directory's view.
             let message = e
                 .to_string()

@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use gauntlet_attacks::{AttackConfig, AttackKind, Attacker, Lexicon, ModelRef, WordNetLexicon};
-use gauntlet_models::NativeModel;
+use gauntlet_backends::LoadedBundle;
 
 use crate::config::{Config, ConfigError, WordNetLookup};
 use crate::error::ApiError;
@@ -53,15 +53,30 @@ pub struct AppState {
 /// Why `sem` is refused on a server without WordNet (`422 attack_incompatible`).
 pub const NO_WORDNET: &str = "attack `sem` needs WordNet, which is not configured on this server: set attacks.wordnet (GAUNTLET__ATTACKS__WORDNET or --wordnet) to a WordNet dict directory, or \"\" to find it through $GAUNTLET_WORDNET or the cache that scripts/bootstrap.sh fills, and restart the server";
 
+/// The view of `model` an attack needs: the white box for gradient-based attacks (refused,
+/// with the reason, when the bundle has none), the fastest classifier otherwise.
+pub fn model_ref(model: &LoadedBundle, kind: AttackKind) -> Result<ModelRef<'_>, ApiError> {
+    if !kind.needs_white_box() {
+        return Ok(ModelRef::Classifier(model.classifier()));
+    }
+    model.white_box().map(ModelRef::WhiteBox).ok_or_else(|| {
+        ApiError::AttackIncompatible(format!(
+            "attack `{}` needs gradients, which this ONNX bundle cannot give ({}); forward-only attacks (loss-beam, random) still run",
+            kind.name(),
+            model.white_box_unavailable().unwrap_or("no white-box runtime")
+        ))
+    })
+}
+
 /// An attacker for `model` with the server's `lexicon`, validated against the model;
 /// `sem` without a lexicon is refused with [`NO_WORDNET`].
 pub fn attacker<'a>(
-    model: &'a NativeModel,
+    model: &'a LoadedBundle,
     config: AttackConfig,
     lexicon: Option<&'a dyn Lexicon>,
 ) -> Result<Attacker<'a>, ApiError> {
     let sem = config.kind == AttackKind::Sem;
-    let attacker = Attacker::new(ModelRef::WhiteBox(model), model.codec(), config)?;
+    let attacker = Attacker::new(model_ref(model, config.kind)?, model.codec(), config)?;
     match lexicon {
         Some(lexicon) => Ok(attacker.with_lexicon(lexicon)),
         None if sem => Err(ApiError::AttackIncompatible(NO_WORDNET.into())),
@@ -114,7 +129,6 @@ impl AppState {
     /// audit workers.
     pub fn new(config: Config) -> Result<Self, StartError> {
         config.validate()?;
-        let device = config.device()?;
         let env_wordnet = std::env::var("GAUNTLET_WORDNET").ok();
         let lexicon = load_lexicon(&config, env_wordnet.as_deref())?;
         let metrics =
@@ -142,7 +156,10 @@ impl AppState {
             )
             .map_err(|e| StartError::Setup(format!("cannot restore audit jobs: {e}")))?,
         );
-        let models = Arc::new(ModelRegistry::new(config.models.dir.clone(), device));
+        let models = Arc::new(ModelRegistry::new(
+            config.models.dir.clone(),
+            config.load_options()?,
+        ));
         if !config.models.default_model.is_empty() {
             let name = &config.models.default_model;
             let loaded = models.load(name).map_err(|e| {

@@ -56,7 +56,7 @@ async fn attack(
     let model = state.model(req.model.as_deref())?;
     let examples = resolve_inline(
         &req.examples,
-        gauntlet_core::Classifier::labels(&model.model),
+        &model.model.manifest().labels,
         "examples",
     )?;
     let kind = req.attack.kind;

@@ -3,7 +3,6 @@
 
 use actix_web::{web, HttpResponse};
 use gauntlet_attacks::{ExampleReport, Outcome};
-use gauntlet_core::Classifier;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use uuid::Uuid;
@@ -104,7 +103,7 @@ fn prepare(state: &AppState, request: AuditRequest) -> Result<(JobRecord, JobWor
         check_attack(config, limits)?;
         attacker(&model.model, config.clone(), state.lexicon.as_deref())?;
     }
-    let labels = model.model.labels();
+    let labels = &model.model.manifest().labels;
     let mut examples = match (&request.dataset.name, &request.dataset.examples) {
         (Some(name), None) => read_dataset(&state.datasets_dir, name, labels)?,
         (None, Some(inline)) => resolve_inline(inline, labels, "dataset.examples")?,

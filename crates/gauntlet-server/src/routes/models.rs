@@ -4,7 +4,7 @@
 //! workers.
 
 use actix_web::{web, HttpResponse};
-use gauntlet_core::{Classifier, TokenIds};
+use gauntlet_core::TokenIds;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
@@ -133,9 +133,10 @@ async fn predict(
         }
         let probs = model
             .model
+            .classifier()
             .predict(&ids)
             .map_err(|e| ApiError::Internal(e.to_string()))?;
-        let labels = model.model.labels();
+        let labels = &model.model.manifest().labels;
         let predictions: Vec<PredictionOut> = (0..probs.len())
             .map(|i| {
                 let (label, probability) = probs.argmax(i);

@@ -6,7 +6,7 @@ use std::panic::AssertUnwindSafe;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
-use gauntlet_attacks::{Attacker, ModelRef, Progress, RunControl};
+use gauntlet_attacks::{Attacker, Progress, RunControl};
 
 use super::{lock, Job, Scheduler};
 use crate::jobs::{JobRecord, JobState};
@@ -70,7 +70,11 @@ impl Scheduler {
             if let Some(seed) = record.request.seed {
                 config.seed = seed;
             }
-            let attacker = match Attacker::new(ModelRef::WhiteBox(model), model.codec(), config) {
+            let attacker = match crate::state::model_ref(model, config.kind)
+                .map_err(|e| e.to_string())
+                .and_then(|m| {
+                    Attacker::new(m, model.codec(), config).map_err(|e| e.to_string())
+                }) {
                 Ok(a) => {
                     let a = a.with_model_id(format!("{}@{}", work.model.name, model.digest()));
                     match work.lexicon.as_deref() {
@@ -79,7 +83,7 @@ impl Scheduler {
                     }
                 }
                 Err(e) => {
-                    error = Some(e.to_string());
+                    error = Some(e);
                     break;
                 }
             };

@@ -27,7 +27,8 @@ pub fn examples(n: usize) -> Value {
     )
 }
 
-/// The models directory: `toy` (a trained word CNN) and `broken` (an invalid bundle).
+/// The models directory: `toy` (a trained word CNN), `toy-onnx` (its ONNX export) and
+/// `broken` (an invalid bundle).
 pub fn models_dir() -> &'static Path {
     static DIR: OnceLock<tempfile::TempDir> = OnceLock::new();
     DIR.get_or_init(|| {
@@ -37,6 +38,8 @@ pub fn models_dir() -> &'static Path {
             ..tiny_config(Architecture::WordCnn)
         };
         train_toy_bundle(&config, &dir.path().join("toy")).unwrap();
+        gauntlet_models::export::export_bundle(&dir.path().join("toy"), &dir.path().join("toy-onnx"))
+            .unwrap();
         std::fs::create_dir_all(dir.path().join("broken")).unwrap();
         std::fs::write(dir.path().join("broken/gauntlet.toml"), "not = [valid").unwrap();
         dir

@@ -6,6 +6,7 @@
 mod api;
 mod audits;
 mod common;
+mod onnx;
 mod openapi;
 mod spec;
 mod wordnet;
