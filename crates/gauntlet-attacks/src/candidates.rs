@@ -5,8 +5,11 @@
 //! at most one change per word (if configured); for character edits, the resulting word
 //! must be out of the model's word vocabulary (if configured), characters come from the
 //! alphabet (ids ≥ 2, never PAD/UNK), and a one-character word is never deleted from; word
-//! flips go to vocabulary ids ≥ 2 other than the current word; `sem` flips additionally
-//! satisfy [`SemFilter`]; `unk` needs a legible spelling. When a score matrix is given
+//! flips touch only the words the example's [`Space`] marks editable and go to the
+//! [`WordTargets`] of the current token other than itself (native vocabularies: ids ≥ 2;
+//! subword vocabularies: non-special tokens of the same form, word start or continuation,
+//! with a readable spelling); `sem` flips additionally satisfy [`SemFilter`]; `unk` needs a
+//! legible spelling. When a score matrix is given
 //! (see [`crate::estimate`]) each edit carries its estimate, otherwise 0.
 //! [`TopK`] keeps the `k` best edits by estimate with a total, deterministic order
 //! (estimate descending, then edit ascending).
@@ -15,8 +18,7 @@ use std::cmp::Ordering;
 use std::collections::BTreeMap;
 use std::ops::Range;
 
-use gauntlet_core::codec::{PAD_ID, UNK_ID};
-use gauntlet_core::{EmbeddingTable, TextCodec};
+use gauntlet_core::{EmbeddingTable, TextCodec, TokenForm};
 use ndarray::ArrayView2;
 
 use crate::estimate::{flip_estimate, shift_estimate};
@@ -154,14 +156,68 @@ impl<'a> SemFilter<'a> {
     }
 }
 
+/// The replacement tokens of word flips, by the form of the token replaced.
+#[derive(Debug, Clone)]
+pub(crate) struct WordTargets {
+    /// Form of every id below the table's rows.
+    forms: Vec<TokenForm>,
+    /// Word-start tokens with a readable spelling, ascending.
+    word_start: Vec<u32>,
+    /// Continuation tokens with a readable spelling, ascending.
+    continuation: Vec<u32>,
+    /// Every id of `2..rows` is a target (native vocabularies), so random flips may draw
+    /// from that range directly.
+    pub native: bool,
+}
+
+impl WordTargets {
+    /// Targets among the first `rows` ids of `codec`, whose readable spellings are `shown`.
+    pub(crate) fn new(codec: &TextCodec, rows: usize, shown: &[String]) -> Self {
+        let forms: Vec<TokenForm> = (0..rows as u32).map(|id| codec.token_form(id)).collect();
+        let readable = |id: &u32| {
+            shown
+                .get(*id as usize)
+                .is_some_and(|s| !s.is_empty() && !s.contains(char::is_whitespace))
+        };
+        let of = |form: TokenForm| -> Vec<u32> {
+            (0..rows as u32)
+                .filter(|&id| forms[id as usize] == form)
+                .filter(readable)
+                .collect()
+        };
+        Self {
+            word_start: of(TokenForm::WordStart),
+            continuation: of(TokenForm::Continuation),
+            native: !codec.is_subword(),
+            forms,
+        }
+    }
+
+    /// The tokens `current` may become (it included, if it is a target itself).
+    pub(crate) fn of(&self, current: u32) -> &[u32] {
+        match self.forms.get(current as usize) {
+            Some(TokenForm::Continuation) => &self.continuation,
+            // Word starts, and the unknown token, which stands for a whole word.
+            _ => &self.word_start,
+        }
+    }
+
+    /// Whether `current` may become `to`.
+    pub(crate) fn allows(&self, current: u32, to: u32) -> bool {
+        to != current && self.of(current).binary_search(&to).is_ok()
+    }
+}
+
 /// The constraints of a search.
 pub(crate) struct Rules<'a> {
     pub space: EditSpace,
     pub one_change_per_word: bool,
     pub require_oov: bool,
     pub codec: &'a TextCodec,
-    /// Ids edits may introduce: alphabet or vocabulary, `2..rows`.
+    /// Ids character edits may introduce: the alphabet, `2..rows`.
     pub ids: Range<u32>,
+    /// Ids word flips may introduce.
+    pub targets: WordTargets,
     pub sem: Option<SemFilter<'a>>,
 }
 
@@ -204,7 +260,7 @@ impl Rules<'_> {
                 EditSpace::Chars => ids.len(),
                 _ => 1,
             };
-            if !(self.one_change_per_word && state.changed[i]) {
+            if !(self.one_change_per_word && state.changed[i]) && space.editable(i) {
                 match self.space {
                     EditSpace::Chars => self.char_edits(i, word, &ids, offset, space, scores, out),
                     EditSpace::WordFlips | EditSpace::Sem | EditSpace::Unk => {
@@ -290,7 +346,7 @@ impl Rules<'_> {
         let est = |to: u32| scores.map_or(0.0, |s| flip_estimate(s, i, current, to));
         match self.space {
             EditSpace::WordFlips => {
-                for to in self.ids.clone().filter(|&to| to != current) {
+                for &to in self.targets.of(current).iter().filter(|&&to| to != current) {
                     out.push(est(to), Edit::WordFlip { word: i, to });
                 }
             }
@@ -298,14 +354,17 @@ impl Rules<'_> {
                 let ids = self.ids.clone();
                 if let Some(sem) = self.sem.as_mut() {
                     for &to in sem.allowed(current, ids, &space.tokens) {
-                        out.push(est(to), Edit::WordFlip { word: i, to });
+                        if self.targets.allows(current, to) {
+                            out.push(est(to), Edit::WordFlip { word: i, to });
+                        }
                     }
                 }
             }
             EditSpace::Unk => {
                 let spelled = space.unk_spellings.get(i).is_some_and(Option::is_some);
-                if current != PAD_ID && current != UNK_ID && spelled {
-                    out.push(est(UNK_ID), Edit::Unk { word: i });
+                let (pad, unk) = (self.codec.pad_id(), space.unk_id);
+                if current != pad && current != unk && spelled {
+                    out.push(est(unk), Edit::Unk { word: i });
                 }
             }
             EditSpace::Chars => {}

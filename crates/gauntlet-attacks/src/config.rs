@@ -144,6 +144,11 @@ pub struct AttackConfig {
     /// typically the adversary's changes, see [`crate::AttackReport::change_counts`]);
     /// examples without an entry get the budget.
     pub random_change_counts: Option<Vec<usize>>,
+    /// Subword models: also flip pieces of words the tokenizer split (`##ing`, or a
+    /// word-start piece like `play`), each to a piece of the same kind. Default false: only
+    /// tokens that are whole words are flipped, and only to whole-word tokens. Special tokens
+    /// are never touched either way; `sem` and `unk` always edit whole words only.
+    pub allow_subword_pieces: bool,
 }
 
 impl Default for AttackConfig {
@@ -162,6 +167,7 @@ impl Default for AttackConfig {
             batch_size: 32,
             candidates_cap: None,
             random_change_counts: None,
+            allow_subword_pieces: false,
         }
     }
 }

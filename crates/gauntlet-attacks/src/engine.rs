@@ -23,12 +23,13 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
 use gauntlet_core::{
-    Classifier, EmbeddingTable, Encoded, Example, InputKind, TextCodec, TokenIds, WhiteBox,
+    Classifier, EmbeddingTable, Encoded, Example, InputKind, TextCodec, TokenIds, TokenRole,
+    WhiteBox,
 };
 use rand::rngs::StdRng;
 use rand::SeedableRng;
 
-use crate::candidates::{EditSpace, Rules, SemFilter};
+use crate::candidates::{EditSpace, Rules, SemFilter, WordTargets};
 use crate::config::{AttackConfig, AttackKind};
 use crate::error::AttackError;
 use crate::lexicon::Lexicon;
@@ -116,6 +117,14 @@ impl<'a> Attacker<'a> {
     ) -> Result<Self, AttackError> {
         let classifier = model.classifier();
         let kind = classifier.input_kind();
+        if codec.is_subword() && config.kind == AttackKind::HotflipChar {
+            return Err(AttackError::config(
+                "kind",
+                "hotflip-char cannot attack a subword (WordPiece/BPE) model: a character edit \
+                 re-tokenizes the word, so gradient estimates over token embeddings do not \
+                 score it; use hotflip-word, sem, unk, loss-beam or random (token flips)",
+            ));
+        }
         config.validate(kind, classifier.labels().len())?;
         if codec.kind() != kind {
             return Err(AttackError::config(
@@ -352,9 +361,11 @@ impl<'a> Attacker<'a> {
             }
             _ => None,
         };
+        // Readable spellings: the search shows, compares and splices these.
         let tokens: Vec<String> = (0..self.codec.size() as u32)
-            .map(|id| self.codec.token(id).unwrap_or_default().to_owned())
+            .map(|id| self.codec.display_token(id).unwrap_or_default().to_owned())
             .collect();
+        let targets = WordTargets::new(self.codec, rows, &tokens);
         Ok(search::Context {
             config: self.config.clone(),
             model: self.model,
@@ -367,6 +378,7 @@ impl<'a> Attacker<'a> {
                 require_oov: self.config.require_oov,
                 codec: self.codec,
                 ids: 2..rows as u32,
+                targets,
                 sem,
             },
         })
@@ -382,16 +394,18 @@ impl<'a> Attacker<'a> {
     ) -> ExampleRun {
         let kind = self.model.classifier().input_kind();
         let initial = State::initial(&ex.text, &ex.encoded, self.codec);
+        let editable = self.editable(&ex.encoded);
         let unk_spellings = if self.config.kind == AttackKind::Unk {
             initial
                 .words
                 .iter()
-                .map(|w| oov_spelling(&w[0].text, self.codec))
+                .zip(&editable)
+                .map(|(w, &ok)| ok.then(|| oov_spelling(&w[0].text, self.codec)).flatten())
                 .collect()
         } else {
             Vec::new()
         };
-        let units = ex.encoded.ids.positions();
+        let units = content_units(&ex.encoded);
         let budget = self.config.effective_budget(kind).resolve(units);
         let random_changes = self
             .config
@@ -407,6 +421,8 @@ impl<'a> Attacker<'a> {
                 max_chars: ctx.max_chars,
                 tokens: ctx.tokens.clone(),
                 unk_spellings,
+                editable,
+                unk_id: self.codec.unk_id(),
             },
             label: ex.label,
             objective: self.config.target_label.unwrap_or(ex.label),
@@ -430,6 +446,31 @@ impl<'a> Attacker<'a> {
         }
     }
 
+    /// Which words (tokens) of an example edits may touch: whole words; with
+    /// `allow_subword_pieces`, pieces too (not for `sem` and `unk`); never special tokens.
+    /// Native word models: every word. Character models: no restriction.
+    fn editable(&self, encoded: &Encoded) -> Vec<bool> {
+        let pieces = self.config.allow_subword_pieces
+            && !matches!(self.config.kind, AttackKind::Sem | AttackKind::Unk);
+        let ids = encoded.ids.flat();
+        // A token that spells nothing (a lone byte-level space) has no place to splice into.
+        let readable = |k: usize| {
+            ids.get(k)
+                .and_then(|&id| self.codec.display_token(id))
+                .is_some_and(|s| !s.trim().is_empty())
+        };
+        encoded
+            .roles
+            .iter()
+            .enumerate()
+            .map(|(k, role)| match role {
+                TokenRole::Word { .. } => true,
+                TokenRole::Piece { .. } => pieces && readable(k),
+                TokenRole::Special => false,
+            })
+            .collect()
+    }
+
     fn finish(
         &self,
         run: ExampleRun,
@@ -448,12 +489,22 @@ impl<'a> Attacker<'a> {
                 Outcome::Failure,
             ),
         };
-        let units = ex.encoded.ids.positions();
+        let units = content_units(&ex.encoded);
         let changes = hit.state.ops.len();
+        // Native word models keep their historical splice (no added spaces).
+        let separate: Vec<bool> = if self.codec.is_subword() {
+            let roles = &ex.encoded.roles;
+            roles
+                .iter()
+                .map(|r| matches!(r, TokenRole::Word { .. }))
+                .collect()
+        } else {
+            Vec::new()
+        };
         ExampleReport {
             index: run.index,
             original_text: ex.text.clone(),
-            adversarial_text: hit.state.splice(&ex.text, &ex.encoded.spans),
+            adversarial_text: hit.state.splice(&ex.text, &ex.encoded.spans, &separate),
             operations: hit.state.ops.clone(),
             true_label: ex.label,
             target_label: self.config.target_label,
@@ -480,6 +531,19 @@ impl<'a> Attacker<'a> {
     }
 }
 
+/// Units an attack may change: positions, special tokens of subword models aside.
+fn content_units(encoded: &Encoded) -> usize {
+    if encoded.roles.is_empty() {
+        encoded.ids.positions()
+    } else {
+        encoded
+            .roles
+            .iter()
+            .filter(|r| **r != TokenRole::Special)
+            .count()
+    }
+}
+
 fn skipped(
     index: usize,
     ex: &PreparedExample,
@@ -498,7 +562,7 @@ fn skipped(
         before,
         after: before,
         changes: 0,
-        units: ex.encoded.ids.positions(),
+        units: content_units(&ex.encoded),
         fraction_changed: 0.0,
         forward_passes: 1,
         backward_passes: 0,

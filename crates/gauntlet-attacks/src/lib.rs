@@ -8,6 +8,11 @@
 //! [`Attacker`] for a [`ModelRef`] and a codec, and [`Attacker::run_examples`]; render the
 //! resulting [`AttackReport`] with [`render`].
 //!
+//! Subword (WordPiece, BPE) models are attacked token by token: word flips, `sem`, `unk`
+//! and the baselines touch only tokens that are whole words, and replace them only with
+//! whole-word tokens, unless [`AttackConfig::allow_subword_pieces`] is set; special tokens
+//! are never touched; `hotflip-char` is refused (a character edit re-tokenizes the word).
+//!
 //! Module map: [`config`] (configuration and validation), [`estimate`] (first-order loss
 //! estimates of edits), `candidates` (allowed edits under the constraints), `state` (beam
 //! states and splicing), `search` (beam steps), [`engine`] (scheduling, batching, passes),
@@ -42,5 +47,7 @@ pub use report::{
     SkipReason, Summary, ThresholdResult,
 };
 
+#[cfg(test)]
+mod subword_tests;
 #[cfg(test)]
 mod tests;

@@ -51,11 +51,11 @@ pub enum Operation {
     },
     /// A word replaced by another vocabulary word.
     WordFlip {
-        /// Word index.
+        /// Word index (token index, special tokens counted, for subword models).
         word: usize,
-        /// The word before.
+        /// The word (or subword piece, as spelled in the text) before.
         before: String,
-        /// The word after.
+        /// The word (or piece, without `##`/`Ġ` markers) after.
         after: String,
     },
     /// A word respelled out of vocabulary (the model reads `[UNK]`).

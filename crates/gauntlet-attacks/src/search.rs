@@ -439,6 +439,7 @@ fn random_edit(
         EditSpace::WordFlips => {
             let words: Vec<usize> = (0..state.words.len())
                 .filter(|&i| !(ctx.rules.one_change_per_word && state.changed[i]))
+                .filter(|&i| space.editable(i))
                 .collect();
             let ids = ctx.rules.ids.clone();
             if words.is_empty() || ids.len() < 2 {
@@ -446,6 +447,20 @@ fn random_edit(
             }
             let word = words[rng.gen_range(0..words.len())];
             let current = state.words[word][0].id;
+            if !ctx.rules.targets.native {
+                let targets: Vec<u32> = ctx
+                    .rules
+                    .targets
+                    .of(current)
+                    .iter()
+                    .copied()
+                    .filter(|&to| to != current)
+                    .collect();
+                return (!targets.is_empty()).then(|| Edit::WordFlip {
+                    word,
+                    to: targets[rng.gen_range(0..targets.len())],
+                });
+            }
             loop {
                 let to = rng.gen_range(ids.clone());
                 if to != current {

@@ -4,12 +4,13 @@
 //! person can read and the model would map to `[UNK]`. [`oov_spelling`] tries, in this
 //! order, swapping two adjacent inner characters (left to right), doubling an inner
 //! character, doubling the first or last character, and appending the last character twice;
-//! it returns the first variant that the codec encodes as exactly one word with id
-//! `UNK_ID`. Invariant: a returned spelling always re-encodes to `[UNK]` on its own, so the
-//! spliced text reproduces the ids the attack evaluated.
+//! it returns the first variant that the codec encodes as exactly one word with the codec's
+//! unknown id (special tokens of subword models aside). Invariant: a returned spelling
+//! always re-encodes to `[UNK]` on its own, so the spliced text reproduces the ids the attack
+//! evaluated. Subword tokenizers split most misspellings into known pieces instead, so on
+//! those models few words have such a spelling.
 
-use gauntlet_core::codec::UNK_ID;
-use gauntlet_core::{TextCodec, TokenIds};
+use gauntlet_core::{Encoded, TextCodec, TokenIds, TokenRole};
 
 /// Candidate misspellings of `word`, most legible first.
 pub fn misspellings(word: &str) -> Vec<String> {
@@ -48,9 +49,22 @@ pub fn misspellings(word: &str) -> Vec<String> {
 
 /// The first misspelling of `word` that `codec` (a word codec) reads as a single `[UNK]`.
 pub fn oov_spelling(word: &str, codec: &TextCodec) -> Option<String> {
-    misspellings(word).into_iter().find(|candidate| {
-        matches!(codec.encode(candidate), Ok(e) if e.ids == TokenIds::Words(vec![UNK_ID]))
-    })
+    let unk = codec.unk_id();
+    misspellings(word)
+        .into_iter()
+        .find(|candidate| matches!(codec.encode(candidate), Ok(e) if reads_as(&e, unk)))
+}
+
+/// Whether the only non-special id of `encoded` is `id`.
+fn reads_as(encoded: &Encoded, id: u32) -> bool {
+    let TokenIds::Words(ids) = &encoded.ids else {
+        return false;
+    };
+    let mut content = ids
+        .iter()
+        .zip(&encoded.roles)
+        .filter(|(_, role)| **role != TokenRole::Special);
+    matches!((content.next(), content.next()), (Some((&only, _)), None) if only == id)
 }
 
 #[cfg(test)]

@@ -2,7 +2,9 @@
 //! splice of an edited state back into the user's original text.
 //!
 //! A [`State`] holds, for every word of the encoded example, its units: one unit per word
-//! for word models, one unit per character for character models. A character word keeps
+//! for word models, one unit per character for character models, one unit per token for
+//! subword models (a "word" of the state is then a token, with its own byte span; new units
+//! carry the token's readable spelling, so splicing a word's pieces gives readable text). A character word keeps
 //! *all* its characters, including those beyond the model's `max_word_chars` (the hidden
 //! tail), so that the ids of a state always equal what the codec would produce from the
 //! spliced text: the ids of a word are the ids of its first `max_word_chars` units.
@@ -15,7 +17,6 @@
 
 use std::sync::Arc;
 
-use gauntlet_core::codec::UNK_ID;
 use gauntlet_core::{Encoded, InputKind, TextCodec, TokenIds};
 
 use crate::report::Operation;
@@ -65,6 +66,17 @@ pub(crate) struct Space {
     pub tokens: Arc<[String]>,
     /// Legible out-of-vocabulary spelling of each word (the `unk` attack), if one exists.
     pub unk_spellings: Vec<Option<String>>,
+    /// Which words (tokens, for subword models) edits may touch; empty: every word.
+    pub editable: Vec<bool>,
+    /// The id the model reads for a word respelled out of vocabulary.
+    pub unk_id: u32,
+}
+
+impl Space {
+    /// Whether edits may touch word `i`.
+    pub(crate) fn editable(&self, i: usize) -> bool {
+        self.editable.get(i).copied().unwrap_or(true)
+    }
 }
 
 /// A point of the search: the edited example and how it got there.
@@ -121,7 +133,7 @@ impl State {
                             let norm = codec.normalize(&text);
                             let id = match ids.get(k) {
                                 Some(&id) => id,
-                                None => codec.id(&norm).unwrap_or(UNK_ID),
+                                None => codec.id(&norm).unwrap_or(codec.unk_id()),
                             };
                             Unit { id, text, norm }
                         })
@@ -177,7 +189,7 @@ impl State {
                     .flatten()
                     .unwrap_or_default();
                 word = vec![Unit {
-                    id: UNK_ID,
+                    id: space.unk_id,
                     norm: text.clone(),
                     text,
                 }];
@@ -228,16 +240,27 @@ impl State {
     }
 
     /// The original text with every changed word replaced by its edited spelling.
-    pub(crate) fn splice(&self, text: &str, spans: &[(usize, usize)]) -> String {
+    /// Words marked in `separate` (whole words of subword models) get a space on a side
+    /// where the new spelling would otherwise run into a neighbouring letter or digit
+    /// (`great!` with `!` flipped to `awful` becomes `great awful`, not `greatawful`).
+    pub(crate) fn splice(&self, text: &str, spans: &[(usize, usize)], separate: &[bool]) -> String {
         let mut out = String::with_capacity(text.len() + 8);
         let mut at = 0;
+        let word_char = |c: Option<char>| c.is_some_and(char::is_alphanumeric);
         for (i, &(s, e)) in spans.iter().enumerate() {
             if !self.changed.get(i).copied().unwrap_or(false) || s < at {
                 continue;
             }
             out.push_str(text.get(at..s).unwrap_or_default());
-            for unit in &self.words[i] {
-                out.push_str(&unit.text);
+            let new: String = self.words[i].iter().map(|u| u.text.as_str()).collect();
+            let spaced = separate.get(i).copied().unwrap_or(false);
+            if spaced && word_char(out.chars().next_back()) && word_char(new.chars().next()) {
+                out.push(' ');
+            }
+            out.push_str(&new);
+            let next = text.get(e..).and_then(|rest| rest.chars().next());
+            if spaced && word_char(new.chars().next_back()) && word_char(next) {
+                out.push(' ');
             }
             at = e;
         }

@@ -232,6 +232,7 @@ pub fn codec(
         max_word_length: max_word_chars,
         pad_token: gauntlet_core::codec::PAD_TOKEN.into(),
         unk_token: gauntlet_core::codec::UNK_TOKEN.into(),
+        scheme: Default::default(),
     };
     #[allow(clippy::expect_used)]
     let (tokenizer, words) = TextCodec::build(texts, &options).expect("test vocabulary builds");

@@ -200,8 +200,10 @@ fn char_candidates_carry_the_documented_insert_and_delete_estimates() {
     let space = Space {
         kind: InputKind::Char,
         max_chars: 6,
-        tokens: tokens.into(),
+        tokens: tokens.clone().into(),
         unk_spellings: vec![],
+        editable: vec![],
+        unk_id: UNK_ID,
     };
     let g = model
         .loss_gradients(std::slice::from_ref(&enc.ids), &[0])
@@ -217,6 +219,7 @@ fn char_candidates_carry_the_documented_insert_and_delete_estimates() {
         require_oov: false,
         codec: &codec,
         ids: 2..codec.size() as u32,
+        targets: crate::candidates::WordTargets::new(&codec, codec.size(), &tokens),
         sem: None,
     };
     let mut top = TopK::new(usize::MAX);

@@ -31,7 +31,9 @@ impl PaddedIds {
             ));
         }
         if let Some(i) = batch.iter().position(TokenIds::is_empty) {
-            return Err(ModelError::InvalidInput(format!("example {i} has no tokens")));
+            return Err(ModelError::InvalidInput(format!(
+                "example {i} has no tokens"
+            )));
         }
         let pad = i64::from(pad_id);
         let b = batch.len();

@@ -249,6 +249,7 @@ pub fn train(
         max_word_length: config.max_word_length,
         pad_token: PAD_TOKEN.into(),
         unk_token: UNK_TOKEN.into(),
+        scheme: Default::default(),
     };
     let codec = TextCodec::new(tokenizer, &tokenization, words)?;
     let train_data = encode_split(&codec, &train_split, &labels)?;

@@ -8,6 +8,11 @@
 //! Invariants: id 0 is the padding token and id 1 the unknown token in both kinds; every
 //! [`Encoded`] keeps, for each word it holds, the byte span of that word in the original text
 //! so attacks can splice edits back into the user's own wording.
+//!
+//! Subword models (`scheme = "subword"` in the manifest) use any HuggingFace tokenizer
+//! instead (see `subword`): they read word-kind ids, one per token, special tokens included;
+//! padding and unknown ids come from the tokenizer, and each token carries a [`TokenRole`]
+//! (special, whole word, or piece of a word) and its own byte span.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::Path;
@@ -20,7 +25,9 @@ use tokenizers::{
 
 use crate::classifier::{InputKind, TokenIds};
 use crate::error::CoreError;
-use crate::manifest::Tokenization;
+use crate::manifest::{TokenScheme, Tokenization};
+
+mod subword;
 
 /// Id of the padding token in every vocabulary and alphabet.
 pub const PAD_ID: u32 = 0;
@@ -37,10 +44,54 @@ pub struct Encoded {
     /// The ids the model reads.
     pub ids: TokenIds,
     /// Byte span in the original text of each word in `ids` (one per word token for word
-    /// models, one per word for character models).
+    /// models, one per word for character models, one per token for subword models, where
+    /// special tokens have the tokenizer's empty span).
     pub spans: Vec<(usize, usize)>,
     /// Whether words (or characters of a word) were dropped to fit the model's limits.
     pub truncated: bool,
+    /// Role of each id of word-kind encodings (every token of a native word model is a
+    /// whole word); empty for character models.
+    pub roles: Vec<TokenRole>,
+}
+
+/// What one token of a word-kind encoding stands for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum TokenRole {
+    /// A token the post-processor added (`[CLS]`, `</s>`), or another special token: never
+    /// edited.
+    Special,
+    /// A whole word: the only token of word `word` (0-based, in text order).
+    Word {
+        /// Index of the word in the text.
+        word: usize,
+    },
+    /// One of several pieces of word `word` (or the rest of a word cut by truncation).
+    Piece {
+        /// Index of the word in the text.
+        word: usize,
+    },
+}
+
+impl TokenRole {
+    /// The word the token belongs to (`None` for special tokens).
+    pub fn word(self) -> Option<usize> {
+        match self {
+            Self::Special => None,
+            Self::Word { word } | Self::Piece { word } => Some(word),
+        }
+    }
+}
+
+/// The kind of a vocabulary token, by the tokenizer's word-boundary markers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum TokenForm {
+    /// Padding, unknown, or a token a post-processor adds: never a replacement.
+    Special,
+    /// A token that starts a word (`good`, `Ġgood`, `▁good`); every non-special token of a
+    /// native vocabulary.
+    WordStart,
+    /// A token that continues a word (`##ing`; byte-level BPE tokens without `Ġ`).
+    Continuation,
 }
 
 /// Options for building a vocabulary or alphabet from training texts.
@@ -66,6 +117,7 @@ pub struct TextCodec {
     id_to_token: Vec<String>,
     token_to_id: HashMap<String, u32>,
     word_vocabulary: HashSet<String>,
+    subword: Option<subword::Subword>,
 }
 
 impl TextCodec {
@@ -77,6 +129,9 @@ impl TextCodec {
         tokenization: &Tokenization,
         words: impl IntoIterator<Item = String>,
     ) -> Result<Self, CoreError> {
+        if tokenization.scheme == TokenScheme::Subword {
+            return Self::new_subword(tokenizer, tokenization);
+        }
         let vocab = tokenizer.get_vocab(false);
         let mut id_to_token = vec![String::new(); vocab.len()];
         for (token, &id) in &vocab {
@@ -108,6 +163,44 @@ impl TextCodec {
             token_to_id: vocab.into_iter().collect(),
             id_to_token,
             word_vocabulary,
+            subword: None,
+        })
+    }
+
+    fn new_subword(
+        mut tokenizer: Tokenizer,
+        tokenization: &Tokenization,
+    ) -> Result<Self, CoreError> {
+        if tokenization.kind != InputKind::Word {
+            return Err(CoreError::Tokenizer {
+                path: None,
+                message: "subword tokenizers need kind = \"word\"".into(),
+            });
+        }
+        // Added tokens may sit outside the model's vocabulary; ids may leave gaps.
+        let vocab = tokenizer.get_vocab(true);
+        let rows = vocab.values().map(|&id| id as usize + 1).max().unwrap_or(0);
+        let mut id_to_token = vec![String::new(); rows];
+        for (token, &id) in &vocab {
+            id_to_token[id as usize] = token.clone();
+        }
+        let info = subword::Subword::new(&mut tokenizer, tokenization, &id_to_token)?;
+        let word_vocabulary = info
+            .forms
+            .iter()
+            .zip(&info.display)
+            .filter(|(form, _)| **form == TokenForm::WordStart)
+            .map(|(_, shown)| shown.clone())
+            .collect();
+        Ok(Self {
+            tokenizer,
+            kind: InputKind::Word,
+            max_words: tokenization.max_length,
+            max_word_chars: tokenization.max_word_length,
+            token_to_id: vocab.into_iter().collect(),
+            id_to_token,
+            word_vocabulary,
+            subword: Some(info),
         })
     }
 
@@ -180,6 +273,9 @@ impl TextCodec {
         if text.trim().is_empty() {
             return Err(CoreError::InvalidText("the text is empty".into()));
         }
+        if let Some(info) = &self.subword {
+            return info.encode(&self.tokenizer, text);
+        }
         let encoding = self
             .tokenizer
             .encode(text, false)
@@ -198,6 +294,7 @@ impl TextCodec {
                     ids: TokenIds::Words(ids[..n].to_vec()),
                     spans: offsets[..n].to_vec(),
                     truncated,
+                    roles: (0..n).map(|word| TokenRole::Word { word }).collect(),
                 }
             }
             InputKind::Char => {
@@ -230,6 +327,7 @@ impl TextCodec {
                     ids: TokenIds::Chars(words),
                     spans,
                     truncated,
+                    roles: Vec::new(),
                 }
             }
         };
@@ -246,12 +344,53 @@ impl TextCodec {
         self.kind
     }
 
+    /// Whether this is a HuggingFace subword tokenizer (`scheme = "subword"`).
+    pub fn is_subword(&self) -> bool {
+        self.subword.is_some()
+    }
+
+    /// Id of the padding token ([`PAD_ID`] for native vocabularies).
+    pub fn pad_id(&self) -> u32 {
+        self.subword.as_ref().map_or(PAD_ID, |s| s.pad_id)
+    }
+
+    /// Id of the unknown token ([`UNK_ID`] for native vocabularies).
+    pub fn unk_id(&self) -> u32 {
+        self.subword.as_ref().map_or(UNK_ID, |s| s.unk_id)
+    }
+
+    /// The form of a vocabulary id: special (never an edit's replacement), word start, or
+    /// continuation piece. Native vocabularies: PAD and UNK are special, the rest word starts.
+    pub fn token_form(&self, id: u32) -> TokenForm {
+        match &self.subword {
+            Some(info) => info
+                .forms
+                .get(id as usize)
+                .copied()
+                .unwrap_or(TokenForm::Special),
+            None if id == PAD_ID || id == UNK_ID || id as usize >= self.size() => {
+                TokenForm::Special
+            }
+            None => TokenForm::WordStart,
+        }
+    }
+
+    /// The readable spelling of a token: without `##`, `Ġ` or `▁` markers, byte-level
+    /// tokens decoded (the token itself for native vocabularies).
+    pub fn display_token(&self, id: u32) -> Option<&str> {
+        match &self.subword {
+            Some(info) => info.display.get(id as usize).map(String::as_str),
+            None => self.token(id),
+        }
+    }
+
     /// Number of ids (vocabulary or alphabet size, specials included).
     pub fn size(&self) -> usize {
         self.id_to_token.len()
     }
 
-    /// The token (word, or character) of an id.
+    /// The token (word, or character, or subword piece as the vocabulary spells it) of an
+    /// id.
     pub fn token(&self, id: u32) -> Option<&str> {
         self.id_to_token.get(id as usize).map(String::as_str)
     }
@@ -268,14 +407,15 @@ impl TextCodec {
     }
 
     /// The word vocabulary (for character models, the training words; for word models, the
-    /// tokenizer's vocabulary without specials), sorted.
+    /// tokenizer's vocabulary without specials; for subword models, the readable spellings
+    /// of word-start tokens), sorted.
     pub fn word_vocabulary(&self) -> Vec<String> {
         let mut words: Vec<String> = self.word_vocabulary.iter().cloned().collect();
         words.sort();
         words
     }
 
-    /// Maximum number of words read.
+    /// Maximum number of words read (tokens, specials included, for subword models).
     pub fn max_words(&self) -> usize {
         self.max_words
     }

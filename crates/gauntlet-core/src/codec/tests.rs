@@ -8,6 +8,7 @@ fn tokenization(kind: InputKind, max_length: usize, max_word_length: usize) -> T
         max_word_length,
         pad_token: PAD_TOKEN.into(),
         unk_token: UNK_TOKEN.into(),
+        scheme: Default::default(),
     }
 }
 

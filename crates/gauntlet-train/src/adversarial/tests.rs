@@ -183,6 +183,7 @@ fn sem_regularizer_flips_only_to_allowed_words() {
         max_word_length: 1,
         pad_token: PAD_TOKEN.into(),
         unk_token: UNK_TOKEN.into(),
+        scheme: Default::default(),
     };
     let codec = TextCodec::new(tokenizer, &tokenization, Vec::new()).unwrap();
     let mut lexicon = MemoryLexicon::new();
