@@ -5,7 +5,7 @@
 //! axis is at least `min_len` long (graphs with convolutions need a minimum width), every
 //! padded position holds `pad_id` with mask 0, and every real one mask 1.
 
-use crate::classifier::TokenIds;
+use crate::classifier::{InputKind, TokenIds};
 use crate::error::ModelError;
 
 /// A padded batch of ids with its mask.
@@ -17,87 +17,104 @@ pub struct PaddedIds {
     pub mask: Vec<i64>,
     /// `[B, T]` or `[B, W, C]`.
     pub shape: Vec<usize>,
+    /// Offsets into the padded buffer of every real position of each example, in
+    /// [`TokenIds::flat`] order (to read per-position outputs such as gradients back).
+    pub positions: Vec<Vec<usize>>,
+}
+
+/// What a backend accepts: the kind of ids and, when known, the vocabulary size.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PadSpec {
+    /// Word or character ids.
+    pub kind: InputKind,
+    /// Ids must be below this, when given.
+    pub vocabulary: Option<usize>,
+    /// Id written at padded positions.
+    pub pad_id: u32,
+    /// Minimum length of the innermost axis.
+    pub min_len: usize,
 }
 
 impl PaddedIds {
-    /// Pads `batch`; fails on an empty batch, an empty example or mixed kinds.
-    pub fn new(batch: &[TokenIds], pad_id: u32, min_len: usize) -> Result<Self, ModelError> {
-        let Some(first) = batch.first() else {
+    /// Pads `batch`; fails on an empty batch, an empty example or word, ids of the wrong
+    /// kind, or ids outside the vocabulary.
+    pub fn new(batch: &[TokenIds], spec: PadSpec) -> Result<Self, ModelError> {
+        if batch.is_empty() {
             return Err(ModelError::InvalidInput("empty batch".into()));
+        }
+        for (i, ids) in batch.iter().enumerate() {
+            if ids.kind() != spec.kind {
+                return Err(ModelError::InvalidInput(format!(
+                    "example {i}: {:?} ids given to a {:?} model",
+                    ids.kind(),
+                    spec.kind
+                )));
+            }
+            if ids.is_empty() {
+                return Err(ModelError::InvalidInput(format!(
+                    "example {i} has no tokens"
+                )));
+            }
+            if let TokenIds::Chars(words) = ids {
+                if let Some(k) = words.iter().position(Vec::is_empty) {
+                    return Err(ModelError::InvalidInput(format!(
+                        "example {i}: word {k} has no characters"
+                    )));
+                }
+            }
+            if let Some(rows) = spec.vocabulary {
+                if let Some(bad) = ids.flat().into_iter().find(|&id| id as usize >= rows) {
+                    return Err(ModelError::InvalidInput(format!(
+                        "example {i}: id {bad} is outside the vocabulary of {rows}"
+                    )));
+                }
+            }
+        }
+        // Word ids are padded as words of one "character" each, so one loop serves both.
+        let words: Vec<Vec<Vec<u32>>> = batch
+            .iter()
+            .map(|ids| match ids {
+                TokenIds::Words(w) => w.iter().map(|&id| vec![id]).collect(),
+                TokenIds::Chars(w) => w.clone(),
+            })
+            .collect();
+        let longest = words.iter().map(Vec::len).max().unwrap_or(0);
+        let (w, c, shape) = match spec.kind {
+            InputKind::Word => {
+                let t = longest.max(spec.min_len);
+                (t, 1, vec![batch.len(), t])
+            }
+            InputKind::Char => {
+                let chars = words.iter().flatten().map(Vec::len).max().unwrap_or(0);
+                let c = chars.max(spec.min_len);
+                (longest, c, vec![batch.len(), longest, c])
+            }
         };
-        if batch.iter().any(|ids| ids.kind() != first.kind()) {
-            return Err(ModelError::InvalidInput(
-                "batch mixes word and character ids".into(),
-            ));
-        }
-        if let Some(i) = batch.iter().position(TokenIds::is_empty) {
-            return Err(ModelError::InvalidInput(format!(
-                "example {i} has no tokens"
-            )));
-        }
-        let pad = i64::from(pad_id);
-        let b = batch.len();
-        match first {
-            TokenIds::Words(_) => {
-                let t = batch
-                    .iter()
-                    .map(TokenIds::positions)
-                    .max()
-                    .unwrap_or(0)
-                    .max(min_len);
-                let mut out = Self {
-                    ids: vec![pad; b * t],
-                    mask: vec![0; b * t],
-                    shape: vec![b, t],
-                };
-                for (i, example) in batch.iter().enumerate() {
-                    for (j, id) in example.flat().into_iter().enumerate() {
-                        out.ids[i * t + j] = i64::from(id);
-                        out.mask[i * t + j] = 1;
-                    }
+        let total = batch.len() * w * c;
+        let mut out = Self {
+            ids: vec![i64::from(spec.pad_id); total],
+            mask: vec![0; total],
+            shape,
+            positions: Vec::with_capacity(batch.len()),
+        };
+        for (i, example) in words.iter().enumerate() {
+            let mut real = Vec::new();
+            for (j, chars) in example.iter().enumerate() {
+                for (k, &id) in chars.iter().enumerate() {
+                    let at = (i * w + j) * c + k;
+                    out.ids[at] = i64::from(id);
+                    out.mask[at] = 1;
+                    real.push(at);
                 }
-                Ok(out)
             }
-            TokenIds::Chars(_) => {
-                let words = |ids: &TokenIds| match ids {
-                    TokenIds::Chars(w) => w.clone(),
-                    TokenIds::Words(_) => Vec::new(),
-                };
-                let all: Vec<Vec<Vec<u32>>> = batch.iter().map(words).collect();
-                let w = all.iter().map(Vec::len).max().unwrap_or(0);
-                let c = all
-                    .iter()
-                    .flatten()
-                    .map(Vec::len)
-                    .max()
-                    .unwrap_or(0)
-                    .max(min_len);
-                let mut out = Self {
-                    ids: vec![pad; b * w * c],
-                    mask: vec![0; b * w * c],
-                    shape: vec![b, w, c],
-                };
-                for (i, example) in all.iter().enumerate() {
-                    for (k, word) in example.iter().enumerate() {
-                        for (j, &id) in word.iter().enumerate() {
-                            let at = (i * w + k) * c + j;
-                            out.ids[at] = i64::from(id);
-                            out.mask[at] = 1;
-                        }
-                    }
-                }
-                Ok(out)
-            }
+            out.positions.push(real);
         }
+        Ok(out)
     }
 
-    /// Offsets into the padded buffer of every real position of example `i`, in
-    /// [`TokenIds::flat`] order (to read per-position outputs such as gradients back).
-    pub fn real_positions(&self, i: usize) -> Vec<usize> {
-        let row: usize = self.shape[1..].iter().product();
-        (i * row..(i + 1) * row)
-            .filter(|&at| self.mask[at] == 1)
-            .collect()
+    /// The shape as `i64`, as runtimes take it.
+    pub fn shape_i64(&self) -> Vec<i64> {
+        self.shape.iter().map(|&d| d as i64).collect()
     }
 }
 
@@ -105,14 +122,23 @@ impl PaddedIds {
 mod tests {
     use super::*;
 
+    fn spec(kind: InputKind, pad_id: u32, min_len: usize) -> PadSpec {
+        PadSpec {
+            kind,
+            vocabulary: Some(10),
+            pad_id,
+            min_len,
+        }
+    }
+
     #[test]
     fn word_batches_pad_to_the_longest_and_the_minimum() {
         let batch = [TokenIds::Words(vec![5, 6]), TokenIds::Words(vec![7])];
-        let p = PaddedIds::new(&batch, 9, 3).unwrap();
+        let p = PaddedIds::new(&batch, spec(InputKind::Word, 9, 3)).unwrap();
         assert_eq!(p.shape, [2, 3]);
         assert_eq!(p.ids, [5, 6, 9, 7, 9, 9]);
         assert_eq!(p.mask, [1, 1, 0, 1, 0, 0]);
-        assert_eq!(p.real_positions(1), [3]);
+        assert_eq!(p.positions[1], [3]);
     }
 
     #[test]
@@ -121,18 +147,22 @@ mod tests {
             TokenIds::Chars(vec![vec![2, 3], vec![4]]),
             TokenIds::Chars(vec![vec![5]]),
         ];
-        let p = PaddedIds::new(&batch, 0, 1).unwrap();
+        let p = PaddedIds::new(&batch, spec(InputKind::Char, 0, 1)).unwrap();
         assert_eq!(p.shape, [2, 2, 2]);
         assert_eq!(p.ids, [2, 3, 4, 0, 5, 0, 0, 0]);
-        assert_eq!(p.real_positions(0), [0, 1, 2]);
-        assert_eq!(p.real_positions(1), [4]);
+        assert_eq!(p.positions, [vec![0, 1, 2], vec![4]]);
     }
 
     #[test]
-    fn empty_and_mixed_batches_are_refused() {
-        assert!(PaddedIds::new(&[], 0, 1).is_err());
-        assert!(PaddedIds::new(&[TokenIds::Words(vec![])], 0, 1).is_err());
+    fn bad_batches_are_refused() {
+        let word = spec(InputKind::Word, 0, 1);
+        assert!(PaddedIds::new(&[], word).is_err());
+        assert!(PaddedIds::new(&[TokenIds::Words(vec![])], word).is_err());
+        assert!(PaddedIds::new(&[TokenIds::Words(vec![10])], word).is_err());
         let mixed = [TokenIds::Words(vec![1]), TokenIds::Chars(vec![vec![1]])];
-        assert!(PaddedIds::new(&mixed, 0, 1).is_err());
+        assert!(PaddedIds::new(&mixed, word).is_err());
+        let empty_word = [TokenIds::Chars(vec![vec![1], vec![]])];
+        let err = PaddedIds::new(&empty_word, spec(InputKind::Char, 0, 1)).unwrap_err();
+        assert!(err.to_string().contains("word 1 has no characters"));
     }
 }

@@ -5,7 +5,7 @@
 //! [`PAD_ID`] with mask 0. Lengths are kept so networks can read the last real state.
 
 use gauntlet_core::codec::PAD_ID;
-use gauntlet_core::{ModelError, TokenIds};
+use gauntlet_core::{ModelError, PadSpec, PaddedIds, TokenIds};
 use tch::{Device, Kind, Tensor};
 
 /// A padded batch on a device.
@@ -28,84 +28,32 @@ impl PaddedBatch {
         let Some(first) = batch.first() else {
             return Err(ModelError::InvalidInput("empty batch".into()));
         };
-        if batch.iter().any(|ids| ids.kind() != first.kind()) {
-            return Err(ModelError::InvalidInput(
-                "batch mixes word and character ids".into(),
-            ));
-        }
-        if let Some(i) = batch.iter().position(TokenIds::is_empty) {
-            return Err(ModelError::InvalidInput(format!(
-                "example {i} has no tokens"
-            )));
-        }
-        let b = batch.len();
-        let (ids, mask, shape, word_lengths, char_lengths) = match first {
-            TokenIds::Words(_) => {
-                let t = batch
-                    .iter()
-                    .map(TokenIds::positions)
-                    .max()
-                    .unwrap_or(0)
-                    .max(min_len);
-                let mut ids = vec![i64::from(PAD_ID); b * t];
-                let mut mask = vec![0f32; b * t];
-                let mut lengths = Vec::with_capacity(b);
-                for (i, example) in batch.iter().enumerate() {
-                    if let TokenIds::Words(words) = example {
-                        for (j, &id) in words.iter().enumerate() {
-                            ids[i * t + j] = i64::from(id);
-                            mask[i * t + j] = 1.0;
-                        }
-                        lengths.push(words.len() as i64);
-                    }
-                }
-                (ids, mask, vec![b as i64, t as i64], lengths, Vec::new())
-            }
-            TokenIds::Chars(_) => {
-                let words_of = |ids: &TokenIds| match ids {
-                    TokenIds::Chars(w) => w.clone(),
-                    TokenIds::Words(_) => Vec::new(),
-                };
-                let all: Vec<Vec<Vec<u32>>> = batch.iter().map(words_of).collect();
-                let w = all.iter().map(Vec::len).max().unwrap_or(0);
-                let c = all
-                    .iter()
-                    .flatten()
-                    .map(Vec::len)
-                    .max()
-                    .unwrap_or(0)
-                    .max(min_len);
-                let mut ids = vec![i64::from(PAD_ID); b * w * c];
-                let mut mask = vec![0f32; b * w * c];
-                let mut word_lengths = Vec::with_capacity(b);
-                let mut char_lengths = Vec::with_capacity(b);
-                for (i, words) in all.iter().enumerate() {
-                    if let Some(k) = words.iter().position(Vec::is_empty) {
-                        return Err(ModelError::InvalidInput(format!(
-                            "example {i}: word {k} has no characters"
-                        )));
-                    }
-                    for (j, chars) in words.iter().enumerate() {
-                        for (k, &id) in chars.iter().enumerate() {
-                            ids[(i * w + j) * c + k] = i64::from(id);
-                            mask[(i * w + j) * c + k] = 1.0;
-                        }
-                    }
+        let padded = PaddedIds::new(
+            batch,
+            PadSpec {
+                kind: first.kind(),
+                vocabulary: None,
+                pad_id: PAD_ID,
+                min_len,
+            },
+        )?;
+        let mut word_lengths = Vec::with_capacity(batch.len());
+        let mut char_lengths = Vec::new();
+        for ids in batch {
+            match ids {
+                TokenIds::Words(words) => word_lengths.push(words.len() as i64),
+                TokenIds::Chars(words) => {
                     word_lengths.push(words.len() as i64);
                     char_lengths.push(words.iter().map(|cs| cs.len() as i64).collect());
                 }
-                (
-                    ids,
-                    mask,
-                    vec![b as i64, w as i64, c as i64],
-                    word_lengths,
-                    char_lengths,
-                )
             }
-        };
+        }
+        let shape = padded.shape_i64();
         Ok(Self {
-            ids: Tensor::from_slice(&ids).reshape(&shape).to_device(device),
-            mask: Tensor::from_slice(&mask)
+            ids: Tensor::from_slice(&padded.ids)
+                .reshape(&shape)
+                .to_device(device),
+            mask: Tensor::from_slice(&padded.mask)
                 .reshape(&shape)
                 .to_kind(Kind::Float)
                 .to_device(device),

@@ -13,7 +13,6 @@ pub mod device;
 pub mod error;
 pub mod graph;
 pub mod ops;
-mod padding;
 pub mod whitebox;
 
 pub use device::resolve_device;

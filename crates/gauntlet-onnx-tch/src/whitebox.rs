@@ -16,7 +16,7 @@ use std::sync::{Mutex, MutexGuard};
 use gauntlet_core::classifier::{ExampleGradient, GradientBatch};
 use gauntlet_core::{
     Classifier, DeviceChoice, EmbeddingTable, InputKind, Label, Manifest, ModelError, OnnxOutput,
-    OnnxSpec, Probabilities, TokenIds, WhiteBox,
+    OnnxSpec, PadSpec, PaddedIds, Probabilities, TokenIds, WhiteBox,
 };
 use gauntlet_onnx::{attribute, OnnxModel};
 use tch::{Device, Kind, Tensor};
@@ -25,7 +25,6 @@ use crate::device::resolve_device;
 use crate::error::GraphError;
 use crate::graph::OnnxGraph;
 use crate::ops::math::kind_of;
-use crate::padding::{pad_batch, Padded};
 
 /// Where a graph looks its word (or character) embeddings up.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -217,24 +216,26 @@ impl OnnxWhiteBox {
             .map_err(|_| ModelError::Backend("graph lock poisoned by an earlier panic".into()))
     }
 
-    fn pad(&self, batch: &[TokenIds]) -> Result<Padded, ModelError> {
-        pad_batch(
+    fn pad(&self, batch: &[TokenIds]) -> Result<PaddedIds, ModelError> {
+        PaddedIds::new(
             batch,
-            self.manifest.tokenization.kind,
-            self.table.rows,
-            self.spec.pad_id,
-            self.min_len,
+            PadSpec {
+                kind: self.manifest.tokenization.kind,
+                vocabulary: Some(self.table.rows),
+                pad_id: self.spec.pad_id,
+                min_len: self.min_len,
+            },
         )
     }
 
-    fn feeds(&self, p: &Padded) -> Result<HashMap<String, Tensor>, GraphError> {
+    fn feeds(&self, p: &PaddedIds) -> Result<HashMap<String, Tensor>, GraphError> {
         let ids = Tensor::f_from_slice(&p.ids)?
-            .f_reshape(p.shape.as_slice())?
+            .f_reshape(p.shape_i64().as_slice())?
             .f_to_device(self.device)?;
         let mut feeds = HashMap::new();
         if let Some(name) = &self.spec.attention_mask {
             let mask = Tensor::f_from_slice(&p.mask)?
-                .f_reshape(p.shape.as_slice())?
+                .f_reshape(p.shape_i64().as_slice())?
                 .f_to_kind(self.mask_kind)?
                 .f_to_device(self.device)?;
             feeds.insert(name.clone(), mask);
@@ -250,7 +251,7 @@ impl OnnxWhiteBox {
     fn log_probs(
         &self,
         graph: &OnnxGraph,
-        p: &Padded,
+        p: &PaddedIds,
         leaf: Option<&Tensor>,
     ) -> Result<Tensor, GraphError> {
         let feeds = self.feeds(p)?;
@@ -277,12 +278,12 @@ impl OnnxWhiteBox {
     }
 
     /// Embedding rows of the padded ids, `ids shape + [dim]`, on the device.
-    fn embed(&self, graph: &OnnxGraph, p: &Padded) -> Result<Tensor, GraphError> {
+    fn embed(&self, graph: &OnnxGraph, p: &PaddedIds) -> Result<Tensor, GraphError> {
         let table = graph.constant(&self.site.table).ok_or_else(|| {
             GraphError::Evaluation(format!("initializer {:?} vanished", self.site.table))
         })?;
         let ids = Tensor::f_from_slice(&p.ids)?.f_to_device(self.device)?;
-        let mut shape = p.shape.clone();
+        let mut shape = p.shape_i64();
         shape.push(self.table.dim as i64);
         Ok(table.f_index_select(0, &ids)?.f_reshape(shape.as_slice())?)
     }
@@ -372,7 +373,7 @@ impl WhiteBox for OnnxWhiteBox {
         }
         let graph = self.lock()?;
         let run = || -> Result<Probabilities, GraphError> {
-            let mut shape = padded.shape.clone();
+            let mut shape = padded.shape_i64();
             shape.push(dim as i64);
             let leaf = Tensor::f_from_slice(&host)?
                 .f_reshape(shape.as_slice())?

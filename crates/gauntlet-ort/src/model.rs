@@ -12,8 +12,8 @@ use std::sync::{Mutex, MutexGuard, PoisonError};
 
 use gauntlet_core::manifest::Manifest;
 use gauntlet_core::{
-    Classifier, DeviceChoice, InputKind, Label, ModelError, OnnxOutput, OnnxSpec, PaddedIds,
-    Probabilities, TokenIds,
+    Classifier, DeviceChoice, InputKind, Label, ModelError, OnnxOutput, OnnxSpec, PadSpec,
+    PaddedIds, Probabilities, TokenIds,
 };
 use ort::session::builder::GraphOptimizationLevel;
 use ort::session::Session;
@@ -157,8 +157,16 @@ impl OrtModel {
 
     fn check_names(&self) -> Result<(), OrtError> {
         let session = self.session();
-        let inputs: Vec<String> = session.inputs().iter().map(|i| i.name().to_owned()).collect();
-        let outputs: Vec<String> = session.outputs().iter().map(|o| o.name().to_owned()).collect();
+        let inputs: Vec<String> = session
+            .inputs()
+            .iter()
+            .map(|i| i.name().to_owned())
+            .collect();
+        let outputs: Vec<String> = session
+            .outputs()
+            .iter()
+            .map(|o| o.name().to_owned())
+            .collect();
         let mut fed = vec![&self.spec.input_ids];
         fed.extend(self.spec.attention_mask.iter());
         fed.extend(self.spec.token_type_ids.iter());
@@ -239,15 +247,16 @@ impl Classifier for OrtModel {
     }
 
     fn predict(&self, batch: &[TokenIds]) -> Result<Probabilities, ModelError> {
-        if let Some(bad) = batch.iter().find(|ids| ids.kind() != self.input_kind()) {
-            return Err(ModelError::InvalidInput(format!(
-                "{:?} ids given to a {:?} model",
-                bad.kind(),
-                self.input_kind()
-            )));
-        }
-        let padded = PaddedIds::new(batch, self.spec.pad_id, self.spec.min_length.max(1))?;
-        let shape: Vec<i64> = padded.shape.iter().map(|&d| d as i64).collect();
+        let padded = PaddedIds::new(
+            batch,
+            PadSpec {
+                kind: self.input_kind(),
+                vocabulary: None,
+                pad_id: self.spec.pad_id,
+                min_len: self.spec.min_length.max(1),
+            },
+        )?;
+        let shape = padded.shape_i64();
         let mut inputs = vec![(
             self.spec.input_ids.clone(),
             Tensor::from_array((shape.clone(), padded.ids)).map_err(backend)?,

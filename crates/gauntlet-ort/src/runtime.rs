@@ -41,7 +41,9 @@ pub fn library_path(explicit: Option<&Path>) -> Result<PathBuf, OrtError> {
 /// The shared environment, loading the library on first use.
 pub fn environment(explicit: Option<&Path>) -> Result<&'static Environment, OrtError> {
     let path = library_path(explicit)?;
-    let _guard = INIT.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    let _guard = INIT
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
     if let Some((loaded, env)) = ENVIRONMENT.get() {
         if explicit.is_some() && loaded != &path {
             return Err(OrtError::Runtime {

@@ -7,7 +7,7 @@ use std::path::Path;
 
 use gauntlet_core::manifest::{Provenance, FORMAT_VERSION};
 use gauntlet_core::{
-    Classifier, InputKind, Label, Manifest, OnnxOutput, OnnxSpec, Tokenization, TokenIds,
+    Classifier, InputKind, Label, Manifest, OnnxOutput, OnnxSpec, TokenIds, Tokenization,
 };
 use gauntlet_onnx::{Attr, GraphBuilder, OnnxModel};
 use gauntlet_ort::{OrtModel, OrtOptions};
@@ -55,7 +55,11 @@ fn write_bundle(dir: &Path) {
     let mask = g.node("Cast", &["attention_mask"], &[("to", Attr::Int(1))]);
     let mask = g.node("Unsqueeze", &[&mask, &last], &[]);
     let masked = g.node("Mul", &[&emb, &mask], &[]);
-    let pooled = g.node("ReduceSum", &[&masked, &axes], &[("keepdims", Attr::Int(0))]);
+    let pooled = g.node(
+        "ReduceSum",
+        &[&masked, &axes],
+        &[("keepdims", Attr::Int(0))],
+    );
     let logits = g.node("MatMul", &[&pooled, &w], &[]);
     g.rename(&logits, "logits");
     g.output_float("logits", &["batch", "2"]);
