@@ -64,7 +64,9 @@ fn main() -> Result<()> {
         native.manifest().architecture,
         tch::get_num_threads()
     );
-    println!("| runtime | batch 1 | batch 64 | ratio to native (batch 1) | ratio to native (batch 64) |");
+    println!(
+        "| runtime | batch 1 | batch 64 | ratio to native (batch 1) | ratio to native (batch 64) |"
+    );
     println!("|---|---|---|---|---|");
     let runtimes: [(&str, &dyn Classifier); 3] = [
         ("native tch", &native),

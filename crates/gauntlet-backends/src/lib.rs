@@ -171,10 +171,9 @@ impl LoadedBundle {
     pub fn white_box(&self) -> Option<&dyn WhiteBox> {
         match &self.models {
             Models::Native(model) => Some(model.as_ref()),
-            Models::Onnx { white_box, .. } => white_box
-                .as_ref()
-                .ok()
-                .map(|m| m.as_ref() as &dyn WhiteBox),
+            Models::Onnx { white_box, .. } => {
+                white_box.as_ref().ok().map(|m| m.as_ref() as &dyn WhiteBox)
+            }
         }
     }
 

@@ -20,9 +20,9 @@ use gauntlet_attacks::{
     AttackConfig, AttackError, AttackKind, AttackReport, Attacker, Lexicon, ModelRef,
     PreparedExample, RunControl, WordNetLexicon,
 };
+use gauntlet_backends::{LoadOptions, LoadedBundle};
 use gauntlet_core::dataset::{read_raw, resolve};
 use gauntlet_core::{DeviceChoice, Example};
-use gauntlet_backends::{LoadOptions, LoadedBundle};
 
 use crate::args::AuditArgs;
 use crate::gate::{Thresholds, Verdict};
@@ -115,13 +115,13 @@ impl Session {
             ModelRef::Classifier(self.model.classifier())
         };
         let mut attacker = Attacker::new(model, self.model.codec(), config)
-                .with_context(|| {
-                    format!(
-                        "attack `{kind}` on model {}",
-                        self.model.manifest().architecture
-                    )
-                })?
-                .with_model_id(self.model.digest());
+            .with_context(|| {
+                format!(
+                    "attack `{kind}` on model {}",
+                    self.model.manifest().architecture
+                )
+            })?
+            .with_model_id(self.model.digest());
         if let Some(lexicon) = lexicon {
             attacker = attacker.with_lexicon(lexicon as &dyn Lexicon);
         }

@@ -54,11 +54,7 @@ async fn attack(
     )?;
     check_attack(&req.attack, limits)?;
     let model = state.model(req.model.as_deref())?;
-    let examples = resolve_inline(
-        &req.examples,
-        &model.model.manifest().labels,
-        "examples",
-    )?;
+    let examples = resolve_inline(&req.examples, &model.model.manifest().labels, "examples")?;
     let kind = req.attack.kind;
     // Validate before spending blocking time: config errors are not subject to the limit.
     attacker(&model.model, req.attack.clone(), state.lexicon.as_deref())?;

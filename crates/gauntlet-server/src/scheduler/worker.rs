@@ -72,9 +72,8 @@ impl Scheduler {
             }
             let attacker = match crate::state::model_ref(model, config.kind)
                 .map_err(|e| e.to_string())
-                .and_then(|m| {
-                    Attacker::new(m, model.codec(), config).map_err(|e| e.to_string())
-                }) {
+                .and_then(|m| Attacker::new(m, model.codec(), config).map_err(|e| e.to_string()))
+            {
                 Ok(a) => {
                     let a = a.with_model_id(format!("{}@{}", work.model.name, model.digest()));
                     match work.lexicon.as_deref() {

@@ -38,8 +38,11 @@ pub fn models_dir() -> &'static Path {
             ..tiny_config(Architecture::WordCnn)
         };
         train_toy_bundle(&config, &dir.path().join("toy")).unwrap();
-        gauntlet_models::export::export_bundle(&dir.path().join("toy"), &dir.path().join("toy-onnx"))
-            .unwrap();
+        gauntlet_models::export::export_bundle(
+            &dir.path().join("toy"),
+            &dir.path().join("toy-onnx"),
+        )
+        .unwrap();
         std::fs::create_dir_all(dir.path().join("broken")).unwrap();
         std::fs::write(dir.path().join("broken/gauntlet.toml"), "not = [valid").unwrap();
         dir

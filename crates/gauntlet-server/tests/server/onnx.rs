@@ -18,7 +18,10 @@ fn outcomes(report: &Value) -> Vec<(String, String, u64)> {
         .map(|e| {
             (
                 e["outcome"].as_str().unwrap_or_default().to_owned(),
-                e["adversarial_text"].as_str().unwrap_or_default().to_owned(),
+                e["adversarial_text"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_owned(),
                 e["changes"].as_u64().unwrap_or_default(),
             )
         })
@@ -42,7 +45,10 @@ fn an_onnx_export_predicts_and_is_attacked_like_its_native_bundle() {
 
     let texts = json!({"texts": ["the movie was great", "a dull plot", "great great dull"]});
     let a = api.post("/v1/models/toy/predict", &texts).ok(200).clone();
-    let b = api.post("/v1/models/toy-onnx/predict", &texts).ok(200).clone();
+    let b = api
+        .post("/v1/models/toy-onnx/predict", &texts)
+        .ok(200)
+        .clone();
     for (pa, pb) in a["predictions"]
         .as_array()
         .unwrap()
