@@ -4,8 +4,7 @@
 
 use crate::proto::{
     AttributeProto, AttributeType, Dimension, DimensionValue, GraphProto, ModelProto, NodeProto,
-    OperatorSetIdProto, TensorProto, TensorShapeProto, TensorTypeProto, TypeProto,
-    ValueInfoProto,
+    OperatorSetIdProto, TensorProto, TensorShapeProto, TensorTypeProto, TypeProto, ValueInfoProto,
 };
 use crate::tensor::{float_tensor, int64_tensor, DataType};
 
@@ -179,10 +178,7 @@ impl GraphBuilder {
             output: outs.clone(),
             name,
             op_type: op.to_owned(),
-            attribute: attrs
-                .iter()
-                .map(|(n, a)| a.clone().into_proto(n))
-                .collect(),
+            attribute: attrs.iter().map(|(n, a)| a.clone().into_proto(n)).collect(),
             ..Default::default()
         });
         outs

@@ -102,7 +102,11 @@ impl OnnxModel {
 
     /// Names of the graph outputs.
     pub fn output_names(&self) -> Vec<&str> {
-        self.graph().output.iter().map(|o| o.name.as_str()).collect()
+        self.graph()
+            .output
+            .iter()
+            .map(|o| o.name.as_str())
+            .collect()
     }
 
     /// Every initializer, decoded, by name.
@@ -166,7 +170,10 @@ mod tests {
         let path = dir.path().join("model.onnx");
         std::fs::write(&path, b"\xff\xff\xff not protobuf").unwrap();
         let err = OnnxModel::load(&path).unwrap_err().to_string();
-        assert!(err.contains("model.onnx") && err.contains("not an ONNX model"), "{err}");
+        assert!(
+            err.contains("model.onnx") && err.contains("not an ONNX model"),
+            "{err}"
+        );
         let err = OnnxModel::load(&dir.path().join("absent.onnx")).unwrap_err();
         assert!(err.to_string().contains("absent.onnx"));
     }

@@ -108,9 +108,11 @@ pub fn decode(t: &TensorProto) -> Result<HostTensor, OnnxError> {
             TensorData::Float(chunks::<4>(raw).map(f32::from_le_bytes).collect())
         }
         DataType::Float => TensorData::Float(t.float_data.clone()),
-        DataType::Double if !raw.is_empty() => {
-            TensorData::Float(chunks::<8>(raw).map(|b| f64::from_le_bytes(b) as f32).collect())
-        }
+        DataType::Double if !raw.is_empty() => TensorData::Float(
+            chunks::<8>(raw)
+                .map(|b| f64::from_le_bytes(b) as f32)
+                .collect(),
+        ),
         DataType::Double => TensorData::Float(t.double_data.iter().map(|&v| v as f32).collect()),
         DataType::Int64 if !raw.is_empty() => {
             TensorData::Int(chunks::<8>(raw).map(i64::from_le_bytes).collect())
@@ -209,6 +211,9 @@ mod tests {
             data_location: 1,
             ..float_tensor("e", &[1], &[1.0])
         };
-        assert!(decode(&external).unwrap_err().to_string().contains("external"));
+        assert!(decode(&external)
+            .unwrap_err()
+            .to_string()
+            .contains("external"));
     }
 }
