@@ -9,7 +9,9 @@
 //! [`WordTargets`] of the current token other than itself (native vocabularies: ids ≥ 2;
 //! subword vocabularies: non-special tokens of the same form, word start or continuation,
 //! with a readable spelling); `sem` flips additionally satisfy [`SemFilter`]; `unk` needs a
-//! legible spelling. When a score matrix is given
+//! legible spelling. Character edits of subword models (the example's [`Space`] re-encodes
+//! text) may also append a character to a word, and their alphabet is the space's tokens.
+//! When a score matrix is given
 //! (see [`crate::estimate`]) each edit carries its estimate, otherwise 0.
 //! [`TopK`] keeps the `k` best edits by estimate with a total, deterministic order
 //! (estimate descending, then edit ascending).
@@ -240,6 +242,11 @@ fn edited_norm(word: &[Unit], edit: &Edit, tokens: &[String]) -> String {
             _ => out.push_str(&unit.norm),
         }
     }
+    if let Edit::Insert { pos, ch, .. } = *edit {
+        if pos == word.len() {
+            out.push_str(token(ch));
+        }
+    }
     out
 }
 
@@ -249,7 +256,7 @@ impl Rules<'_> {
     pub(crate) fn enumerate(
         &mut self,
         state: &State,
-        space: &Space,
+        space: &Space<'_>,
         scores: Option<&ArrayView2<'_, f32>>,
         out: &mut TopK,
     ) {
@@ -279,7 +286,7 @@ impl Rules<'_> {
         word: &[Unit],
         ids: &[u32],
         offset: usize,
-        space: &Space,
+        space: &Space<'_>,
         scores: Option<&ArrayView2<'_, f32>>,
         out: &mut TopK,
     ) {
@@ -333,13 +340,27 @@ impl Rules<'_> {
                 }
             }
         }
+        // Text edits may also append to a word (`good` → `goods`); character models keep
+        // HotFlip's inserts before a character.
+        if space.retokenize.is_some() {
+            for b in self.ids.clone() {
+                let edit = Edit::Insert {
+                    word: i,
+                    pos: word.len(),
+                    ch: b,
+                };
+                if allowed(&edit) {
+                    out.push(0.0, edit);
+                }
+            }
+        }
     }
 
     fn word_edits(
         &mut self,
         i: usize,
         current: u32,
-        space: &Space,
+        space: &Space<'_>,
         scores: Option<&ArrayView2<'_, f32>>,
         out: &mut TopK,
     ) {

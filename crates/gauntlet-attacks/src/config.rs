@@ -77,6 +77,18 @@ impl AttackKind {
     pub fn needs_white_box(self) -> bool {
         !matches!(self, Self::LossBeam | Self::Random)
     }
+
+    /// Whether the attack runs on a model reading `input`; `subword` says the model's
+    /// codec is a subword one (then `hotflip-char` runs as the exact-loss character search).
+    pub fn fits(self, input: InputKind, subword: bool) -> bool {
+        self.required_input().is_none_or(|k| k == input) || (subword && self == Self::HotflipChar)
+    }
+
+    /// Whether the attack needs gradients on a model whose codec is (`subword`) or is not a
+    /// subword one: character attacks on subword models are scored by exact loss only.
+    pub fn needs_gradients(self, subword: bool) -> bool {
+        self.needs_white_box() && !(subword && self == Self::HotflipChar)
+    }
 }
 
 impl fmt::Display for AttackKind {
@@ -149,6 +161,14 @@ pub struct AttackConfig {
     /// tokens that are whole words are flipped, and only to whole-word tokens. Special tokens
     /// are never touched either way; `sem` and `unk` always edit whole words only.
     pub allow_subword_pieces: bool,
+    /// Subword models: attack with character edits (flip, insert, delete) of the *text*,
+    /// re-tokenized after every edit and scored by the exact loss (forward passes only),
+    /// since gradient estimates over token embeddings do not transfer across
+    /// re-tokenization. Applies to `loss-beam` and `random`; `hotflip-char` on a subword
+    /// model turns it on by itself. Character models always edit characters, so it changes
+    /// nothing there. Every word offers about 50 candidates per character, each re-encoded
+    /// and evaluated, so long texts want a `candidates_cap`. Default false.
+    pub char_edits: bool,
 }
 
 impl Default for AttackConfig {
@@ -168,6 +188,7 @@ impl Default for AttackConfig {
             candidates_cap: None,
             random_change_counts: None,
             allow_subword_pieces: false,
+            char_edits: false,
         }
     }
 }
@@ -182,8 +203,12 @@ impl AttackConfig {
     }
 
     /// The budget in force for a model reading `input` (the configured one or the
-    /// attack's default).
+    /// attack's default). Character edits of subword models default to 10% of the
+    /// characters, like character models.
     pub fn effective_budget(&self, input: InputKind) -> Budget {
+        if self.char_edits && self.budget.is_none() {
+            return Budget::Fraction(0.1);
+        }
         self.budget.unwrap_or(match (self.kind, input) {
             (AttackKind::Unk, _) => Budget::Changes(1),
             (AttackKind::HotflipWord | AttackKind::Sem, _) | (_, InputKind::Word) => {
@@ -204,10 +229,26 @@ impl AttackConfig {
     }
 
     /// Checks the configuration against a model that reads `input` and has `labels`
-    /// classes.
+    /// classes. With `char_edits`, `hotflip-char` accepts word-kind (subword) models; the
+    /// [`crate::Attacker`] checks the codec is a subword one.
     pub fn validate(&self, input: InputKind, labels: usize) -> Result<(), AttackError> {
+        if self.char_edits
+            && !matches!(
+                self.kind,
+                AttackKind::HotflipChar | AttackKind::LossBeam | AttackKind::Random
+            )
+        {
+            return Err(AttackError::config(
+                "char_edits",
+                format!(
+                    "applies to hotflip-char, loss-beam and random, not to {}",
+                    self.kind
+                ),
+            ));
+        }
         if let Some(needs) = self.kind.required_input() {
-            if needs != input {
+            let retokenized = self.char_edits && input == InputKind::Word;
+            if needs != input && !retokenized {
                 return Err(AttackError::Incompatible {
                     attack: self.kind,
                     needs: match needs {
@@ -387,10 +428,26 @@ mod tests {
         );
         assert!(AttackConfig {
             confidence: 1.0,
-            ..base
+            ..base.clone()
         }
         .validate(InputKind::Word, 3)
         .is_ok());
+        let chars = AttackConfig {
+            char_edits: true,
+            ..AttackConfig::new(AttackKind::HotflipChar)
+        };
+        assert!(chars.validate(InputKind::Word, 2).is_ok());
+        assert_eq!(
+            chars.effective_budget(InputKind::Word),
+            Budget::Fraction(0.1)
+        );
+        bad(
+            AttackConfig {
+                char_edits: true,
+                ..base
+            },
+            "char_edits",
+        );
     }
 
     #[test]

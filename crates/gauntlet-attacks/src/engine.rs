@@ -18,6 +18,11 @@
 //! the examples and the model's answers — not on batching or on the confidence thresholds,
 //! which only decide when a search stops. Cancellation is checked once per beam step; a
 //! cancelled run reports the examples finished so far with `cancelled = true`.
+//!
+//! Character attacks on subword models (`hotflip-char`, or `char_edits` with `loss-beam` or
+//! `random`) edit the text and re-encode it (see `retokenize`): `hotflip-char` then runs
+//! the exact-loss beam search, needs no gradients, and its report's configuration has
+//! `char_edits` set and a note saying so.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
@@ -36,6 +41,7 @@ use crate::lexicon::Lexicon;
 use crate::report::{
     AttackReport, ExampleReport, Outcome, Prediction, SkipReason, Summary, ThresholdResult,
 };
+use crate::retokenize::{self, Retokenize};
 use crate::search::{self, ExampleRun, Hit};
 use crate::spelling::oov_spelling;
 use crate::state::{Space, State};
@@ -106,25 +112,36 @@ pub struct Attacker<'a> {
     lexicon: Option<&'a dyn Lexicon>,
     similarity: Option<&'a EmbeddingTable>,
     model_id: String,
+    /// Character edits of a subword model: edit the text and re-encode it.
+    retokenize: bool,
 }
 
+/// The note of a `hotflip-char` report on a subword model.
+const EXACT_CHAR_NOTE: &str = "hotflip-char on a subword model: character edits of the text \
+    are re-tokenized and scored by their exact loss (forward passes only), since gradient \
+    estimates over token embeddings do not transfer across re-tokenization";
+
 impl<'a> Attacker<'a> {
-    /// Validates `config` against the model and codec.
+    /// Validates `config` against the model and codec. `hotflip-char` on a subword model
+    /// turns `char_edits` on (the exact-loss character search).
     pub fn new(
         model: ModelRef<'a>,
         codec: &'a TextCodec,
-        config: AttackConfig,
+        mut config: AttackConfig,
     ) -> Result<Self, AttackError> {
         let classifier = model.classifier();
         let kind = classifier.input_kind();
         if codec.is_subword() && config.kind == AttackKind::HotflipChar {
+            config.char_edits = true;
+        }
+        if config.char_edits && kind == InputKind::Word && !codec.is_subword() {
             return Err(AttackError::config(
-                "kind",
-                "hotflip-char cannot attack a subword (WordPiece/BPE) model: a character edit \
-                 re-tokenizes the word, so gradient estimates over token embeddings do not \
-                 score it; use hotflip-word, sem, unk, loss-beam or random (token flips)",
+                "char_edits",
+                "character edits need a subword (WordPiece/BPE) or character model; on a \
+                 word-vocabulary model use unk (out-of-vocabulary respellings)",
             ));
         }
+        let retokenize = config.char_edits && codec.is_subword();
         config.validate(kind, classifier.labels().len())?;
         if codec.kind() != kind {
             return Err(AttackError::config(
@@ -135,7 +152,7 @@ impl<'a> Attacker<'a> {
                 ),
             ));
         }
-        if config.kind.needs_white_box() && model.white_box().is_none() {
+        if config.kind.needs_white_box() && !retokenize && model.white_box().is_none() {
             return Err(AttackError::NeedsGradients(config.kind));
         }
         Ok(Self {
@@ -145,6 +162,7 @@ impl<'a> Attacker<'a> {
             lexicon: None,
             similarity: None,
             model_id: String::new(),
+            retokenize,
         })
     }
 
@@ -263,6 +281,7 @@ impl<'a> Attacker<'a> {
                 Some(reason) => reports.push(skipped(
                     index,
                     ex,
+                    self.units(ex),
                     before,
                     reason,
                     &thresholds,
@@ -288,7 +307,7 @@ impl<'a> Attacker<'a> {
             _ => (self.config.batch_size / self.config.beam_width).max(1),
         };
         let mut queue = queue.into_iter();
-        let mut active: Vec<ExampleRun> = Vec::new();
+        let mut active: Vec<ExampleRun<'a>> = Vec::new();
         let mut cancelled = false;
         loop {
             if control.cancel.is_some_and(|c| c.load(Ordering::Relaxed)) {
@@ -304,6 +323,9 @@ impl<'a> Attacker<'a> {
             }
             match self.config.kind {
                 AttackKind::LossBeam => search::loss_step(&mut ctx, &mut active)?,
+                AttackKind::HotflipChar if self.retokenize => {
+                    search::loss_step(&mut ctx, &mut active)?
+                }
                 AttackKind::Random => search::random_step(&mut ctx, &mut active)?,
                 _ => search::gradient_step(&mut ctx, &mut active)?,
             }
@@ -325,10 +347,16 @@ impl<'a> Attacker<'a> {
         }
         reports.sort_by_key(|r| r.index);
         let wall_time_ms = started.elapsed().as_secs_f64() * 1000.0;
+        let notes = if self.retokenize && self.config.kind == AttackKind::HotflipChar {
+            vec![EXACT_CHAR_NOTE.to_owned()]
+        } else {
+            Vec::new()
+        };
         Ok(AttackReport {
             model: self.model_id.clone(),
             config: self.config.clone(),
             seed: self.config.seed,
+            notes,
             cancelled,
             summary: Summary::compute(&reports, self.config.confidence, wall_time_ms),
             examples: reports,
@@ -341,6 +369,7 @@ impl<'a> Attacker<'a> {
         let table = self.model.white_box().map(|m| m.embedding_table());
         let rows = table.map_or(self.codec.size(), |t| t.rows.min(self.codec.size()));
         let space = match (self.config.kind, kind) {
+            _ if self.retokenize => EditSpace::Chars,
             (AttackKind::Sem, _) => EditSpace::Sem,
             (AttackKind::Unk, _) => EditSpace::Unk,
             (_, InputKind::Char) => EditSpace::Chars,
@@ -366,18 +395,27 @@ impl<'a> Attacker<'a> {
             .map(|id| self.codec.display_token(id).unwrap_or_default().to_owned())
             .collect();
         let targets = WordTargets::new(self.codec, rows, &tokens);
+        // Character edits of subword models: units are the text's characters, edits
+        // introduce alphabet characters (ids index the alphabet), and whole words are edited.
+        let (tokens, max_chars, ids) = if self.retokenize {
+            let alphabet = retokenize::alphabet(self.codec);
+            let n = alphabet.len() as u32;
+            (alphabet, usize::MAX, 0..n)
+        } else {
+            (tokens, self.codec.max_word_chars().max(1), 2..rows as u32)
+        };
         Ok(search::Context {
             config: self.config.clone(),
             model: self.model,
             table,
             tokens: tokens.into(),
-            max_chars: self.codec.max_word_chars().max(1),
+            max_chars,
             rules: Rules {
                 space,
                 one_change_per_word: self.config.one_change_per_word,
                 require_oov: self.config.require_oov,
                 codec: self.codec,
-                ids: 2..rows as u32,
+                ids,
                 targets,
                 sem,
             },
@@ -391,10 +429,26 @@ impl<'a> Attacker<'a> {
         clean: &[f32],
         thresholds: &[f64],
         ctx: &search::Context<'a>,
-    ) -> ExampleRun {
+    ) -> ExampleRun<'a> {
         let kind = self.model.classifier().input_kind();
-        let initial = State::initial(&ex.text, &ex.encoded, self.codec);
-        let editable = self.editable(&ex.encoded);
+        let (initial, editable, retokenize) = if self.retokenize {
+            let spans = retokenize::word_spans(&ex.encoded);
+            let initial = retokenize::initial_state(&ex.text, &spans, self.codec, &ctx.tokens);
+            let retokenize = Retokenize {
+                codec: self.codec,
+                text: ex.text.as_str().into(),
+                spans: spans.into(),
+                index,
+            };
+            let editable = retokenize::editable_words(&initial);
+            (initial, editable, Some(retokenize))
+        } else {
+            (
+                State::initial(&ex.text, &ex.encoded, self.codec),
+                self.editable(&ex.encoded),
+                None,
+            )
+        };
         let unk_spellings = if self.config.kind == AttackKind::Unk {
             initial
                 .words
@@ -405,7 +459,7 @@ impl<'a> Attacker<'a> {
         } else {
             Vec::new()
         };
-        let units = content_units(&ex.encoded);
+        let units = self.units(ex);
         let budget = self.config.effective_budget(kind).resolve(units);
         let random_changes = self
             .config
@@ -423,6 +477,7 @@ impl<'a> Attacker<'a> {
                 unk_spellings,
                 editable,
                 unk_id: self.codec.unk_id(),
+                retokenize,
             },
             label: ex.label,
             objective: self.config.target_label.unwrap_or(ex.label),
@@ -471,9 +526,19 @@ impl<'a> Attacker<'a> {
             .collect()
     }
 
+    /// Units of an example: characters of its words for character edits of subword
+    /// models, otherwise positions (special tokens aside).
+    fn units(&self, ex: &PreparedExample) -> usize {
+        if self.retokenize {
+            retokenize::char_units(&ex.text, &retokenize::word_spans(&ex.encoded))
+        } else {
+            content_units(&ex.encoded)
+        }
+    }
+
     fn finish(
         &self,
-        run: ExampleRun,
+        run: ExampleRun<'_>,
         examples: &[PreparedExample],
         thresholds: &[f64],
     ) -> ExampleReport {
@@ -489,7 +554,7 @@ impl<'a> Attacker<'a> {
                 Outcome::Failure,
             ),
         };
-        let units = content_units(&ex.encoded);
+        let units = self.units(ex);
         let changes = hit.state.ops.len();
         // Native word models keep their historical splice (no added spaces).
         let separate: Vec<bool> = if self.codec.is_subword() {
@@ -504,7 +569,10 @@ impl<'a> Attacker<'a> {
         ExampleReport {
             index: run.index,
             original_text: ex.text.clone(),
-            adversarial_text: hit.state.splice(&ex.text, &ex.encoded.spans, &separate),
+            adversarial_text: match &run.space.retokenize {
+                Some(retokenize) => retokenize.text_of(&hit.state),
+                None => hit.state.splice(&ex.text, &ex.encoded.spans, &separate),
+            },
             operations: hit.state.ops.clone(),
             true_label: ex.label,
             target_label: self.config.target_label,
@@ -547,6 +615,7 @@ fn content_units(encoded: &Encoded) -> usize {
 fn skipped(
     index: usize,
     ex: &PreparedExample,
+    units: usize,
     before: Prediction,
     reason: SkipReason,
     thresholds: &[f64],
@@ -562,7 +631,7 @@ fn skipped(
         before,
         after: before,
         changes: 0,
-        units: content_units(&ex.encoded),
+        units,
         fraction_changed: 0.0,
         forward_passes: 1,
         backward_passes: 0,

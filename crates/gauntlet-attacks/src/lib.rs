@@ -11,12 +11,16 @@
 //! Subword (WordPiece, BPE) models are attacked token by token: word flips, `sem`, `unk`
 //! and the baselines touch only tokens that are whole words, and replace them only with
 //! whole-word tokens, unless [`AttackConfig::allow_subword_pieces`] is set; special tokens
-//! are never touched; `hotflip-char` is refused (a character edit re-tokenizes the word).
+//! are never touched. Character attacks on subword models (`hotflip-char`, or `loss-beam`
+//! and `random` with [`AttackConfig::char_edits`]) edit the text itself and re-tokenize it;
+//! since a gradient over token embeddings cannot score an edit that changes the
+//! tokenization, `hotflip-char` there runs the exact-loss beam search (forward passes only).
 //!
 //! Module map: [`config`] (configuration and validation), [`estimate`] (first-order loss
 //! estimates of edits), `candidates` (allowed edits under the constraints), `state` (beam
 //! states and splicing), `search` (beam steps), [`engine`] (scheduling, batching, passes),
-//! [`lexicon`] (parts of speech, lemmas, stop words), [`spelling`] (legible OOV spellings),
+//! `retokenize` (character edits of subword models), [`lexicon`] (parts of speech,
+//! lemmas, stop words), [`spelling`] (legible OOV spellings),
 //! [`report`] (the report schema), [`render`] (JSON, Markdown, JUnit), and `testing` (a
 //! pure-Rust linear model, with the `test-support` feature).
 
@@ -28,6 +32,7 @@ pub mod estimate;
 pub mod lexicon;
 pub mod render;
 pub mod report;
+mod retokenize;
 mod search;
 pub mod spelling;
 mod state;
@@ -47,6 +52,8 @@ pub use report::{
     SkipReason, Summary, ThresholdResult,
 };
 
+#[cfg(test)]
+mod char_subword_tests;
 #[cfg(test)]
 mod subword_tests;
 #[cfg(test)]

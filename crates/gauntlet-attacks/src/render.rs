@@ -62,6 +62,9 @@ pub fn to_markdown(report: &AttackReport) -> String {
     for (k, v) in rows {
         let _ = writeln!(out, "| {k} | {v} |");
     }
+    for note in &report.notes {
+        let _ = writeln!(out, "\nNote: {note}.");
+    }
     if report.cancelled {
         let _ = writeln!(out, "\n**The run was cancelled; partial results.**");
     }

@@ -3,7 +3,8 @@
 //! An [`AttackReport`] holds one [`ExampleReport`] per example (in input order) and a
 //! [`Summary`] computed from them by [`Summary::compute`]. All field names are snake_case.
 //! Conventions: probabilities are those of the predicted (argmax) class; "units" are
-//! characters for character models and words for word models; rates whose denominator is
+//! characters for character models and for character edits of subword models, and words
+//! (tokens) for word and subword models otherwise; rates whose denominator is
 //! zero are reported as 0. Success-related aggregates (changes histogram, mean fraction
 //! changed, operation mix) are taken over the examples the adversary fooled at the
 //! configured confidence; pass counts over the attacked examples.
@@ -16,13 +17,16 @@ use crate::config::AttackConfig;
 
 /// One edit of an adversarial example, in the order applied. Character indices are
 /// positions in the word at the time of the edit; word indices are positions among the
-/// encoded words (the spans of [`gauntlet_core::Encoded`]).
+/// encoded words (the spans of [`gauntlet_core::Encoded`]). Character edits of subword
+/// models address the text's words instead (the tokenizer's pre-tokenized words, specials
+/// aside, as numbered by [`gauntlet_core::TokenRole`]) and may insert after a word's last
+/// character (`char` equal to its length).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum Operation {
     /// A character replaced by another.
     Flip {
-        /// Word index.
+        /// Word index (for subword models, the index of the word among the text's words).
         word: usize,
         /// Character index in the word.
         char: usize,
@@ -338,6 +342,11 @@ pub struct AttackReport {
     pub config: AttackConfig,
     /// The seed (also in `config`, repeated for convenience).
     pub seed: u64,
+    /// How the run interpreted its configuration where that is not obvious (e.g.
+    /// `hotflip-char` on a subword model runs the exact-loss character search). Omitted
+    /// when empty.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub notes: Vec<String>,
     /// Whether the run was cancelled; only the examples finished by then are reported.
     pub cancelled: bool,
     /// Aggregates.

@@ -11,6 +11,8 @@
 //! * [`loss_step`] (`loss-beam`): evaluates every allowed child (optionally a seeded sample
 //!   of `candidates_cap` per state) with batched `predict` calls, records successes among
 //!   them, and keeps the `beam_width` best distinct children by exact objective.
+//!   Character edits of subword models run here too: a child's ids are the re-encoding of
+//!   its edited text, and children are distinct by text rather than by ids.
 //! * [`random_step`] (`random`): applies the example's number of random allowed edits one
 //!   after another and evaluates every prefix; one step finishes the example.
 //!
@@ -54,9 +56,9 @@ pub(crate) struct Hit {
 }
 
 /// The search of one example.
-pub(crate) struct ExampleRun {
+pub(crate) struct ExampleRun<'a> {
     pub index: usize,
-    pub space: Space,
+    pub space: Space<'a>,
     pub label: usize,
     /// The label whose loss is differentiated: the true one, or the target.
     pub objective: usize,
@@ -79,7 +81,7 @@ pub(crate) struct ExampleRun {
     pub done: bool,
 }
 
-impl ExampleRun {
+impl ExampleRun<'_> {
     fn succeeds(&self, probs: &[f32], tau: f64) -> bool {
         let p = prediction(probs);
         let fooled = if self.targeted {
@@ -138,7 +140,7 @@ pub(crate) fn prediction(probs: &[f32]) -> Prediction {
 }
 
 /// Adds one pass to every run with a text in `chunk` (`chunk` lists run indices in order).
-fn count(runs: &mut [ExampleRun], chunk: &[usize], backward: bool) {
+fn count(runs: &mut [ExampleRun<'_>], chunk: &[usize], backward: bool) {
     let mut prev = None;
     for &r in chunk {
         if prev != Some(r) {
@@ -152,7 +154,7 @@ fn count(runs: &mut [ExampleRun], chunk: &[usize], backward: bool) {
 /// Model probabilities for states, in calls of at most `batch_size` texts.
 fn predict_states(
     ctx: &Context<'_>,
-    runs: &mut [ExampleRun],
+    runs: &mut [ExampleRun<'_>],
     requests: &[(usize, TokenIds)],
 ) -> Result<Vec<Vec<f32>>, AttackError> {
     let classifier = ctx.model.classifier();
@@ -169,47 +171,63 @@ fn predict_states(
     Ok(out)
 }
 
+/// What makes two children the same: their ids or, for character edits of subword models,
+/// their text (two misspellings the tokenizer reads as the same ids, e.g. `[UNK]`, score
+/// alike now but lead to different texts after further edits).
+#[derive(PartialEq, Eq, Hash)]
+enum Identity {
+    Ids(TokenIds),
+    Text(String),
+}
+
+fn identity(state: &State, space: &Space<'_>) -> Result<Identity, AttackError> {
+    Ok(match &space.retokenize {
+        Some(retokenize) => Identity::Text(retokenize.text_of(state)),
+        None => Identity::Ids(state.ids(space)?),
+    })
+}
+
 /// Keeps the `b` best distinct children; `cands` are (score, parent, estimate, edit).
 fn select_distinct(
     mut cands: Vec<(f64, usize, f32, Edit)>,
     beam: &[State],
-    space: &Space,
+    space: &Space<'_>,
     b: usize,
     exact: bool,
-) -> Vec<State> {
+) -> Result<Vec<State>, AttackError> {
     cands.sort_by(|x, y| {
         y.0.total_cmp(&x.0)
             .then_with(|| x.1.cmp(&y.1))
             .then_with(|| x.3.cmp(&y.3))
     });
-    let mut seen: HashSet<TokenIds> = HashSet::new();
+    let mut seen: HashSet<Identity> = HashSet::new();
     let mut out = Vec::new();
     for (score, parent, estimate, edit) in cands {
         let mut child = beam[parent].apply(&edit, space, f64::from(estimate));
         if exact {
             child.score = score;
         }
-        if seen.insert(child.ids(space)) {
+        if seen.insert(identity(&child, space)?) {
             out.push(child);
             if out.len() == b {
                 break;
             }
         }
     }
-    out
+    Ok(out)
 }
 
 /// One gradient-guided beam step for every run.
 pub(crate) fn gradient_step(
     ctx: &mut Context<'_>,
-    runs: &mut [ExampleRun],
+    runs: &mut [ExampleRun<'_>],
 ) -> Result<(), AttackError> {
     let random = ctx.config.kind == AttackKind::RandomGradient;
     let mut grad_req = Vec::new();
     let mut fwd_req = Vec::new();
     for (r, run) in runs.iter().enumerate() {
         for (s, state) in run.beam.iter().enumerate() {
-            let ids = state.ids(&run.space);
+            let ids = state.ids(&run.space)?;
             if !random && run.step < run.budget {
                 grad_req.push((r, s, ids));
             } else {
@@ -301,7 +319,7 @@ pub(crate) fn gradient_step(
 
 fn expand(
     ctx: &mut Context<'_>,
-    run: &mut ExampleRun,
+    run: &mut ExampleRun<'_>,
     grads: &[Vec<f32>],
     k: usize,
 ) -> Result<(Vec<State>, bool), AttackError> {
@@ -311,7 +329,7 @@ fn expand(
     let mut cands = Vec::new();
     let mut dropped = false;
     for (s, state) in run.beam.iter().enumerate() {
-        let positions = state.ids(&run.space).positions();
+        let positions = state.ids(&run.space)?.positions();
         let random;
         let g: &[f32] = if ctx.config.kind == AttackKind::RandomGradient {
             random = (0..positions * table.dim)
@@ -330,13 +348,18 @@ fn expand(
         }
     }
     Ok((
-        select_distinct(cands, &run.beam, &run.space, ctx.config.beam_width, false),
+        select_distinct(cands, &run.beam, &run.space, ctx.config.beam_width, false)?,
         dropped,
     ))
 }
 
 /// Every allowed edit of a state, in a deterministic order, sampled down to the cap.
-fn all_edits(ctx: &mut Context<'_>, state: &State, space: &Space, rng: &mut StdRng) -> Vec<Edit> {
+fn all_edits(
+    ctx: &mut Context<'_>,
+    state: &State,
+    space: &Space<'_>,
+    rng: &mut StdRng,
+) -> Vec<Edit> {
     let mut top = TopK::new(usize::MAX);
     ctx.rules.enumerate(state, space, None, &mut top);
     let mut edits: Vec<Edit> = top.finish(&mut false).into_iter().map(|(_, e)| e).collect();
@@ -374,14 +397,12 @@ pub(crate) fn loss_step(ctx: &mut Context<'_>, runs: &mut [ExampleRun]) -> Resul
             .map(|&(r, c)| {
                 let (parent, edit) = children[r][c];
                 let run = &runs[r];
-                (
-                    r,
-                    run.beam[parent]
-                        .apply(&edit, &run.space, 0.0)
-                        .ids(&run.space),
-                )
+                let ids = run.beam[parent]
+                    .apply(&edit, &run.space, 0.0)
+                    .ids(&run.space)?;
+                Ok((r, ids))
             })
-            .collect();
+            .collect::<Result<_, AttackError>>()?;
         for ((r, _), row) in requests.iter().zip(predict_states(ctx, runs, &requests)?) {
             answers[*r].push(row);
         }
@@ -417,7 +438,7 @@ pub(crate) fn loss_step(ctx: &mut Context<'_>, runs: &mut [ExampleRun]) -> Resul
             .iter()
             .map(|&(j, c)| (j, children[r][c].0, 0.0, children[r][c].1))
             .collect();
-        let next = select_distinct(cands, &run.beam, &run.space, ctx.config.beam_width, true);
+        let next = select_distinct(cands, &run.beam, &run.space, ctx.config.beam_width, true)?;
         if next.is_empty() || run.all_hit() || run.step + 1 >= run.budget {
             run.done = true;
         } else {
@@ -432,7 +453,7 @@ pub(crate) fn loss_step(ctx: &mut Context<'_>, runs: &mut [ExampleRun]) -> Resul
 fn random_edit(
     ctx: &mut Context<'_>,
     state: &State,
-    space: &Space,
+    space: &Space<'_>,
     rng: &mut StdRng,
 ) -> Option<Edit> {
     match ctx.rules.space {
@@ -484,7 +505,7 @@ fn random_edit(
 /// Random changes: every run makes its number of random edits and is evaluated after each.
 pub(crate) fn random_step(
     ctx: &mut Context<'_>,
-    runs: &mut [ExampleRun],
+    runs: &mut [ExampleRun<'_>],
 ) -> Result<(), AttackError> {
     let mut prefixes: Vec<Vec<State>> = Vec::with_capacity(runs.len());
     for run in runs.iter_mut() {
@@ -504,9 +525,9 @@ pub(crate) fn random_step(
         .enumerate()
         .flat_map(|(r, states)| {
             let space = &runs[r].space;
-            states.iter().map(move |s| (r, s.ids(space)))
+            states.iter().map(move |s| Ok((r, s.ids(space)?)))
         })
-        .collect();
+        .collect::<Result<_, AttackError>>()?;
     let answers = predict_states(ctx, runs, &requests)?;
     let mut answers = answers.into_iter();
     for (run, states) in runs.iter_mut().zip(prefixes) {

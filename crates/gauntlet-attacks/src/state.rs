@@ -11,6 +11,8 @@
 //! Each unit carries its id, its display text (the user's own character or word for
 //! unchanged units, the alphabet's or vocabulary's token for new ones) and, for characters,
 //! its normalized form (used to test words against the word vocabulary).
+//! Character edits of subword models (see `retokenize`) use character units of the
+//! text's words instead, and their ids are those of the re-encoded spliced text.
 //! Invariants: a word never becomes empty (a one-character word cannot be deleted from);
 //! `changed[i]` is true iff an edit touched word `i`; `ops` lists the edits in the order
 //! applied, with character indices relative to the word *at the time of the edit*.
@@ -19,7 +21,9 @@ use std::sync::Arc;
 
 use gauntlet_core::{Encoded, InputKind, TextCodec, TokenIds};
 
+use crate::error::AttackError;
 use crate::report::Operation;
+use crate::retokenize::Retokenize;
 
 /// One editable unit: a character (character models) or a word (word models).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -58,7 +62,7 @@ impl Edit {
 
 /// What a search needs to know about the example and the model to apply edits.
 #[derive(Debug, Clone)]
-pub(crate) struct Space {
+pub(crate) struct Space<'a> {
     pub kind: InputKind,
     /// Characters per word the model reads (character models).
     pub max_chars: usize,
@@ -70,9 +74,12 @@ pub(crate) struct Space {
     pub editable: Vec<bool>,
     /// The id the model reads for a word respelled out of vocabulary.
     pub unk_id: u32,
+    /// Character edits of a subword model: units are the text's characters, `tokens` the
+    /// alphabet, and ids come from re-encoding the spliced text.
+    pub retokenize: Option<Retokenize<'a>>,
 }
 
-impl Space {
+impl Space<'_> {
     /// Whether edits may touch word `i`.
     pub(crate) fn editable(&self, i: usize) -> bool {
         self.editable.get(i).copied().unwrap_or(true)
@@ -150,9 +157,12 @@ impl State {
         }
     }
 
-    /// The ids the model reads.
-    pub(crate) fn ids(&self, space: &Space) -> TokenIds {
-        match space.kind {
+    /// The ids the model reads (re-encoding the edited text fails only if the codec does).
+    pub(crate) fn ids(&self, space: &Space<'_>) -> Result<TokenIds, AttackError> {
+        if let Some(retokenize) = &space.retokenize {
+            return retokenize.encode(self);
+        }
+        Ok(match space.kind {
             InputKind::Word => TokenIds::Words(self.words.iter().map(|w| w[0].id).collect()),
             InputKind::Char => TokenIds::Chars(
                 self.words
@@ -160,11 +170,11 @@ impl State {
                     .map(|w| visible_ids(w, space.max_chars))
                     .collect(),
             ),
-        }
+        })
     }
 
     /// The units word `edit.word()` would have after `edit`.
-    pub(crate) fn edited_word(&self, edit: &Edit, space: &Space) -> Vec<Unit> {
+    pub(crate) fn edited_word(&self, edit: &Edit, space: &Space<'_>) -> Vec<Unit> {
         let mut word = self.words[edit.word()].clone();
         let token = |id: u32| {
             let t = space.tokens.get(id as usize).cloned().unwrap_or_default();
@@ -199,7 +209,7 @@ impl State {
     }
 
     /// The state after `edit`, with `estimate` added to the path score.
-    pub(crate) fn apply(&self, edit: &Edit, space: &Space, estimate: f64) -> Self {
+    pub(crate) fn apply(&self, edit: &Edit, space: &Space<'_>, estimate: f64) -> Self {
         let i = edit.word();
         let new_word = self.edited_word(edit, space);
         let old = &self.words[i];

@@ -204,6 +204,7 @@ fn char_candidates_carry_the_documented_insert_and_delete_estimates() {
         unk_spellings: vec![],
         editable: vec![],
         unk_id: UNK_ID,
+        retokenize: None,
     };
     let g = model
         .loss_gradients(std::slice::from_ref(&enc.ids), &[0])
