@@ -104,7 +104,7 @@ impl Session {
         if kind == AttackKind::Sem && lexicon.is_none() {
             bail!("attack `sem` needs WordNet; pass --wordnet DIR or set GAUNTLET_WORDNET");
         }
-        let model = if kind.needs_white_box() {
+        let model = if kind.needs_gradients(self.model.codec().is_subword()) {
             ModelRef::WhiteBox(self.model.white_box().ok_or_else(|| {
                 anyhow!(
                     "attack `{kind}` needs gradients, which this ONNX bundle cannot give ({}); forward-only attacks (loss-beam, random) still run",

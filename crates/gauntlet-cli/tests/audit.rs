@@ -6,6 +6,7 @@
 mod common;
 
 use std::fs;
+use std::path::Path;
 
 use common::*;
 
@@ -97,6 +98,53 @@ fn hotflip_char_audits_a_character_model() {
     assert_eq!(report["config"]["budget"]["fraction"], 0.2);
     assert_eq!(report["summary"]["examples"], 8);
     assert_eq!(report["summary"]["curve"].as_array().unwrap().len(), 2);
+}
+
+#[test]
+fn an_onnx_export_of_a_character_model_is_audited_like_the_native_bundle() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = data(dir.path(), 6);
+    let onnx = dir.path().join("char-onnx");
+    gauntlet_models::export::export_bundle(char_model(), &onnx).unwrap();
+    let audit = |model: &Path, attack: &str| {
+        let out = dir.path().join(format!(
+            "{attack}-{}.json",
+            model.display().to_string().len()
+        ));
+        let run = gauntlet(&[
+            &"audit",
+            &"--model",
+            &model,
+            &"--data",
+            &data,
+            &"--attack",
+            &attack,
+            &"--device",
+            &"cpu",
+            &"--beam",
+            &"2",
+            &"--seed",
+            &"3",
+            &"--out",
+            &out,
+        ]);
+        assert_code(&run, 0);
+        let report: serde_json::Value =
+            serde_json::from_str(&fs::read_to_string(&out).unwrap()).unwrap();
+        report["examples"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| (e["outcome"].clone(), e["adversarial_text"].clone()))
+            .collect::<Vec<_>>()
+    };
+    for attack in ["hotflip-char", "random"] {
+        assert_eq!(
+            audit(char_model(), attack),
+            audit(&onnx, attack),
+            "{attack}"
+        );
+    }
 }
 
 fn hotflip(dir: &std::path::Path, out: &std::path::Path, gate: &[&str]) -> std::process::Output {

@@ -81,14 +81,15 @@ pub struct ModelDetails {
 /// the model is a white box).
 pub fn supported_attacks(
     kind: InputKind,
+    subword: bool,
     sem_available: bool,
     white_box: bool,
 ) -> Vec<&'static str> {
     AttackKind::ALL
         .iter()
         .filter(|a| sem_available || **a != AttackKind::Sem)
-        .filter(|a| white_box || !a.needs_white_box())
-        .filter(|a| a.required_input().is_none_or(|k| k == kind))
+        .filter(|a| white_box || !a.needs_gradients(subword))
+        .filter(|a| a.fits(kind, subword))
         .map(|a| a.name())
         .collect()
 }
@@ -118,6 +119,7 @@ impl LoadedModel {
             max_length: m.tokenization.max_length,
             supported_attacks: supported_attacks(
                 m.tokenization.kind,
+                self.model.codec().is_subword(),
                 sem_available,
                 self.model.white_box().is_some(),
             ),

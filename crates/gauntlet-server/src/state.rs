@@ -56,7 +56,7 @@ pub const NO_WORDNET: &str = "attack `sem` needs WordNet, which is not configure
 /// The view of `model` an attack needs: the white box for gradient-based attacks (refused,
 /// with the reason, when the bundle has none), the fastest classifier otherwise.
 pub fn model_ref(model: &LoadedBundle, kind: AttackKind) -> Result<ModelRef<'_>, ApiError> {
-    if !kind.needs_white_box() {
+    if !kind.needs_gradients(model.codec().is_subword()) {
         return Ok(ModelRef::Classifier(model.classifier()));
     }
     model.white_box().map(ModelRef::WhiteBox).ok_or_else(|| {
