@@ -3,44 +3,17 @@
 #![allow(clippy::unwrap_used, missing_docs, dead_code)]
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::sync::OnceLock;
 
 /// The fixture models the script writes.
 pub const FIXTURES: [&str; 4] = ["bert", "cnn", "bilstm", "gru"];
-
-fn venv_python() -> PathBuf {
-    let cache = std::env::var_os("GAUNTLET_CACHE")
-        .map(PathBuf::from)
-        .or_else(|| std::env::var_os("HOME").map(|h| Path::new(&h).join(".cache/gauntlet")))
-        .expect("neither GAUNTLET_CACHE nor HOME is set");
-    let python = cache.join("venv/bin/python");
-    assert!(
-        python.is_file(),
-        "{} is missing: run scripts/bootstrap.sh to provision the Python venv (torch, onnxruntime) the ONNX fixtures are generated with",
-        python.display()
-    );
-    python
-}
 
 /// Directory holding one bundle per fixture (generated on first use).
 pub fn fixture_dir() -> &'static Path {
     static DIR: OnceLock<tempfile::TempDir> = OnceLock::new();
     DIR.get_or_init(|| {
         let dir = tempfile::tempdir().unwrap();
-        let script = Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("../../tools/fixtures/make_onnx_fixtures.py");
-        let out = Command::new(venv_python())
-            .arg(&script)
-            .arg(dir.path())
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{} failed:\n{}",
-            script.display(),
-            String::from_utf8_lossy(&out.stderr)
-        );
+        gauntlet_tests::make_onnx_fixtures(dir.path(), 120);
         dir
     })
     .path()
