@@ -84,10 +84,18 @@ impl AttackKind {
         self.required_input().is_none_or(|k| k == input) || (subword && self == Self::HotflipChar)
     }
 
-    /// Whether the attack needs gradients on a model whose codec is (`subword`) or is not a
-    /// subword one: character attacks on subword models are scored by exact loss only.
+    /// Whether the attack cannot run without gradients on a model whose codec is
+    /// (`subword`) or is not a subword one. Character attacks on subword models are scored by
+    /// exact loss only; `unk` on a black box picks the word to replace by exact loss (its
+    /// candidates are few: one per word).
     pub fn needs_gradients(self, subword: bool) -> bool {
-        self.needs_white_box() && !(subword && self == Self::HotflipChar)
+        self.needs_white_box() && self != Self::Unk && !(subword && self == Self::HotflipChar)
+    }
+
+    /// Whether the attack should be given a white box when there is one: it needs gradients,
+    /// or (`unk`) uses the paper's gradient estimate when it can.
+    pub fn prefers_gradients(self, subword: bool) -> bool {
+        self.needs_gradients(subword) || self == Self::Unk
     }
 }
 

@@ -121,6 +121,11 @@ const EXACT_CHAR_NOTE: &str = "hotflip-char on a subword model: character edits 
     are re-tokenized and scored by their exact loss (forward passes only), since gradient \
     estimates over token embeddings do not transfer across re-tokenization";
 
+/// The note of an `unk` report on a black-box model.
+const EXACT_UNK_NOTE: &str = "unk on a model without gradients: the word to replace is chosen \
+    by the exact loss of every candidate replacement (forward passes only) instead of the \
+    gradient estimate";
+
 impl<'a> Attacker<'a> {
     /// Validates `config` against the model and codec. `hotflip-char` on a subword model
     /// turns `char_edits` on (the exact-loss character search).
@@ -152,7 +157,7 @@ impl<'a> Attacker<'a> {
                 ),
             ));
         }
-        if config.kind.needs_white_box() && !retokenize && model.white_box().is_none() {
+        if config.kind.needs_gradients(retokenize) && model.white_box().is_none() {
             return Err(AttackError::NeedsGradients(config.kind));
         }
         Ok(Self {
@@ -326,6 +331,9 @@ impl<'a> Attacker<'a> {
                 AttackKind::HotflipChar if self.retokenize => {
                     search::loss_step(&mut ctx, &mut active)?
                 }
+                AttackKind::Unk if self.model.white_box().is_none() => {
+                    search::loss_step(&mut ctx, &mut active)?
+                }
                 AttackKind::Random => search::random_step(&mut ctx, &mut active)?,
                 _ => search::gradient_step(&mut ctx, &mut active)?,
             }
@@ -347,10 +355,12 @@ impl<'a> Attacker<'a> {
         }
         reports.sort_by_key(|r| r.index);
         let wall_time_ms = started.elapsed().as_secs_f64() * 1000.0;
-        let notes = if self.retokenize && self.config.kind == AttackKind::HotflipChar {
-            vec![EXACT_CHAR_NOTE.to_owned()]
-        } else {
-            Vec::new()
+        let notes = match self.config.kind {
+            AttackKind::HotflipChar if self.retokenize => vec![EXACT_CHAR_NOTE.to_owned()],
+            AttackKind::Unk if self.model.white_box().is_none() => {
+                vec![EXACT_UNK_NOTE.to_owned()]
+            }
+            _ => Vec::new(),
         };
         Ok(AttackReport {
             model: self.model_id.clone(),

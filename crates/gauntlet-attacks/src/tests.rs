@@ -639,6 +639,41 @@ fn passes_are_counted_per_example_in_batched_calls() {
 }
 
 #[test]
+fn unk_on_a_black_box_chooses_by_exact_loss_and_says_so() {
+    let (codec, model) = word_model();
+    let examples = self_labelled(
+        &model,
+        &codec,
+        &["the movie was good and great", "a bad film"],
+    );
+    let black_box = Attacker::new(
+        ModelRef::Classifier(&model),
+        &codec,
+        AttackConfig::new(AttackKind::Unk),
+    )
+    .unwrap()
+    .run_examples(&examples, &RunControl::default())
+    .unwrap();
+    assert_eq!(black_box.notes.len(), 1);
+    assert!(black_box.examples.iter().all(|e| e.backward_passes == 0));
+    let white_box = run(
+        &model,
+        &codec,
+        AttackConfig::new(AttackKind::Unk),
+        &examples,
+    );
+    assert!(white_box.notes.is_empty());
+    // Exact loss can only do at least as well as the estimate over the same candidates.
+    assert!(black_box.summary.successes >= white_box.summary.successes);
+    for e in &black_box.examples {
+        assert!(e.changes <= 1);
+        let enc = codec.encode(&e.adversarial_text).unwrap();
+        let p = model.predict(&[enc.ids]).unwrap();
+        assert_eq!(p.argmax(0).0, e.after.label);
+    }
+}
+
+#[test]
 fn unk_attack_shows_a_legible_out_of_vocabulary_spelling() {
     let (codec, model) = word_model();
     let examples = self_labelled(

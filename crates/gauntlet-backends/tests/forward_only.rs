@@ -126,6 +126,18 @@ fn a_graph_the_interpreter_cannot_run_serves_forward_only_attacks() {
     assert_eq!(report.summary.attacked, TEXTS.len());
     assert!(report.examples.iter().all(|e| e.backward_passes == 0));
 
+    // UNK picks its word by exact loss when there are no gradients.
+    let unk = Attacker::new(
+        ModelRef::Classifier(bundle.classifier()),
+        bundle.codec(),
+        AttackConfig::new(AttackKind::Unk),
+    )
+    .unwrap()
+    .run_examples(&examples, &RunControl::default())
+    .unwrap();
+    assert_eq!(unk.notes.len(), 1);
+    assert!(unk.examples.iter().all(|e| e.backward_passes == 0));
+
     // Gradient attacks are refused by the engine without a white box.
     let hotflip = AttackConfig::new(AttackKind::HotflipWord);
     assert!(Attacker::new(

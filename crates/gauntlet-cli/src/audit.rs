@@ -104,10 +104,15 @@ impl Session {
         if kind == AttackKind::Sem && lexicon.is_none() {
             bail!("attack `sem` needs WordNet; pass --wordnet DIR or set GAUNTLET_WORDNET");
         }
-        let model = if kind.needs_gradients(self.model.codec().is_subword()) {
+        let subword = self.model.codec().is_subword();
+        let model = if let (true, Some(white_box)) =
+            (kind.prefers_gradients(subword), self.model.white_box())
+        {
+            ModelRef::WhiteBox(white_box)
+        } else if kind.needs_gradients(subword) {
             ModelRef::WhiteBox(self.model.white_box().ok_or_else(|| {
                 anyhow!(
-                    "attack `{kind}` needs gradients, which this ONNX bundle cannot give ({}); forward-only attacks (loss-beam, random) still run",
+                    "attack `{kind}` needs gradients, which this ONNX bundle cannot give ({}); forward-only attacks (loss-beam, random, unk) still run",
                     self.model.white_box_unavailable().unwrap_or("no white-box runtime")
                 )
             })?)

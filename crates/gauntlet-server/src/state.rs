@@ -53,15 +53,20 @@ pub struct AppState {
 /// Why `sem` is refused on a server without WordNet (`422 attack_incompatible`).
 pub const NO_WORDNET: &str = "attack `sem` needs WordNet, which is not configured on this server: set attacks.wordnet (GAUNTLET__ATTACKS__WORDNET or --wordnet) to a WordNet dict directory, or \"\" to find it through $GAUNTLET_WORDNET or the cache that scripts/bootstrap.sh fills, and restart the server";
 
-/// The view of `model` an attack needs: the white box for gradient-based attacks (refused,
-/// with the reason, when the bundle has none), the fastest classifier otherwise.
+/// The view of `model` an attack needs: the white box for attacks that use gradients
+/// (refused, with the reason, when the bundle has none and the attack cannot do without),
+/// the fastest classifier otherwise.
 pub fn model_ref(model: &LoadedBundle, kind: AttackKind) -> Result<ModelRef<'_>, ApiError> {
-    if !kind.needs_gradients(model.codec().is_subword()) {
+    let subword = model.codec().is_subword();
+    if let (true, Some(white_box)) = (kind.prefers_gradients(subword), model.white_box()) {
+        return Ok(ModelRef::WhiteBox(white_box));
+    }
+    if !kind.needs_gradients(subword) {
         return Ok(ModelRef::Classifier(model.classifier()));
     }
     model.white_box().map(ModelRef::WhiteBox).ok_or_else(|| {
         ApiError::AttackIncompatible(format!(
-            "attack `{}` needs gradients, which this ONNX bundle cannot give ({}); forward-only attacks (loss-beam, random) still run",
+            "attack `{}` needs gradients, which this ONNX bundle cannot give ({}); forward-only attacks (loss-beam, random, unk) still run",
             kind.name(),
             model.white_box_unavailable().unwrap_or("no white-box runtime")
         ))
