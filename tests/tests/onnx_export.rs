@@ -2,16 +2,18 @@
 //! ONNX Runtime (`gauntlet-ort`) as under libtorch, for every architecture, on batches that
 //! mix lengths (so padding is exercised), including texts shorter than the widest filter
 //! and models with frequency-normalized embeddings; and the bundle is what the manifest
-//! says it is.
+//! says it is. The tch interpreter of the exported graph gives the native model's loss
+//! gradients with respect to the input embeddings (what the white-box attacks read).
 #![allow(clippy::unwrap_used, missing_docs)]
 
 use std::path::Path;
 
 use gauntlet_core::manifest::{ONNX_FILE, TOKENIZER_FILE, WEIGHTS_FILE, WORDS_FILE};
-use gauntlet_core::{Classifier, DeviceChoice, Manifest, OnnxOutput, TokenIds};
+use gauntlet_core::{Classifier, DeviceChoice, Manifest, OnnxOutput, TokenIds, WhiteBox};
 use gauntlet_models::export::{export_bundle, ATTENTION_MASK, INPUT_IDS, LOGITS};
 use gauntlet_models::{Architecture, NativeModel};
 use gauntlet_onnx::OnnxModel;
+use gauntlet_onnx_tch::OnnxWhiteBox;
 use gauntlet_ort::{OrtModel, OrtOptions};
 use gauntlet_train::testing::{tiny_config, train_toy_bundle};
 
@@ -42,7 +44,42 @@ fn round_trip(arch: Architecture, overrides: &[(&str, serde_json::Value)]) {
     let onnx_dir = root.path().join("onnx");
     train(arch, overrides, &native_dir);
     assert_same_probabilities(arch, &native_dir, &onnx_dir);
+    assert_same_gradients(arch, &native_dir, &onnx_dir);
     check_bundle_files(arch, &native_dir, &onnx_dir);
+}
+
+/// The interpreter of the exported graph against libtorch: embedding tables, losses and
+/// input-embedding gradients of every text in one padded batch.
+fn assert_same_gradients(arch: Architecture, native_dir: &Path, onnx_dir: &Path) {
+    let native = NativeModel::load(native_dir, DeviceChoice::Cpu).unwrap();
+    let interpreter = OnnxWhiteBox::load(onnx_dir, DeviceChoice::Cpu).unwrap();
+    assert_eq!(interpreter.embedding_table(), native.embedding_table());
+    let ids: Vec<TokenIds> = TEXTS
+        .iter()
+        .map(|t| native.codec().encode(t).unwrap().ids)
+        .collect();
+    let labels: Vec<usize> = (0..ids.len()).map(|i| i % native.labels().len()).collect();
+    let expected = native.loss_gradients(&ids, &labels).unwrap();
+    let got = interpreter.loss_gradients(&ids, &labels).unwrap();
+    assert_eq!(got.dim, expected.dim);
+    for (i, (a, b)) in expected.gradients.iter().zip(&got.gradients).enumerate() {
+        assert!((a.loss - b.loss).abs() <= 1e-5, "{arch}: loss of text {i}");
+        assert_eq!(
+            a.values.len(),
+            b.values.len(),
+            "{arch}: positions of text {i}"
+        );
+        let scale = a.values.iter().fold(0f32, |m, v| m.max(v.abs())).max(1e-3);
+        let diff = a
+            .values
+            .iter()
+            .zip(&b.values)
+            .fold(0f32, |m, (x, y)| m.max((x - y).abs()));
+        assert!(
+            diff <= 1e-4 * scale.max(1.0),
+            "{arch}: text {i}: max |native - interpreter| gradient = {diff:e} (scale {scale:e})"
+        );
+    }
 }
 
 /// Exports `native_dir` to `onnx_dir` and compares the two on [`TEXTS`] in several batchings.
