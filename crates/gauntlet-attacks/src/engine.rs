@@ -581,7 +581,9 @@ impl<'a> Attacker<'a> {
             original_text: ex.text.clone(),
             adversarial_text: match &run.space.retokenize {
                 Some(retokenize) => retokenize.text_of(&hit.state),
-                None => hit.state.splice(&ex.text, &ex.encoded.spans, &separate),
+                None => hit
+                    .state
+                    .splice(&ex.text, &ex.encoded.spans, &separate, Some(self.codec)),
             },
             operations: hit.state.ops.clone(),
             true_label: ex.label,

@@ -45,7 +45,7 @@ pub(crate) struct Retokenize<'a> {
 impl Retokenize<'_> {
     /// The original text with the state's edited words spliced in.
     pub(crate) fn text_of(&self, state: &State) -> String {
-        state.splice(&self.text, &self.spans, &[])
+        state.splice(&self.text, &self.spans, &[], Some(self.codec))
     }
 
     /// The ids the codec gives for the state's text.

@@ -253,7 +253,16 @@ impl State {
     /// Words marked in `separate` (whole words of subword models) get a space on a side
     /// where the new spelling would otherwise run into a neighbouring letter or digit
     /// (`great!` with `!` flipped to `awful` becomes `great awful`, not `greatawful`).
-    pub(crate) fn splice(&self, text: &str, spans: &[(usize, usize)], separate: &[bool]) -> String {
+    /// With a `codec`, a lowercase spelling takes the original word's capitalisation
+    /// (`The` → `Awful`) when the codec's normalizer makes the two the same, so the text
+    /// reads naturally and still encodes to the same ids.
+    pub(crate) fn splice(
+        &self,
+        text: &str,
+        spans: &[(usize, usize)],
+        separate: &[bool],
+        codec: Option<&TextCodec>,
+    ) -> String {
         let mut out = String::with_capacity(text.len() + 8);
         let mut at = 0;
         let word_char = |c: Option<char>| c.is_some_and(char::is_alphanumeric);
@@ -263,6 +272,10 @@ impl State {
             }
             out.push_str(text.get(at..s).unwrap_or_default());
             let new: String = self.words[i].iter().map(|u| u.text.as_str()).collect();
+            let new = match (codec, text.get(s..e)) {
+                (Some(codec), Some(original)) => restore_case(original, &new, codec),
+                _ => new,
+            };
             let spaced = separate.get(i).copied().unwrap_or(false);
             if spaced && word_char(out.chars().next_back()) && word_char(new.chars().next()) {
                 out.push(' ');
@@ -276,6 +289,31 @@ impl State {
         }
         out.push_str(text.get(at..).unwrap_or_default());
         out
+    }
+}
+
+/// `new` capitalised like `original` (all capitals, or a capital first letter) when it is
+/// all lowercase and the codec normalizes both spellings alike; `new` otherwise.
+pub(crate) fn restore_case(original: &str, new: &str, codec: &TextCodec) -> String {
+    let letters: Vec<char> = original.chars().filter(|c| c.is_alphabetic()).collect();
+    if !letters.iter().any(|c| c.is_uppercase()) || new.chars().any(char::is_uppercase) {
+        return new.to_owned();
+    }
+    let cased = if letters.len() > 1 && letters.iter().all(|c| c.is_uppercase()) {
+        new.to_uppercase()
+    } else if original.chars().next().is_some_and(char::is_uppercase) {
+        let mut chars = new.chars();
+        chars
+            .next()
+            .map(|first| first.to_uppercase().chain(chars).collect())
+            .unwrap_or_default()
+    } else {
+        return new.to_owned();
+    };
+    if codec.normalize(&cased) == codec.normalize(new) {
+        cased
+    } else {
+        new.to_owned()
     }
 }
 

@@ -294,10 +294,32 @@ fn byte_level_bpe_flips_render_readable_words() {
     let state = State::initial(text, &enc, &codec);
     let to = codec.id("ĠcafÃ©").unwrap();
     let edited = state.apply(&Edit::WordFlip { word: 2, to }, &space, 0.0);
-    let spliced = edited.splice(text, &enc.spans, &[]);
+    let spliced = edited.splice(text, &enc.spans, &[], None);
     assert_eq!(spliced, "good café");
     assert_eq!(
         codec.encode(&spliced).unwrap().ids,
         edited.ids(&space).unwrap()
     );
+}
+
+#[test]
+fn replacements_take_the_original_capitalisation_when_the_codec_lowercases() {
+    let uncased = wordpiece_codec();
+    let restore = |original, new| crate::state::restore_case(original, new, &uncased);
+    assert_eq!(restore("The", "awful"), "Awful");
+    assert_eq!(restore("GOOD", "bad"), "BAD");
+    assert_eq!(restore("good", "bad"), "bad");
+    assert_eq!(restore("iPhone", "bad"), "bad");
+    assert_eq!(restore("A", "bad"), "Bad");
+    // Without a lowercasing normalizer `Awful` is another token: the spelling stays as found.
+    let vocab: [(String, u32); 24] = std::array::from_fn(|i| (VOCAB[i].0.to_owned(), i as u32));
+    let model = WordPiece::builder()
+        .vocab(vocab)
+        .unk_token("[UNK]".into())
+        .build()
+        .unwrap();
+    let mut tokenizer = Tokenizer::new(model);
+    tokenizer.with_pre_tokenizer(Some(BertPreTokenizer));
+    let cased = TextCodec::new(tokenizer, &tokenization("[PAD]", "[UNK]"), []).unwrap();
+    assert_eq!(crate::state::restore_case("The", "awful", &cased), "awful");
 }
