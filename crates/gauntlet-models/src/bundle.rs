@@ -366,7 +366,7 @@ impl WhiteBox for NativeModel {
 
 /// Checks that a safetensors file holds exactly the store's variables with their shapes,
 /// then loads it.
-fn load_weights(vs: &mut nn::VarStore, path: &Path) -> Result<(), ModelsError> {
+pub(crate) fn load_weights(vs: &mut nn::VarStore, path: &Path) -> Result<(), ModelsError> {
     let stored = Tensor::read_safetensors(path)
         .map_err(|e| bundle_err(path, format!("cannot read weights: {e}")))?;
     let expected = vs.variables();

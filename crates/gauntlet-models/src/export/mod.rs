@@ -28,9 +28,9 @@ use gauntlet_core::{InputKind, Manifest, OnnxSpec, TextCodec};
 use gauntlet_onnx::proto::ModelProto;
 use gauntlet_onnx::OnnxModel;
 use serde::de::DeserializeOwned;
-use tch::{nn, Device, Tensor};
+use tch::{nn, Device};
 
-use crate::bundle::read_words;
+use crate::bundle::{load_weights, read_words};
 use crate::error::ModelsError;
 use crate::network::{Architecture, HyperParameters, Network};
 use graph::{Graph, Param, Weights};
@@ -150,7 +150,7 @@ pub fn export_bundle(model_dir: &Path, out_dir: &Path) -> Result<ExportedBundle,
         codec.size(),
         manifest.labels.len(),
     )?;
-    load_exact(&mut vs, &weights_path)?;
+    load_weights(&mut vs, &weights_path)?;
     let proto = network_graph(
         arch,
         &manifest.hyper_parameters,
@@ -178,37 +178,6 @@ pub fn export_bundle(model_dir: &Path, out_dir: &Path) -> Result<ExportedBundle,
         files: files.iter().map(|f| out_dir.join(f)).collect(),
         nodes,
     })
-}
-
-/// Loads safetensors weights, refusing missing, extra or reshaped tensors (a plain
-/// `VarStore::load` would broadcast a wrongly shaped one).
-fn load_exact(vs: &mut nn::VarStore, path: &Path) -> Result<(), ModelsError> {
-    let stored = Tensor::read_safetensors(path)
-        .map_err(|e| bundle_err(path, format!("cannot read weights: {e}")))?;
-    let expected = vs.variables();
-    for (name, tensor) in &stored {
-        match expected.get(name) {
-            Some(var) if var.size() == tensor.size() => {}
-            Some(var) => {
-                return Err(bundle_err(
-                    path,
-                    format!(
-                        "tensor {name:?} has shape {:?}, the manifest's architecture expects {:?}",
-                        tensor.size(),
-                        var.size()
-                    ),
-                ))
-            }
-            None => return Err(bundle_err(path, format!("unexpected tensor {name:?}"))),
-        }
-    }
-    if let Some(missing) = expected
-        .keys()
-        .find(|k| !stored.iter().any(|(n, _)| n == *k))
-    {
-        return Err(bundle_err(path, format!("missing tensor {missing:?}")));
-    }
-    vs.load(path).map_err(|e| bundle_err(path, e.to_string()))
 }
 
 /// Refuses to export onto the source bundle or over a directory that is not a bundle.
