@@ -6,13 +6,8 @@
 
 use gauntlet_attacks::{AttackConfig, AttackKind, Attacker, ModelRef, Outcome, RunControl};
 use gauntlet_backends::{LoadOptions, LoadedBundle, Runtime};
+use gauntlet_core::codec::bert_wordpiece;
 use gauntlet_core::{Example, TokenIds};
-use tokenizers::decoders::wordpiece::WordPiece as WordPieceDecoder;
-use tokenizers::models::wordpiece::WordPiece;
-use tokenizers::normalizers::bert::BertNormalizer;
-use tokenizers::pre_tokenizers::bert::BertPreTokenizer;
-use tokenizers::processors::template::TemplateProcessing;
-use tokenizers::{AddedToken, Tokenizer};
 
 const VOCAB_SIZE: usize = 120;
 const SPECIALS: [&str; 5] = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"];
@@ -30,8 +25,16 @@ fn vocabulary() -> Vec<String> {
     let mut v: Vec<String> = SPECIALS.iter().map(|s| (*s).to_owned()).collect();
     v.extend(WORDS.iter().map(|w| (*w).to_owned()));
     v.extend(SUFFIXES.iter().map(|w| (*w).to_owned()));
-    v.extend(('a'..='z').map(String::from));
-    v.extend(('a'..='z').map(|c| format!("##{c}")));
+    for letter in ('a'..='z').map(String::from) {
+        if !v.contains(&letter) {
+            v.push(letter);
+        }
+    }
+    for piece in ('a'..='z').map(|c| format!("##{c}")) {
+        if !v.contains(&piece) {
+            v.push(piece);
+        }
+    }
     let mut filler = 0;
     while v.len() < VOCAB_SIZE {
         v.push(format!("##x{filler}"));
@@ -41,36 +44,10 @@ fn vocabulary() -> Vec<String> {
 }
 
 fn write_tokenizer(path: &std::path::Path) {
-    let vocab: Vec<(String, u32)> = vocabulary()
-        .into_iter()
-        .enumerate()
-        .map(|(i, t)| (t, i as u32))
-        .collect();
-    // The builder takes a fixed-size array (or an ahash map).
-    let vocab: [(String, u32); VOCAB_SIZE] = vocab.try_into().unwrap();
-    let model = WordPiece::builder()
-        .vocab(vocab)
-        .unk_token("[UNK]".into())
-        .build()
+    bert_wordpiece(&vocabulary(), true)
+        .unwrap()
+        .save(path, false)
         .unwrap();
-    let mut tokenizer = Tokenizer::new(model);
-    tokenizer
-        .with_normalizer(Some(BertNormalizer::default()))
-        .unwrap();
-    tokenizer.with_pre_tokenizer(Some(BertPreTokenizer));
-    tokenizer.with_post_processor(Some(
-        TemplateProcessing::builder()
-            .try_single("[CLS] $A [SEP]")
-            .unwrap()
-            .special_tokens(vec![("[CLS]", 2), ("[SEP]", 3)])
-            .build()
-            .unwrap(),
-    ));
-    tokenizer.with_decoder(Some(WordPieceDecoder::default()));
-    tokenizer
-        .add_special_tokens(SPECIALS.map(|t| AddedToken::from(t, true)))
-        .unwrap();
-    tokenizer.save(path, false).unwrap();
 }
 
 /// The fixture's BERT-style graph as a subword bundle.

@@ -6,18 +6,12 @@
 use gauntlet_core::{
     Classifier, EmbeddingTable, Example, InputKind, TextCodec, TokenIds, TokenScheme, Tokenization,
 };
-use tokenizers::models::wordpiece::WordPiece;
-use tokenizers::normalizers::bert::BertNormalizer;
-use tokenizers::pre_tokenizers::bert::BertPreTokenizer;
-use tokenizers::processors::template::TemplateProcessing;
-use tokenizers::{AddedToken, Tokenizer};
 
 use crate::testing::LinearBag;
 use crate::*;
 
 const SPECIALS: [&str; 5] = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"];
 const WORDS: [&str; 7] = ["the", "film", "was", "good", "##s", "##l", "##ly"];
-const VOCAB_SIZE: usize = SPECIALS.len() + WORDS.len() + 26;
 
 /// Specials, words, then the letters `a`–`z` as word starts (continuations of single
 /// letters are absent, so most misspellings read as `[UNK]`).
@@ -33,29 +27,7 @@ fn vocabulary() -> Vec<String> {
 
 /// An uncased BERT-style WordPiece codec over [`vocabulary`].
 fn codec() -> TextCodec {
-    let tokens = vocabulary();
-    let vocab: [(String, u32); VOCAB_SIZE] = std::array::from_fn(|i| (tokens[i].clone(), i as u32));
-    let model = WordPiece::builder()
-        .vocab(vocab)
-        .unk_token("[UNK]".into())
-        .build()
-        .unwrap();
-    let mut tokenizer = Tokenizer::new(model);
-    tokenizer
-        .with_normalizer(Some(BertNormalizer::default()))
-        .unwrap();
-    tokenizer.with_pre_tokenizer(Some(BertPreTokenizer));
-    tokenizer.with_post_processor(Some(
-        TemplateProcessing::builder()
-            .try_single("[CLS] $A [SEP]")
-            .unwrap()
-            .special_tokens(vec![("[CLS]", 2), ("[SEP]", 3)])
-            .build()
-            .unwrap(),
-    ));
-    tokenizer
-        .add_special_tokens(SPECIALS.map(|t| AddedToken::from(t, true)))
-        .unwrap();
+    let tokenizer = gauntlet_core::codec::bert_wordpiece(&vocabulary(), true).unwrap();
     let tokenization = Tokenization {
         kind: InputKind::Word,
         lowercase: true,

@@ -7,14 +7,11 @@ use gauntlet_core::{
     Classifier, EmbeddingTable, Example, InputKind, TextCodec, TokenIds, TokenScheme, Tokenization,
 };
 use tokenizers::decoders::byte_level::ByteLevel as ByteLevelDecoder;
-use tokenizers::decoders::wordpiece::WordPiece as WordPieceDecoder;
 use tokenizers::models::bpe::BPE;
 use tokenizers::models::wordpiece::WordPiece;
-use tokenizers::normalizers::bert::BertNormalizer;
 use tokenizers::pre_tokenizers::bert::BertPreTokenizer;
 use tokenizers::pre_tokenizers::byte_level::ByteLevel;
 use tokenizers::processors::roberta::RobertaProcessing;
-use tokenizers::processors::template::TemplateProcessing;
 use tokenizers::{AddedToken, Tokenizer};
 
 use crate::state::{Edit, Space, State};
@@ -65,29 +62,8 @@ fn tokenization(pad: &str, unk: &str) -> Tokenization {
 }
 
 fn wordpiece_codec() -> TextCodec {
-    let vocab: [(String, u32); 24] = std::array::from_fn(|i| (VOCAB[i].0.to_owned(), i as u32));
-    let model = WordPiece::builder()
-        .vocab(vocab)
-        .unk_token("[UNK]".into())
-        .build()
-        .unwrap();
-    let mut tokenizer = Tokenizer::new(model);
-    tokenizer
-        .with_normalizer(Some(BertNormalizer::default()))
-        .unwrap();
-    tokenizer.with_pre_tokenizer(Some(BertPreTokenizer));
-    tokenizer.with_post_processor(Some(
-        TemplateProcessing::builder()
-            .try_single("[CLS] $A [SEP]")
-            .unwrap()
-            .special_tokens(vec![("[CLS]", 1), ("[SEP]", 2)])
-            .build()
-            .unwrap(),
-    ));
-    tokenizer.with_decoder(Some(WordPieceDecoder::default()));
-    let specials =
-        ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"].map(|t| AddedToken::from(t, true));
-    tokenizer.add_special_tokens(specials).unwrap();
+    let tokens: Vec<String> = VOCAB.iter().map(|(t, _)| (*t).to_owned()).collect();
+    let tokenizer = gauntlet_core::codec::bert_wordpiece(&tokens, true).unwrap();
     TextCodec::new(tokenizer, &tokenization("[PAD]", "[UNK]"), []).unwrap()
 }
 

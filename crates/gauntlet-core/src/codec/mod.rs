@@ -28,6 +28,9 @@ use crate::error::CoreError;
 use crate::manifest::{TokenScheme, Tokenization};
 
 mod subword;
+mod wordpiece;
+
+pub use wordpiece::bert_wordpiece;
 
 /// Id of the padding token in every vocabulary and alphabet.
 pub const PAD_ID: u32 = 0;

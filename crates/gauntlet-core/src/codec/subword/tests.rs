@@ -1,14 +1,9 @@
 use std::path::Path;
 
 use tokenizers::decoders::byte_level::ByteLevel as ByteLevelDecoder;
-use tokenizers::decoders::wordpiece::WordPiece as WordPieceDecoder;
 use tokenizers::models::bpe::BPE;
-use tokenizers::models::wordpiece::WordPiece;
-use tokenizers::normalizers::bert::BertNormalizer;
-use tokenizers::pre_tokenizers::bert::BertPreTokenizer;
 use tokenizers::pre_tokenizers::byte_level::ByteLevel;
 use tokenizers::processors::roberta::RobertaProcessing;
-use tokenizers::processors::template::TemplateProcessing;
 use tokenizers::{AddedToken, Tokenizer};
 
 use crate::codec::{TextCodec, TokenForm, TokenRole};
@@ -35,33 +30,8 @@ fn tokenization(pad: &str, unk: &str, max_length: usize) -> Tokenization {
 
 /// A BERT-style uncased WordPiece tokenizer built with the `tokenizers` crate.
 fn wordpiece() -> Tokenizer {
-    let vocab: [(String, u32); 21] =
-        std::array::from_fn(|i| (WORDPIECE_VOCAB[i].to_owned(), i as u32));
-    let model = WordPiece::builder()
-        .vocab(vocab)
-        .unk_token("[UNK]".into())
-        .build()
-        .unwrap();
-    let mut tokenizer = Tokenizer::new(model);
-    tokenizer
-        .with_normalizer(Some(BertNormalizer::default()))
-        .unwrap();
-    tokenizer.with_pre_tokenizer(Some(BertPreTokenizer));
-    tokenizer.with_post_processor(Some(
-        TemplateProcessing::builder()
-            .try_single("[CLS] $A [SEP]")
-            .unwrap()
-            .try_pair("[CLS] $A [SEP] $B:1 [SEP]:1")
-            .unwrap()
-            .special_tokens(vec![("[CLS]", 1), ("[SEP]", 2)])
-            .build()
-            .unwrap(),
-    ));
-    tokenizer.with_decoder(Some(WordPieceDecoder::default()));
-    let specials =
-        ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"].map(|t| AddedToken::from(t, true));
-    tokenizer.add_special_tokens(specials).unwrap();
-    tokenizer
+    let tokens: Vec<String> = WORDPIECE_VOCAB.iter().map(|t| (*t).to_owned()).collect();
+    crate::codec::bert_wordpiece(&tokens, true).unwrap()
 }
 
 fn wordpiece_codec(max_length: usize) -> TextCodec {
