@@ -41,6 +41,8 @@ fn unary(args: &Args<'_>) -> Result<Tensor, GraphError> {
         "Floor" => x.f_floor()?,
         "Ceil" => x.f_ceil()?,
         "Not" => x.f_logical_not()?,
+        // HuggingFace exports guard attention softmax against all-masked rows with it.
+        "IsNaN" => x.f_isnan()?,
         // Identity, and Dropout at inference.
         _ => x.shallow_clone(),
     })
@@ -254,6 +256,17 @@ mod tests {
     use super::super::testing::{eval, floats, ints};
     use gauntlet_onnx::builder::Attr;
     use tch::Tensor;
+
+    #[test]
+    fn is_nan_marks_nans_only() {
+        let y = eval("IsNaN", vec![floats(&[1.0, f32::NAN, 0.0], &[3])], &[], 1).unwrap();
+        let marks: Vec<bool> = Vec::<i64>::try_from(&y[0].to_kind(tch::Kind::Int64))
+            .unwrap()
+            .into_iter()
+            .map(|v| v == 1)
+            .collect();
+        assert_eq!(marks, [false, true, false]);
+    }
 
     #[test]
     fn integer_division_truncates_like_onnx_runtime() {

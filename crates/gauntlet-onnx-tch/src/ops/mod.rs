@@ -40,6 +40,7 @@ pub const SUPPORTED: &[&str] = &[
     "Floor",
     "Ceil",
     "Not",
+    "IsNaN",
     "And",
     "Or",
     "Equal",
@@ -75,6 +76,7 @@ pub const SUPPORTED: &[&str] = &[
     "Concat",
     "Slice",
     "Gather",
+    "GatherElements",
     "Expand",
     "Tile",
     "Flatten",
@@ -223,8 +225,8 @@ pub(crate) fn run(args: &Args<'_>) -> Result<Vec<Tensor>, GraphError> {
         "LSTM" => rnn::lstm(args),
         "GRU" => rnn::gru(args),
         "Shape" | "Reshape" | "Transpose" | "Unsqueeze" | "Squeeze" | "Concat" | "Slice"
-        | "Gather" | "Expand" | "Tile" | "Flatten" | "Range" | "Constant" | "ConstantOfShape"
-        | "Split" => shape::run(args),
+        | "Gather" | "GatherElements" | "Expand" | "Tile" | "Flatten" | "Range" | "Constant"
+        | "ConstantOfShape" | "Split" => shape::run(args),
         _ if is_supported(args.node) => math::run(args),
         _ => Err(GraphError::Unsupported {
             op: op.to_owned(),

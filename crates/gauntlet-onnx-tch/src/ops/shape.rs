@@ -173,6 +173,17 @@ fn gather(args: &Args<'_>) -> Result<Tensor, GraphError> {
         .f_reshape(out_shape.as_slice())?)
 }
 
+/// `GatherElements`: `out[i][j] = data[index[i][j]][j]` along `axis` (RoBERTa's position
+/// ids are built with it); negative indices count from the end.
+fn gather_elements(args: &Args<'_>) -> Result<Tensor, GraphError> {
+    let data = args.req(0)?;
+    let indices = args.req(1)?.f_to_kind(Kind::Int64)?;
+    let axis = args.axis(args.int("axis", 0), data.dim() as i64)?;
+    let dim = data.size()[axis as usize];
+    let wrap = indices.f_lt(0)?.f_to_kind(Kind::Int64)?.f_mul_scalar(dim)?;
+    Ok(data.f_gather(axis, &indices.f_add(&wrap)?, false)?)
+}
+
 /// The broadcast of two shapes (numpy rules), as `Expand` needs.
 fn broadcast(a: &[i64], b: &[i64]) -> Option<Vec<i64>> {
     let n = a.len().max(b.len());
@@ -316,6 +327,7 @@ pub(crate) fn run(args: &Args<'_>) -> Result<Vec<Tensor>, GraphError> {
         }
         "Slice" => slice(args)?,
         "Gather" => gather(args)?,
+        "GatherElements" => gather_elements(args)?,
         "Expand" => expand(args)?,
         "Tile" => args.req(0)?.f_repeat(args.req_ints(1)?.as_slice())?,
         "Flatten" => flatten(args)?,
@@ -392,6 +404,23 @@ mod tests {
         );
         let s = eval("Gather", vec![x, ints(&[1], &[])], &[], 1).unwrap();
         assert_eq!(s[0].size(), [3]);
+    }
+
+    #[test]
+    fn gather_elements_picks_along_the_axis_with_negative_indices() {
+        // ONNX's example: data [[1,2],[3,4]], indices [[0,0],[1,0]], axis 1 → [[1,1],[4,3]].
+        let x = floats(&[1.0, 2.0, 3.0, 4.0], &[2, 2]);
+        let y = eval(
+            "GatherElements",
+            vec![x, ints(&[0, -2, -1, 0], &[2, 2])],
+            &[("axis", gauntlet_onnx::Attr::Int(1))],
+            1,
+        )
+        .unwrap();
+        assert_eq!(
+            Vec::<f32>::try_from(y[0].flatten(0, -1)).unwrap(),
+            [1.0, 1.0, 4.0, 3.0]
+        );
     }
 
     #[test]
