@@ -240,3 +240,39 @@ impl ModelRegistry {
             .ok_or_else(|| ApiError::ModelNotFound(format!("no model named {name:?} is loaded")))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn supported_attacks_follow_input_kind_codec_lexicon_and_gradients() {
+        let word = supported_attacks(InputKind::Word, false, true, true);
+        assert_eq!(
+            word,
+            [
+                "hotflip-word",
+                "sem",
+                "unk",
+                "loss-beam",
+                "random",
+                "random-gradient"
+            ]
+        );
+        assert!(!supported_attacks(InputKind::Word, false, false, true).contains(&"sem"));
+        let char_model = supported_attacks(InputKind::Char, false, true, true);
+        assert!(char_model.contains(&"hotflip-char") && !char_model.contains(&"unk"));
+        // Subword models take character attacks, scored by exact loss.
+        let subword = supported_attacks(InputKind::Word, true, true, true);
+        assert!(subword.contains(&"hotflip-char") && subword.contains(&"hotflip-word"));
+        // Without gradients: what runs on forward passes alone.
+        assert_eq!(
+            supported_attacks(InputKind::Word, false, true, false),
+            ["unk", "loss-beam", "random"]
+        );
+        assert_eq!(
+            supported_attacks(InputKind::Word, true, true, false),
+            ["hotflip-char", "unk", "loss-beam", "random"]
+        );
+    }
+}
