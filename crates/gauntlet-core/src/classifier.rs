@@ -155,6 +155,23 @@ pub struct GradientBatch {
     pub dim: usize,
 }
 
+/// Checks the labels given to [`WhiteBox::loss_gradients`]: one per example, each a class
+/// of the model.
+pub fn check_labels(labels: &[usize], examples: usize, classes: usize) -> Result<(), ModelError> {
+    if labels.len() != examples {
+        return Err(ModelError::InvalidInput(format!(
+            "{} labels for {examples} examples",
+            labels.len()
+        )));
+    }
+    match labels.iter().find(|&&l| l >= classes) {
+        Some(bad) => Err(ModelError::InvalidInput(format!(
+            "label {bad} is outside the model's {classes} classes"
+        ))),
+        None => Ok(()),
+    }
+}
+
 /// A classifier whose input embeddings and loss gradients are visible.
 pub trait WhiteBox: Classifier {
     /// The input-embedding table indexed by the ids the model reads (word vocabulary for

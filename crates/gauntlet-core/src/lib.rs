@@ -23,4 +23,4 @@ pub use dataset::{Example, LabelSet};
 pub use device::DeviceChoice;
 pub use error::{CoreError, ModelError};
 pub use manifest::{Label, Manifest, OnnxOutput, OnnxSpec, TokenScheme, Tokenization};
-pub use padding::{PadSpec, PaddedIds};
+pub use padding::{gather_rows, scatter_rows, PadSpec, PaddedIds};

@@ -118,6 +118,45 @@ impl PaddedIds {
     }
 }
 
+/// Writes each example's `[positions, dim]` embeddings over its real positions of a padded
+/// `[.., dim]` buffer (padding keeps whatever `host` holds there). Fails when the counts of
+/// examples or values do not match.
+pub fn scatter_rows(
+    positions: &[Vec<usize>],
+    rows: &[Vec<f32>],
+    dim: usize,
+    host: &mut [f32],
+) -> Result<(), ModelError> {
+    if rows.len() != positions.len() {
+        return Err(ModelError::InvalidInput(format!(
+            "{} embeddings for {} examples",
+            rows.len(),
+            positions.len()
+        )));
+    }
+    for (i, (at, emb)) in positions.iter().zip(rows).enumerate() {
+        if emb.len() != at.len() * dim {
+            return Err(ModelError::InvalidInput(format!(
+                "example {i}: {} values for {} positions of width {dim}",
+                emb.len(),
+                at.len()
+            )));
+        }
+        for (r, &p) in at.iter().enumerate() {
+            host[p * dim..(p + 1) * dim].copy_from_slice(&emb[r * dim..(r + 1) * dim]);
+        }
+    }
+    Ok(())
+}
+
+/// The `[positions, dim]` rows of one example, read out of a padded `[.., dim]` buffer.
+pub fn gather_rows(positions: &[usize], host: &[f32], dim: usize) -> Vec<f32> {
+    positions
+        .iter()
+        .flat_map(|&p| host[p * dim..(p + 1) * dim].iter().copied())
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -151,6 +190,23 @@ mod tests {
         assert_eq!(p.shape, [2, 2, 2]);
         assert_eq!(p.ids, [2, 3, 4, 0, 5, 0, 0, 0]);
         assert_eq!(p.positions, [vec![0, 1, 2], vec![4]]);
+    }
+
+    #[test]
+    fn rows_scatter_into_and_gather_from_real_positions() {
+        let positions = vec![vec![0, 1], vec![2]];
+        let mut host = vec![9.0; 8];
+        scatter_rows(
+            &positions,
+            &[vec![1.0, 2.0, 3.0, 4.0], vec![5.0, 6.0]],
+            2,
+            &mut host,
+        )
+        .unwrap();
+        assert_eq!(host, [1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 9.0, 9.0]);
+        assert_eq!(gather_rows(&positions[1], &host, 2), [5.0, 6.0]);
+        assert!(scatter_rows(&positions, &[vec![1.0]], 2, &mut host).is_err());
+        assert!(scatter_rows(&positions, &[vec![1.0], vec![2.0]], 2, &mut host).is_err());
     }
 
     #[test]

@@ -19,6 +19,9 @@ pub struct PaddedBatch {
     pub word_lengths: Vec<i64>,
     /// Characters of each word (`[B][W]`), character batches only.
     pub char_lengths: Vec<Vec<i64>>,
+    /// Offsets of each example's real positions in the flattened padded ids, in
+    /// [`TokenIds::flat`] order (where gradients are read back).
+    pub positions: Vec<Vec<usize>>,
 }
 
 impl PaddedBatch {
@@ -59,6 +62,7 @@ impl PaddedBatch {
                 .to_device(device),
             word_lengths,
             char_lengths,
+            positions: padded.positions,
         })
     }
 

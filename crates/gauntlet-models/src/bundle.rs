@@ -10,11 +10,11 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, MutexGuard};
 
-use gauntlet_core::classifier::{ExampleGradient, GradientBatch};
+use gauntlet_core::classifier::{check_labels, ExampleGradient, GradientBatch};
 use gauntlet_core::manifest::{bundle_digest, TOKENIZER_FILE, WEIGHTS_FILE, WORDS_FILE};
 use gauntlet_core::{
-    Classifier, DeviceChoice, EmbeddingTable, InputKind, Label, Manifest, ModelError,
-    Probabilities, TextCodec, TokenIds, WhiteBox,
+    gather_rows, scatter_rows, Classifier, DeviceChoice, EmbeddingTable, InputKind, Label,
+    Manifest, ModelError, Probabilities, TextCodec, TokenIds, WhiteBox,
 };
 use tch::{nn, Device, Kind, Tensor};
 
@@ -218,28 +218,6 @@ fn probabilities(logits: &Tensor) -> Result<Probabilities, ModelError> {
     Ok(Probabilities { classes, values })
 }
 
-/// Indices (into the padded, flattened positions) of each example's real positions, in
-/// [`TokenIds::flat`] order.
-fn real_positions(batch: &PaddedBatch, padded_shape: &[i64]) -> Vec<Vec<usize>> {
-    (0..batch.len())
-        .map(|i| {
-            if batch.char_lengths.is_empty() {
-                let t = padded_shape[1] as usize;
-                (0..batch.word_lengths[i] as usize)
-                    .map(|j| i * t + j)
-                    .collect()
-            } else {
-                let (w, c) = (padded_shape[1] as usize, padded_shape[2] as usize);
-                batch.char_lengths[i]
-                    .iter()
-                    .enumerate()
-                    .flat_map(|(j, &len)| (0..len as usize).map(move |k| (i * w + j) * c + k))
-                    .collect()
-            }
-        })
-        .collect()
-}
-
 impl Classifier for NativeModel {
     fn labels(&self) -> &[Label] {
         &self.manifest.labels
@@ -273,30 +251,11 @@ impl WhiteBox for NativeModel {
     ) -> Result<Probabilities, ModelError> {
         let loaded = self.lock()?;
         let padded = self.pad(loaded.net.as_ref(), batch)?;
-        if embeddings.len() != batch.len() {
-            return Err(ModelError::InvalidInput(format!(
-                "{} embeddings for {} examples",
-                embeddings.len(),
-                batch.len()
-            )));
-        }
         let dim = self.table.dim;
         let mut shape = padded.ids.size();
-        let positions = real_positions(&padded, &shape);
         let total: usize = shape.iter().product::<i64>() as usize;
         let mut host = vec![0f32; total * dim];
-        for (i, (rows, emb)) in positions.iter().zip(embeddings).enumerate() {
-            if emb.len() != rows.len() * dim {
-                return Err(ModelError::InvalidInput(format!(
-                    "example {i}: {} values for {} positions of width {dim}",
-                    emb.len(),
-                    rows.len()
-                )));
-            }
-            for (r, &pos) in rows.iter().enumerate() {
-                host[pos * dim..(pos + 1) * dim].copy_from_slice(&emb[r * dim..(r + 1) * dim]);
-            }
-        }
+        scatter_rows(&padded.positions, embeddings, dim, &mut host)?;
         shape.push(dim as i64);
         let embedded = Tensor::from_slice(&host)
             .reshape(&shape)
@@ -310,19 +269,7 @@ impl WhiteBox for NativeModel {
         batch: &[TokenIds],
         labels: &[usize],
     ) -> Result<GradientBatch, ModelError> {
-        if labels.len() != batch.len() {
-            return Err(ModelError::InvalidInput(format!(
-                "{} labels for {} examples",
-                labels.len(),
-                batch.len()
-            )));
-        }
-        let classes = self.manifest.labels.len();
-        if let Some(&bad) = labels.iter().find(|&&l| l >= classes) {
-            return Err(ModelError::InvalidInput(format!(
-                "label {bad} is outside the model's {classes} classes"
-            )));
-        }
+        check_labels(labels, batch.len(), self.manifest.labels.len())?;
         let loaded = self.lock()?;
         let padded = self.pad(loaded.net.as_ref(), batch)?;
         let embedded = loaded.net.embed(&padded).detach().set_requires_grad(true);
@@ -339,21 +286,18 @@ impl WhiteBox for NativeModel {
             .into_iter()
             .next()
             .ok_or_else(|| ModelError::Backend("no gradient returned".into()))?;
-        let shape = padded.ids.size();
         let host = Vec::<f32>::try_from(grad.to_device(Device::Cpu).flatten(0, -1))
             .map_err(|e| ModelError::Backend(e.to_string()))?;
         let loss_values = Vec::<f32>::try_from(losses.detach().to_device(Device::Cpu))
             .map_err(|e| ModelError::Backend(e.to_string()))?;
         let dim = self.table.dim;
-        let gradients = real_positions(&padded, &shape)
-            .into_iter()
+        let gradients = padded
+            .positions
+            .iter()
             .zip(loss_values)
             .map(|(rows, loss)| ExampleGradient {
                 loss,
-                values: rows
-                    .iter()
-                    .flat_map(|&p| host[p * dim..(p + 1) * dim].iter().copied())
-                    .collect(),
+                values: gather_rows(rows, &host, dim),
             })
             .collect();
         Ok(GradientBatch {

@@ -13,10 +13,11 @@ use std::collections::HashMap;
 use std::path::Path;
 use std::sync::{Mutex, MutexGuard};
 
-use gauntlet_core::classifier::{ExampleGradient, GradientBatch};
+use gauntlet_core::classifier::{check_labels, ExampleGradient, GradientBatch};
 use gauntlet_core::{
-    Classifier, DeviceChoice, EmbeddingTable, InputKind, Label, Manifest, ModelError, OnnxOutput,
-    OnnxSpec, PadSpec, PaddedIds, Probabilities, TokenIds, WhiteBox,
+    gather_rows, scatter_rows, Classifier, DeviceChoice, EmbeddingTable, InputKind, Label,
+    Manifest, ModelError, OnnxOutput, OnnxSpec, PadSpec, PaddedIds, Probabilities, TokenIds,
+    WhiteBox,
 };
 use gauntlet_onnx::{attribute, OnnxModel};
 use tch::{Device, Kind, Tensor};
@@ -345,13 +346,6 @@ impl WhiteBox for OnnxWhiteBox {
         embeddings: &[Vec<f32>],
     ) -> Result<Probabilities, ModelError> {
         let padded = self.pad(batch)?;
-        if embeddings.len() != batch.len() {
-            return Err(ModelError::InvalidInput(format!(
-                "{} embeddings for {} examples",
-                embeddings.len(),
-                batch.len()
-            )));
-        }
         let dim = self.table.dim;
         // Padding positions keep their table row (normally the pad row).
         let mut host: Vec<f32> = padded
@@ -359,18 +353,7 @@ impl WhiteBox for OnnxWhiteBox {
             .iter()
             .flat_map(|&id| self.table.row(id as usize).iter().copied())
             .collect();
-        for (i, (rows, emb)) in padded.positions.iter().zip(embeddings).enumerate() {
-            if emb.len() != rows.len() * dim {
-                return Err(ModelError::InvalidInput(format!(
-                    "example {i}: {} values for {} positions of width {dim}",
-                    emb.len(),
-                    rows.len()
-                )));
-            }
-            for (r, &p) in rows.iter().enumerate() {
-                host[p * dim..(p + 1) * dim].copy_from_slice(&emb[r * dim..(r + 1) * dim]);
-            }
-        }
+        scatter_rows(&padded.positions, embeddings, dim, &mut host)?;
         let graph = self.lock()?;
         let run = || -> Result<Probabilities, GraphError> {
             let mut shape = padded.shape_i64();
@@ -388,19 +371,7 @@ impl WhiteBox for OnnxWhiteBox {
         batch: &[TokenIds],
         labels: &[usize],
     ) -> Result<GradientBatch, ModelError> {
-        if labels.len() != batch.len() {
-            return Err(ModelError::InvalidInput(format!(
-                "{} labels for {} examples",
-                labels.len(),
-                batch.len()
-            )));
-        }
-        let classes = self.manifest.labels.len();
-        if let Some(&bad) = labels.iter().find(|&&l| l >= classes) {
-            return Err(ModelError::InvalidInput(format!(
-                "label {bad} is outside the model's {classes} classes"
-            )));
-        }
+        check_labels(labels, batch.len(), self.manifest.labels.len())?;
         let padded = self.pad(batch)?;
         let graph = self.lock()?;
         let dim = self.table.dim;
@@ -432,10 +403,7 @@ impl WhiteBox for OnnxWhiteBox {
                 .zip(loss_values)
                 .map(|(rows, loss)| ExampleGradient {
                     loss,
-                    values: rows
-                        .iter()
-                        .flat_map(|&p| host[p * dim..(p + 1) * dim].iter().copied())
-                        .collect(),
+                    values: gather_rows(rows, &host, dim),
                 })
                 .collect();
             Ok(GradientBatch {

@@ -26,6 +26,7 @@ fn with_ids(padded: &PaddedBatch, ids: Tensor) -> PaddedBatch {
         mask: padded.mask.shallow_clone(),
         word_lengths: padded.word_lengths.clone(),
         char_lengths: padded.char_lengths.clone(),
+        positions: padded.positions.clone(),
     }
 }
 
