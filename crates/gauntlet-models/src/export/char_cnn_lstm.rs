@@ -34,24 +34,7 @@ pub(crate) fn build(
     let char_lengths = graph.reduce_sum(ATTENTION_MASK, &[2]); // [B, W]
     let column = graph.ints("shape", &[-1, 1]);
     let char_lengths = graph.node("Reshape", &[&char_lengths, &column], &[]); // [B*W, 1]
-    let positions = graph.positions(&x, 2);
-    let pooled = config
-        .filter_widths
-        .iter()
-        .map(|&w| {
-            graph.conv_max_pool(
-                &x,
-                weights,
-                &format!("conv{w}"),
-                w,
-                "Tanh",
-                &char_lengths,
-                &positions,
-            )
-        })
-        .collect::<Result<Vec<_>, _>>()?;
-    let pooled: Vec<&str> = pooled.iter().map(String::as_str).collect();
-    let mut words = graph.node("Concat", &pooled, &[("axis", Attr::Int(1))]); // [B*W, F]
+    let mut words = graph.conv_bank(&x, weights, &config.filter_widths, "Tanh", &char_lengths)?; // [B*W, F]
     for i in 0..config.highway_layers {
         let gate = graph.linear(&words, weights, &format!("highway{i}_gate"))?;
         let gate = graph.node("Sigmoid", &[&gate], &[]);

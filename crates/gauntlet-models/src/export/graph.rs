@@ -200,17 +200,15 @@ impl Graph {
     /// `width - 1` zeros at the end instead, which adds only windows that are never valid,
     /// so the result is the same and any `L >= 1` works. `lengths` is `[N, 1]` int64 and
     /// `positions` `[1, L]` from [`Graph::positions`].
-    #[allow(clippy::too_many_arguments)]
-    pub(crate) fn conv_max_pool(
+    fn conv_max_pool(
         &mut self,
         x: &str,
         weights: &Weights,
-        prefix: &str,
         width: i64,
         activation: &str,
-        lengths: &str,
-        positions: &str,
+        (lengths, positions): (&str, &str),
     ) -> Result<String, ModelsError> {
+        let prefix = format!("conv{width}");
         let w = weights.get(&format!("{prefix}.weight"))?;
         let b = weights.get(&format!("{prefix}.bias"))?;
         if w.dims.len() != 3 || w.dims[2] != width {
@@ -240,5 +238,24 @@ impl Graph {
         let floor = self.float_scalar("masked_out", MASKED_OUT);
         let masked = self.node("Where", &[&valid, &h, &floor], &[]);
         Ok(self.reduce_max(&masked, &[2]))
+    }
+
+    /// The filter bank of a CNN: [`Self::conv_max_pool`] for every width (weights under
+    /// `conv{width}`), concatenated: `[N, sum of maps]`. `lengths` is `[N, 1]` int64.
+    pub(crate) fn conv_bank(
+        &mut self,
+        x: &str,
+        weights: &Weights,
+        widths: &[i64],
+        activation: &str,
+        lengths: &str,
+    ) -> Result<String, ModelsError> {
+        let positions = self.positions(x, 2);
+        let pooled = widths
+            .iter()
+            .map(|&w| self.conv_max_pool(x, weights, w, activation, (lengths, &positions)))
+            .collect::<Result<Vec<_>, _>>()?;
+        let pooled: Vec<&str> = pooled.iter().map(String::as_str).collect();
+        Ok(self.node("Concat", &pooled, &[("axis", Attr::Int(1))]))
     }
 }

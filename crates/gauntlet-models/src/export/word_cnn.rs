@@ -20,23 +20,6 @@ pub(crate) fn build(
     let x = graph.node("Transpose", &[&x], &[("perm", Attr::Ints(vec![0, 2, 1]))]); // [B, D, T]
     let lengths = graph.reduce_sum(ATTENTION_MASK, &[1]);
     let lengths = graph.unsqueeze(&lengths, &[1]); // [B, 1]
-    let positions = graph.positions(&x, 2);
-    let pooled = config
-        .filter_widths
-        .iter()
-        .map(|&w| {
-            graph.conv_max_pool(
-                &x,
-                weights,
-                &format!("conv{w}"),
-                w,
-                "Relu",
-                &lengths,
-                &positions,
-            )
-        })
-        .collect::<Result<Vec<_>, _>>()?;
-    let pooled: Vec<&str> = pooled.iter().map(String::as_str).collect();
-    let features = graph.node("Concat", &pooled, &[("axis", Attr::Int(1))]);
+    let features = graph.conv_bank(&x, weights, &config.filter_widths, "Relu", &lengths)?;
     graph.linear(&features, weights, "output")
 }
