@@ -13,6 +13,7 @@ use gauntlet_core::codec::TextCodec;
 use gauntlet_core::manifest::{bundle_digest, TOKENIZER_FILE};
 use gauntlet_core::{Classifier, DeviceChoice, Manifest, WhiteBox};
 use gauntlet_models::NativeModel;
+use gauntlet_onnx::OnnxModel;
 use gauntlet_onnx_tch::OnnxWhiteBox;
 use gauntlet_ort::OrtModel;
 pub use gauntlet_ort::{Optimization, OrtOptions};
@@ -81,16 +82,9 @@ impl LoadedBundle {
     /// Loads the bundle in `dir` on the runtime its manifest calls for.
     pub fn load(dir: &Path, options: &LoadOptions) -> Result<Self, BackendError> {
         let manifest = Manifest::load(dir)?;
-        if manifest.onnx.is_none() {
-            let model = NativeModel::load(dir, options.device)?;
-            return Ok(Self {
-                manifest: model.manifest().clone(),
-                codec: model.codec().clone(),
-                digest: model.digest().to_owned(),
-                device: model.device_name(),
-                models: Models::Native(Box::new(model)),
-            });
-        }
+        let Some(spec) = manifest.onnx.clone() else {
+            return Ok(Self::from_native(NativeModel::load(dir, options.device)?));
+        };
         let words = match manifest.tokenization.kind {
             gauntlet_core::InputKind::Char => gauntlet_models::bundle::read_words(dir)?,
             gauntlet_core::InputKind::Word => Vec::new(),
@@ -101,9 +95,15 @@ impl LoadedBundle {
             ..options.ort.clone()
         };
         let ort = OrtModel::from_manifest(dir, manifest.clone(), &ort_options)?;
-        let white_box = OnnxWhiteBox::load(dir, options.device)
-            .map(Box::new)
-            .map_err(|e| e.to_string());
+        // The manifest is already read; only the graph is parsed again, for the interpreter.
+        let graph_file = dir.join(&spec.file);
+        let white_box = OnnxModel::load(&graph_file)
+            .map_err(|e| e.to_string())
+            .and_then(|graph| {
+                OnnxWhiteBox::from_parts(manifest.clone(), &graph, options.device)
+                    .map_err(|e| e.to_string())
+            })
+            .map(Box::new);
         let device = match &white_box {
             Ok(interpreter) => gauntlet_models::device::device_name(interpreter.device()),
             Err(_) => "cpu".to_owned(),
