@@ -10,7 +10,7 @@
 use std::path::Path;
 
 use gauntlet_core::codec::TextCodec;
-use gauntlet_core::manifest::{bundle_digest, TOKENIZER_FILE};
+use gauntlet_core::manifest::bundle_digest;
 use gauntlet_core::{Classifier, DeviceChoice, Manifest, WhiteBox};
 use gauntlet_models::NativeModel;
 use gauntlet_onnx::OnnxModel;
@@ -85,11 +85,7 @@ impl LoadedBundle {
         let Some(spec) = manifest.onnx.clone() else {
             return Ok(Self::from_native(NativeModel::load(dir, options.device)?));
         };
-        let words = match manifest.tokenization.kind {
-            gauntlet_core::InputKind::Char => gauntlet_models::bundle::read_words(dir)?,
-            gauntlet_core::InputKind::Word => Vec::new(),
-        };
-        let codec = TextCodec::load(&dir.join(TOKENIZER_FILE), &manifest.tokenization, words)?;
+        let codec = gauntlet_models::bundle::load_codec(dir, &manifest)?;
         let ort_options = OrtOptions {
             device: options.device,
             ..options.ort.clone()

@@ -65,6 +65,38 @@ fn bundle_err(path: impl Into<PathBuf>, message: impl Into<String>) -> ModelsErr
     }
 }
 
+/// The text codec of a bundle: its tokenizer and, for character models, its word list.
+pub fn load_codec(dir: &Path, manifest: &Manifest) -> Result<TextCodec, ModelsError> {
+    let words = match manifest.tokenization.kind {
+        InputKind::Char => read_words(dir)?,
+        InputKind::Word => Vec::new(),
+    };
+    Ok(TextCodec::load(
+        &dir.join(TOKENIZER_FILE),
+        &manifest.tokenization,
+        words,
+    )?)
+}
+
+/// Builds the manifest's architecture on `device` and loads the bundle's weights into it.
+pub(crate) fn load_network(
+    dir: &Path,
+    manifest: &Manifest,
+    arch: Architecture,
+    codec: &TextCodec,
+    device: Device,
+) -> Result<(nn::VarStore, Box<dyn Network>), ModelsError> {
+    let mut vs = nn::VarStore::new(device);
+    let net = arch.build(
+        &vs.root(),
+        &manifest.hyper_parameters,
+        codec.size(),
+        manifest.labels.len(),
+    )?;
+    load_weights(&mut vs, &dir.join(WEIGHTS_FILE))?;
+    Ok((vs, net))
+}
+
 /// Reads `words.txt` of a character bundle.
 pub fn read_words(dir: &Path) -> Result<Vec<String>, ModelsError> {
     let path = dir.join(WORDS_FILE);
@@ -101,21 +133,8 @@ impl NativeModel {
                 return Err(bundle_err(dir.join(file), "missing bundle file"));
             }
         }
-        let words = match arch.input_kind() {
-            InputKind::Char => read_words(dir)?,
-            InputKind::Word => Vec::new(),
-        };
-        let codec = TextCodec::load(&dir.join(TOKENIZER_FILE), &manifest.tokenization, words)?;
-        let device = resolve_device(device)?;
-        let vs = nn::VarStore::new(device);
-        let net = arch.build(
-            &vs.root(),
-            &manifest.hyper_parameters,
-            codec.size(),
-            manifest.labels.len(),
-        )?;
-        let mut vs = vs;
-        load_weights(&mut vs, &dir.join(WEIGHTS_FILE))?;
+        let codec = load_codec(dir, &manifest)?;
+        let (vs, net) = load_network(dir, &manifest, arch, &codec, resolve_device(device)?)?;
         let digest = bundle_digest(dir)?;
         Ok(Self::assemble(manifest, codec, digest, vs, net))
     }

@@ -24,13 +24,13 @@ use std::fs;
 use std::path::{Path, PathBuf};
 
 use gauntlet_core::manifest::{OnnxOutput, ONNX_FILE, TOKENIZER_FILE, WEIGHTS_FILE, WORDS_FILE};
-use gauntlet_core::{InputKind, Manifest, OnnxSpec, TextCodec};
+use gauntlet_core::{InputKind, Manifest, OnnxSpec};
 use gauntlet_onnx::proto::ModelProto;
 use gauntlet_onnx::OnnxModel;
 use serde::de::DeserializeOwned;
 use tch::{nn, Device};
 
-use crate::bundle::{load_weights, read_words};
+use crate::bundle::{load_codec, load_network};
 use crate::error::ModelsError;
 use crate::network::{Architecture, HyperParameters, Network};
 use graph::{Graph, Param, Weights};
@@ -134,23 +134,8 @@ pub fn export_bundle(model_dir: &Path, out_dir: &Path) -> Result<ExportedBundle,
     if !weights_path.is_file() {
         return Err(bundle_err(weights_path, "missing bundle file"));
     }
-    let words = match arch.input_kind() {
-        InputKind::Char => read_words(model_dir)?,
-        InputKind::Word => Vec::new(),
-    };
-    let codec = TextCodec::load(
-        &model_dir.join(TOKENIZER_FILE),
-        &manifest.tokenization,
-        words,
-    )?;
-    let mut vs = nn::VarStore::new(Device::Cpu);
-    let net = arch.build(
-        &vs.root(),
-        &manifest.hyper_parameters,
-        codec.size(),
-        manifest.labels.len(),
-    )?;
-    load_weights(&mut vs, &weights_path)?;
+    let codec = load_codec(model_dir, &manifest)?;
+    let (vs, net) = load_network(model_dir, &manifest, arch, &codec, Device::Cpu)?;
     let proto = network_graph(
         arch,
         &manifest.hyper_parameters,
