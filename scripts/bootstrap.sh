@@ -23,8 +23,10 @@ if [ ! -f "$STAMP" ]; then
     "$PY" -m venv "$VENV"
   fi
   log "installing torch==$TORCH_VERSION and onnxruntime==$ORT_VERSION (a few minutes the first time)"
-  "$VENV/bin/python" -m pip install --disable-pip-version-check -q --upgrade pip >&2
-  "$VENV/bin/python" -m pip install --disable-pip-version-check -q \
+  # --no-cache-dir: the wheels (about 3 GB with torch's CUDA libraries) are unpacked into the
+  # venv anyway; a second copy in pip's cache could fill a small CI disk.
+  "$VENV/bin/python" -m pip install --disable-pip-version-check --no-cache-dir -q --upgrade pip >&2
+  "$VENV/bin/python" -m pip install --disable-pip-version-check --no-cache-dir -q \
       "torch==$TORCH_VERSION" "onnxruntime==$ORT_VERSION" "numpy" "onnx" >&2
   touch "$STAMP"
 else
