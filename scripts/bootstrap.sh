@@ -22,6 +22,11 @@ if [ ! -f "$STAMP" ]; then
     log "creating virtual environment at $VENV"
     "$PY" -m venv "$VENV"
   fi
+  # torch's wheel with its CUDA libraries unpacks to about 5 GB; say so before pip fails half-way.
+  FREE_KB=$(df -Pk "$CACHE" 2>/dev/null | awk 'NR==2 {print $4}')
+  if [ -n "$FREE_KB" ] && [ "$FREE_KB" -lt $((6 * 1024 * 1024)) ]; then
+    log "warning: $((FREE_KB / 1024)) MB free under $CACHE; the venv needs about 5 GB and the build about 2 GB more"
+  fi
   log "installing torch==$TORCH_VERSION and onnxruntime==$ORT_VERSION (a few minutes the first time)"
   # --no-cache-dir: the wheels (about 3 GB with torch's CUDA libraries) are unpacked into the
   # venv anyway; a second copy in pip's cache could fill a small CI disk.
