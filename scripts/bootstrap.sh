@@ -23,7 +23,7 @@ if [ ! -f "$STAMP" ]; then
     "$PY" -m venv "$VENV"
   fi
   # torch's wheel with its CUDA libraries unpacks to about 5 GB; say so before pip fails half-way.
-  FREE_KB=$(df -Pk "$CACHE" 2>/dev/null | awk 'NR==2 {print $4}')
+  FREE_KB=$(df -Pk "$CACHE" 2>/dev/null | awk 'NR==2 {print $4}' || true)
   if [ -n "$FREE_KB" ] && [ "$FREE_KB" -lt $((6 * 1024 * 1024)) ]; then
     log "warning: $((FREE_KB / 1024)) MB free under $CACHE; the venv needs about 5 GB and the build about 2 GB more"
   fi
