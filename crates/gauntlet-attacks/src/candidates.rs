@@ -16,13 +16,13 @@
 //! [`TopK`] keeps the `k` best edits by estimate with a total, deterministic order
 //! (estimate descending, then edit ascending).
 
-use std::cmp::Ordering;
 use std::collections::BTreeMap;
 use std::ops::Range;
 
 use gauntlet_core::{EmbeddingTable, TextCodec, TokenForm};
 use ndarray::ArrayView2;
 
+use crate::best_first::{better, edited_norm_into};
 use crate::estimate::{flip_estimate, shift_estimate};
 use crate::lexicon::{is_stop_word, Lexicon};
 use crate::state::{visible_ids, Edit, Space, State, Unit};
@@ -46,10 +46,6 @@ pub(crate) struct TopK {
     k: usize,
     items: Vec<(f32, Edit)>,
     dropped: bool,
-}
-
-fn better(a: &(f32, Edit), b: &(f32, Edit)) -> Ordering {
-    b.0.total_cmp(&a.0).then_with(|| a.1.cmp(&b.1))
 }
 
 impl TopK {
@@ -204,6 +200,21 @@ impl WordTargets {
         }
     }
 
+    /// Word-start targets, ascending.
+    pub(crate) fn word_starts(&self) -> &[u32] {
+        &self.word_start
+    }
+
+    /// Continuation targets, ascending.
+    pub(crate) fn continuations(&self) -> &[u32] {
+        &self.continuation
+    }
+
+    /// Whether `current`'s flips go to continuation tokens (see [`Self::of`]).
+    pub(crate) fn is_continuation(&self, current: u32) -> bool {
+        self.forms.get(current as usize) == Some(&TokenForm::Continuation)
+    }
+
     /// Whether `current` may become `to`.
     pub(crate) fn allows(&self, current: u32, to: u32) -> bool {
         to != current && self.of(current).binary_search(&to).is_ok()
@@ -221,33 +232,6 @@ pub(crate) struct Rules<'a> {
     /// Ids word flips may introduce.
     pub targets: WordTargets,
     pub sem: Option<SemFilter<'a>>,
-}
-
-fn edited_norm(word: &[Unit], edit: &Edit, tokens: &[String]) -> String {
-    let token = |id: u32| {
-        tokens
-            .get(id as usize)
-            .map(String::as_str)
-            .unwrap_or_default()
-    };
-    let mut out = String::new();
-    for (k, unit) in word.iter().enumerate() {
-        match *edit {
-            Edit::Flip { pos, to, .. } if pos == k => out.push_str(token(to)),
-            Edit::Insert { pos, ch, .. } if pos == k => {
-                out.push_str(token(ch));
-                out.push_str(&unit.norm);
-            }
-            Edit::Delete { pos, .. } if pos == k => {}
-            _ => out.push_str(&unit.norm),
-        }
-    }
-    if let Edit::Insert { pos, ch, .. } = *edit {
-        if pos == word.len() {
-            out.push_str(token(ch));
-        }
-    }
-    out
 }
 
 impl Rules<'_> {
@@ -290,11 +274,13 @@ impl Rules<'_> {
         scores: Option<&ArrayView2<'_, f32>>,
         out: &mut TopK,
     ) {
-        let allowed = |edit: &Edit| {
-            !self.require_oov
-                || !self
-                    .codec
-                    .knows_word(&edited_norm(word, edit, &space.tokens))
+        let mut buffer = String::new();
+        let mut allowed = |edit: &Edit| {
+            if !self.require_oov {
+                return true;
+            }
+            edited_norm_into(word, edit, &space.tokens, &mut buffer);
+            !self.codec.knows_word(&buffer)
         };
         for j in 0..ids.len() {
             for b in self.ids.clone() {

@@ -34,6 +34,7 @@ use gauntlet_core::{
 use rand::rngs::StdRng;
 use rand::SeedableRng;
 
+use crate::best_first::WordMasks;
 use crate::candidates::{EditSpace, Rules, SemFilter, WordTargets};
 use crate::config::{AttackConfig, AttackKind};
 use crate::error::AttackError;
@@ -114,6 +115,8 @@ pub struct Attacker<'a> {
     model_id: String,
     /// Character edits of a subword model: edit the text and re-encode it.
     retokenize: bool,
+    /// Score candidates on the reference path (see [`Attacker::with_reference_scoring`]).
+    reference: bool,
 }
 
 /// The note of a `hotflip-char` report on a subword model.
@@ -168,6 +171,7 @@ impl<'a> Attacker<'a> {
             similarity: None,
             model_id: String::new(),
             retokenize,
+            reference: false,
         })
     }
 
@@ -187,6 +191,16 @@ impl<'a> Attacker<'a> {
     /// The model identity written into reports (e.g. the manifest hash).
     pub fn with_model_id(mut self, id: impl Into<String>) -> Self {
         self.model_id = id.into();
+        self
+    }
+
+    /// Scores candidates on the host reference path: a full score matrix per state and
+    /// every edit enumerated and checked against the constraints. Gives the same reports
+    /// as the default fast path (which scores word flips on the backend's device and
+    /// checks constraints lazily) up to float rounding of the backend's matrix product;
+    /// meant for tests and for checking a backend.
+    pub fn with_reference_scoring(mut self) -> Self {
+        self.reference = true;
         self
     }
 
@@ -405,6 +419,10 @@ impl<'a> Attacker<'a> {
             .map(|id| self.codec.display_token(id).unwrap_or_default().to_owned())
             .collect();
         let targets = WordTargets::new(self.codec, rows, &tokens);
+        let masks = match space {
+            EditSpace::WordFlips => WordMasks::new(&targets, rows),
+            _ => WordMasks { masks: Vec::new() },
+        };
         // Character edits of subword models: units are the text's characters, edits
         // introduce alphabet characters (ids index the alphabet), and whole words are edited.
         let (tokens, max_chars, ids) = if self.retokenize {
@@ -420,6 +438,9 @@ impl<'a> Attacker<'a> {
             table,
             tokens: tokens.into(),
             max_chars,
+            masks,
+            zero_padding: self.model.white_box().is_some_and(|m| m.padding_is_zero()),
+            reference: self.reference,
             rules: Rules {
                 space,
                 one_change_per_word: self.config.one_change_per_word,

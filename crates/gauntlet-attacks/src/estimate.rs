@@ -22,31 +22,47 @@
 //! * **delete** `c_j` (`0 ≤ j < L`, `L ≥ 2`): positions `k = j … L−2` become `c_{k+1}` and
 //!   position `L−1` becomes PAD (id 0) — or, for a word longer than `n` whose tail the model
 //!   does not see, the first hidden character, which is what re-encoding the edited text
-//!   gives; summed over `k = j … L−1` and divided by `N = L − j`.
+//!   gives; summed over `k = j … L−1` and divided by `N = L − j`. PAD's column is the
+//!   score of the vector the model feeds at padding: the zero vector on native models
+//!   (their lookup is masked), so `S[k, PAD] = 0` there, and the pad id's embedding row on
+//!   models that look padding up ([`gauntlet_core::WhiteBox::padding_is_zero`]).
 //!
 //! A position whose id does not change contributes 0 but still counts in `N`.
+//!
+//! Summation order: every entry of `S` is [`gauntlet_core::scoring::dot`], and shift sums
+//! run from the word's last position down to `start`, so the prefix-sum path of the search
+//! (`candidates::CharScores`) reproduces these estimates bit for bit.
 
 use gauntlet_core::codec::PAD_ID;
+use gauntlet_core::scoring::dot;
 use gauntlet_core::EmbeddingTable;
 use ndarray::{Array2, ArrayView2};
 
 use crate::error::AttackError;
 
-/// `S = G · Eᵀ` for a gradient of `positions` rows and an embedding table.
+/// `S = G · Eᵀ` for a gradient of `positions` rows and an embedding table; with
+/// `zero_padding`, PAD's column is 0 (the model feeds the zero vector at padding).
 pub fn score_matrix(
     gradient: &[f32],
     positions: usize,
     table: &EmbeddingTable,
+    zero_padding: bool,
 ) -> Result<Array2<f32>, AttackError> {
-    let g = ArrayView2::from_shape((positions, table.dim), gradient).map_err(|_| {
-        AttackError::model_output(format!(
-            "gradient has {} values, expected {positions} positions × {} dims",
+    let dim = table.dim;
+    if gradient.len() != positions * dim {
+        return Err(AttackError::model_output(format!(
+            "gradient has {} values, expected {positions} positions × {dim} dims",
             gradient.len(),
-            table.dim
-        ))
-    })?;
-    let e = table_view(table)?;
-    Ok(g.dot(&e.t()))
+        )));
+    }
+    table_view(table)?;
+    Ok(Array2::from_shape_fn((positions, table.rows), |(k, v)| {
+        if zero_padding && v == PAD_ID as usize {
+            0.0
+        } else {
+            dot(&gradient[k * dim..(k + 1) * dim], table.row(v))
+        }
+    }))
 }
 
 /// The embedding table as an `[ids, dim]` matrix view.
@@ -85,12 +101,15 @@ pub fn shift_estimate(
     if start >= len {
         return 0.0;
     }
-    let sum: f32 = (start..len)
-        .map(|k| {
-            let to = new.get(k).copied().unwrap_or(PAD_ID);
-            at(scores, offset + k, to) - at(scores, offset + k, old[k])
-        })
-        .sum();
+    let term = |k: usize| {
+        let to = new.get(k).copied().unwrap_or(PAD_ID);
+        at(scores, offset + k, to) - at(scores, offset + k, old[k])
+    };
+    // From the last position down, the order the search's suffix sums use.
+    let mut sum = term(len - 1);
+    for k in (start..len - 1).rev() {
+        sum += term(k);
+    }
     sum / (len - start) as f32
 }
 
@@ -131,9 +150,19 @@ mod tests {
             dim: 2,
             values: vec![0.0, 0.0, 1.0, 2.0, -1.0, 0.5],
         };
-        let s = score_matrix(&[1.0, 1.0, 2.0, -1.0], 2, &table).unwrap();
+        let s = score_matrix(&[1.0, 1.0, 2.0, -1.0], 2, &table, false).unwrap();
         assert_eq!(s, ndarray::arr2(&[[0.0, 3.0, -0.5], [0.0, 0.0, -2.5]]));
-        assert!(score_matrix(&[1.0], 2, &table).is_err());
+        assert!(score_matrix(&[1.0], 2, &table, false).is_err());
+        // A nonzero PAD row scores as itself, unless the model feeds zeros at padding.
+        let padded = EmbeddingTable {
+            rows: 2,
+            dim: 1,
+            values: vec![5.0, 1.0],
+        };
+        let s = score_matrix(&[2.0], 1, &padded, false).unwrap();
+        assert_eq!(s, ndarray::arr2(&[[10.0, 2.0]]));
+        let s = score_matrix(&[2.0], 1, &padded, true).unwrap();
+        assert_eq!(s, ndarray::arr2(&[[0.0, 2.0]]));
     }
 
     #[test]

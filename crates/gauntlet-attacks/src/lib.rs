@@ -24,6 +24,7 @@
 //! [`report`] (the report schema), [`render`] (JSON, Markdown, JUnit), and `testing` (a
 //! pure-Rust linear model, with the `test-support` feature).
 
+mod best_first;
 mod candidates;
 pub mod config;
 pub mod engine;
@@ -54,6 +55,8 @@ pub use report::{
 
 #[cfg(test)]
 mod char_subword_tests;
+#[cfg(test)]
+mod fast_path_tests;
 #[cfg(test)]
 mod subword_tests;
 #[cfg(test)]

@@ -26,10 +26,12 @@ use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Instant;
 
-use gauntlet_core::{EmbeddingTable, Probabilities, TokenIds};
+use gauntlet_core::scoring::reference_state_flips;
+use gauntlet_core::{EmbeddingTable, FlipQuery, Probabilities, TokenIds};
 use rand::rngs::StdRng;
 use rand::Rng;
 
+use crate::best_first::{Scored, WordMasks};
 use crate::candidates::{EditSpace, Rules, TopK};
 use crate::config::{AttackConfig, AttackKind};
 use crate::engine::ModelRef;
@@ -46,6 +48,12 @@ pub(crate) struct Context<'a> {
     pub tokens: Arc<[String]>,
     pub max_chars: usize,
     pub rules: Rules<'a>,
+    /// Target masks of word flips (see [`WordMasks`]).
+    pub masks: WordMasks,
+    /// The model feeds the zero vector at padding (PAD's score column is 0).
+    pub zero_padding: bool,
+    /// Score on the reference path (full score matrices, every edit checked).
+    pub reference: bool,
 }
 
 /// A state and the probabilities the model gave it.
@@ -217,12 +225,140 @@ fn select_distinct(
     Ok(out)
 }
 
+/// What the gradient pass of one state left for its expansion.
+pub(crate) enum StateScores {
+    /// Nothing: the state was only classified (or the search draws random gradients).
+    Nothing,
+    /// The gradient `[positions, dim]`, in the search's sign.
+    Gradient(Vec<f32>),
+    /// Word flips scored by the backend, best first, and whether more exist.
+    Flips(Vec<Scored>, bool),
+}
+
+/// Whether word flips are scored by the backend (`top_word_flips`) instead of on the host.
+fn backend_flips(ctx: &Context<'_>) -> bool {
+    !ctx.reference
+        && ctx.rules.space == EditSpace::WordFlips
+        && ctx.config.kind != AttackKind::RandomGradient
+}
+
+/// Splits the first `n` requests off `requests`.
+fn take_chunk<T>(requests: &mut Vec<T>, n: usize) -> Vec<T> {
+    let rest = requests.split_off(n.min(requests.len()));
+    std::mem::replace(requests, rest)
+}
+
+/// Scores word flips of `states` on the backend: probabilities and, per state, its best
+/// `k` flips and whether more exist. Counts one forward and backward pass per run.
+fn score_flips(
+    ctx: &Context<'_>,
+    runs: &mut [ExampleRun<'_>],
+    states: Vec<(usize, usize, TokenIds)>,
+    k: usize,
+) -> Result<Vec<(usize, usize, Vec<f32>, StateScores)>, AttackError> {
+    let wb = ctx
+        .model
+        .white_box()
+        .ok_or(AttackError::NeedsGradients(ctx.config.kind))?;
+    let classes = wb.labels().len();
+    let mut out = Vec::with_capacity(states.len());
+    let mut states = states;
+    while !states.is_empty() {
+        let chunk = take_chunk(&mut states, ctx.config.batch_size);
+        let queries: Vec<FlipQuery> = chunk
+            .iter()
+            .map(|&(r, s, _)| FlipQuery {
+                label: runs[r].objective,
+                sign: if runs[r].targeted { -1.0 } else { 1.0 },
+                targets: WordMasks::query_targets(&ctx.rules, &runs[r].beam[s], &runs[r].space),
+            })
+            .collect();
+        let owners: Vec<(usize, usize)> = chunk.iter().map(|&(r, s, _)| (r, s)).collect();
+        let batch: Vec<TokenIds> = chunk.into_iter().map(|(_, _, ids)| ids).collect();
+        let answer = wb.top_word_flips(&batch, &queries, &ctx.masks.masks, k.saturating_add(1))?;
+        check_rows(&answer.probabilities, batch.len(), classes)?;
+        if answer.flips.len() != batch.len() {
+            return Err(AttackError::model_output(format!(
+                "{} flip lists for {} texts",
+                answer.flips.len(),
+                batch.len()
+            )));
+        }
+        for (j, (&(r, s), flips)) in owners.iter().zip(answer.flips).enumerate() {
+            let more = flips.len() > k;
+            let kept = flips
+                .into_iter()
+                .take(k)
+                .map(|f| {
+                    let edit = Edit::WordFlip {
+                        word: f.position,
+                        to: f.id,
+                    };
+                    (f.estimate, edit)
+                })
+                .collect();
+            out.push((
+                r,
+                s,
+                answer.probabilities.row(j).to_vec(),
+                StateScores::Flips(kept, more),
+            ));
+        }
+        let runs_in: Vec<usize> = owners.iter().map(|&(r, _)| r).collect();
+        count(runs, &runs_in, true);
+    }
+    Ok(out)
+}
+
+/// Gradients of `states` (in each run's sign) and their probabilities. Counts one forward
+/// and backward pass per run.
+fn gradients(
+    ctx: &Context<'_>,
+    runs: &mut [ExampleRun<'_>],
+    states: Vec<(usize, usize, TokenIds)>,
+) -> Result<Vec<(usize, usize, Vec<f32>, StateScores)>, AttackError> {
+    let wb = ctx
+        .model
+        .white_box()
+        .ok_or(AttackError::NeedsGradients(ctx.config.kind))?;
+    let classes = wb.labels().len();
+    let mut out = Vec::with_capacity(states.len());
+    let mut states = states;
+    while !states.is_empty() {
+        let chunk = take_chunk(&mut states, ctx.config.batch_size);
+        let labels: Vec<usize> = chunk.iter().map(|&(r, _, _)| runs[r].objective).collect();
+        let owners: Vec<(usize, usize)> = chunk.iter().map(|&(r, s, _)| (r, s)).collect();
+        let batch: Vec<TokenIds> = chunk.into_iter().map(|(_, _, ids)| ids).collect();
+        let mut answer = wb.loss_gradients(&batch, &labels)?;
+        check_rows(&answer.probabilities, batch.len(), classes)?;
+        if answer.gradients.len() != batch.len() {
+            return Err(AttackError::model_output(format!(
+                "{} gradients for {} texts",
+                answer.gradients.len(),
+                batch.len()
+            )));
+        }
+        for (j, &(r, s)) in owners.iter().enumerate() {
+            let mut g = std::mem::take(&mut answer.gradients[j].values);
+            if runs[r].targeted {
+                g.iter_mut().for_each(|v| *v = -*v);
+            }
+            let row = answer.probabilities.row(j).to_vec();
+            out.push((r, s, row, StateScores::Gradient(g)));
+        }
+        let runs_in: Vec<usize> = owners.iter().map(|&(r, _)| r).collect();
+        count(runs, &runs_in, true);
+    }
+    Ok(out)
+}
+
 /// One gradient-guided beam step for every run.
 pub(crate) fn gradient_step(
     ctx: &mut Context<'_>,
     runs: &mut [ExampleRun<'_>],
 ) -> Result<(), AttackError> {
     let random = ctx.config.kind == AttackKind::RandomGradient;
+    let k = ctx.config.beam_width.saturating_mul(4);
     let mut grad_req = Vec::new();
     let mut fwd_req = Vec::new();
     for (r, run) in runs.iter().enumerate() {
@@ -239,48 +375,33 @@ pub(crate) fn gradient_step(
         .iter()
         .map(|r| vec![Vec::new(); r.beam.len()])
         .collect();
-    let mut grads: Vec<Vec<Vec<f32>>> = probs.clone();
+    let mut scores: Vec<Vec<StateScores>> = runs
+        .iter()
+        .map(|r| (0..r.beam.len()).map(|_| StateScores::Nothing).collect())
+        .collect();
     if !grad_req.is_empty() {
-        let wb = ctx
-            .model
-            .white_box()
-            .ok_or(AttackError::NeedsGradients(ctx.config.kind))?;
-        let classes = wb.labels().len();
-        for chunk in grad_req.chunks(ctx.config.batch_size) {
-            let batch: Vec<TokenIds> = chunk.iter().map(|(_, _, ids)| ids.clone()).collect();
-            let labels: Vec<usize> = chunk.iter().map(|&(r, _, _)| runs[r].objective).collect();
-            let mut out = wb.loss_gradients(&batch, &labels)?;
-            check_rows(&out.probabilities, batch.len(), classes)?;
-            if out.gradients.len() != batch.len() {
-                return Err(AttackError::model_output(format!(
-                    "{} gradients for {} texts",
-                    out.gradients.len(),
-                    batch.len()
-                )));
-            }
-            for (k, &(r, s, _)) in chunk.iter().enumerate() {
-                probs[r][s] = out.probabilities.row(k).to_vec();
-                let mut g = std::mem::take(&mut out.gradients[k].values);
-                if runs[r].targeted {
-                    g.iter_mut().for_each(|v| *v = -*v);
-                }
-                grads[r][s] = g;
-            }
-            let owners: Vec<usize> = chunk.iter().map(|&(r, _, _)| r).collect();
-            count(runs, &owners, true);
+        let answers = if backend_flips(ctx) {
+            score_flips(ctx, runs, grad_req, k)?
+        } else {
+            gradients(ctx, runs, grad_req)?
+        };
+        for (r, s, row, scored) in answers {
+            probs[r][s] = row;
+            scores[r][s] = scored;
         }
     }
     if !fwd_req.is_empty() {
-        let requests: Vec<(usize, TokenIds)> = fwd_req
-            .iter()
-            .map(|(r, _, ids)| (*r, ids.clone()))
-            .collect();
+        let (owners, requests): (Vec<(usize, usize)>, Vec<(usize, TokenIds)>) = fwd_req
+            .into_iter()
+            .map(|(r, s, ids)| ((r, s), (r, ids)))
+            .unzip();
         let answers = predict_states(ctx, runs, &requests)?;
-        for ((r, s, _), row) in fwd_req.iter().zip(answers) {
-            probs[*r][*s] = row;
+        for ((r, s), row) in owners.into_iter().zip(answers) {
+            probs[r][s] = row;
         }
     }
-    for (r, run) in runs.iter_mut().enumerate() {
+    for (r, scored) in scores.iter_mut().enumerate() {
+        let run = &mut runs[r];
         let states = std::mem::take(&mut run.beam);
         for (state, p) in states.iter().zip(&probs[r]) {
             run.record(state, p);
@@ -303,9 +424,20 @@ pub(crate) fn gradient_step(
             continue;
         }
         let b = ctx.config.beam_width;
-        let (mut children, dropped) = expand(ctx, run, &grads[r], 4 * b)?;
+        let (mut children, dropped) = expand(ctx, run, scored, k)?;
         if children.len() < b && dropped {
-            children = expand(ctx, run, &grads[r], usize::MAX)?.0;
+            if backend_flips(ctx) {
+                // The backend kept only the best k flips of each state: score them all.
+                let states: Vec<(usize, usize, TokenIds)> = run
+                    .beam
+                    .iter()
+                    .enumerate()
+                    .map(|(s, st)| Ok((0, s, st.ids(&run.space)?)))
+                    .collect::<Result<_, AttackError>>()?;
+                let all = score_flips(ctx, std::slice::from_mut(run), states, usize::MAX)?;
+                *scored = all.into_iter().map(|(_, _, _, sc)| sc).collect();
+            }
+            children = expand(ctx, run, scored, usize::MAX)?.0;
         }
         if children.is_empty() {
             run.done = true;
@@ -317,34 +449,102 @@ pub(crate) fn gradient_step(
     Ok(())
 }
 
-fn expand(
+/// The best `k` edits of one state from its pass: the reference path (a full score matrix,
+/// every edit enumerated and checked) or the fast paths of [`crate::best_first`].
+fn state_edits(
     ctx: &mut Context<'_>,
     run: &mut ExampleRun<'_>,
-    grads: &[Vec<f32>],
+    s: usize,
+    scored: &StateScores,
     k: usize,
-) -> Result<(Vec<State>, bool), AttackError> {
+) -> Result<(Vec<Scored>, bool), AttackError> {
+    if let StateScores::Flips(flips, more) = scored {
+        let more = *more || flips.len() > k;
+        return Ok((flips.iter().take(k).copied().collect(), more));
+    }
     let table = ctx
         .table
         .ok_or(AttackError::NeedsGradients(ctx.config.kind))?;
-    let mut cands = Vec::new();
-    let mut dropped = false;
-    for (s, state) in run.beam.iter().enumerate() {
-        let positions = state.ids(&run.space)?.positions();
-        let random;
-        let g: &[f32] = if ctx.config.kind == AttackKind::RandomGradient {
+    let state = &run.beam[s];
+    let ids = state.ids(&run.space)?;
+    let positions = ids.positions();
+    let random;
+    let g: &[f32] = match scored {
+        StateScores::Gradient(g) if ctx.config.kind != AttackKind::RandomGradient => g,
+        _ => {
             random = (0..positions * table.dim)
                 .map(|_| run.rng.gen_range(-1.0f32..1.0))
                 .collect::<Vec<f32>>();
             &random
-        } else {
-            &grads[s]
-        };
-        let scores = score_matrix(g, positions, table)?;
+        }
+    };
+    if ctx.reference {
+        let scores = score_matrix(g, positions, table, ctx.zero_padding)?;
         let mut top = TopK::new(k);
         ctx.rules
             .enumerate(state, &run.space, Some(&scores.view()), &mut top);
-        for (est, edit) in top.finish(&mut dropped) {
-            cands.push((state.score + f64::from(est), s, est, edit));
+        let mut dropped = false;
+        let kept = top.finish(&mut dropped);
+        return Ok((kept, dropped));
+    }
+    Ok(match ctx.rules.space {
+        EditSpace::Chars => {
+            let scores = score_matrix(g, positions, table, ctx.zero_padding)?;
+            ctx.rules
+                .best_char_edits(state, &run.space, &scores.view(), k)
+        }
+        EditSpace::Sem | EditSpace::Unk => {
+            ctx.rules.best_word_edits(state, &run.space, g, table, k)
+        }
+        EditSpace::WordFlips => {
+            let TokenIds::Words(words) = &ids else {
+                return Err(AttackError::model_output("word flips of character ids"));
+            };
+            let query = FlipQuery {
+                label: run.objective,
+                sign: 1.0,
+                targets: WordMasks::query_targets(&ctx.rules, state, &run.space),
+            };
+            let flips = reference_state_flips(
+                words,
+                g,
+                table,
+                &query,
+                &ctx.masks.masks,
+                k.saturating_add(1),
+            )?;
+            let more = flips.len() > k;
+            let kept = flips
+                .into_iter()
+                .take(k)
+                .map(|f| {
+                    let edit = Edit::WordFlip {
+                        word: f.position,
+                        to: f.id,
+                    };
+                    (f.estimate, edit)
+                })
+                .collect();
+            (kept, more)
+        }
+    })
+}
+
+fn expand(
+    ctx: &mut Context<'_>,
+    run: &mut ExampleRun<'_>,
+    scored: &[StateScores],
+    k: usize,
+) -> Result<(Vec<State>, bool), AttackError> {
+    let mut cands = Vec::new();
+    let mut dropped = false;
+    for s in 0..run.beam.len() {
+        let nothing = StateScores::Nothing;
+        let (top, more) = state_edits(ctx, run, s, scored.get(s).unwrap_or(&nothing), k)?;
+        dropped |= more;
+        let score = run.beam[s].score;
+        for (est, edit) in top {
+            cands.push((score + f64::from(est), s, est, edit));
         }
     }
     Ok((

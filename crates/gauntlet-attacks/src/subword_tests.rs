@@ -47,7 +47,7 @@ const VOCAB: [(&str, f32); 24] = [
     ("a", 0.0),
 ];
 
-const TEXT: &str = "The film was good playing great!";
+pub(crate) const TEXT: &str = "The film was good playing great!";
 
 fn tokenization(pad: &str, unk: &str) -> Tokenization {
     Tokenization {
@@ -61,14 +61,14 @@ fn tokenization(pad: &str, unk: &str) -> Tokenization {
     }
 }
 
-fn wordpiece_codec() -> TextCodec {
+pub(crate) fn wordpiece_codec() -> TextCodec {
     let tokens: Vec<String> = VOCAB.iter().map(|(t, _)| (*t).to_owned()).collect();
     let tokenizer = gauntlet_core::codec::bert_wordpiece(&tokens, true).unwrap();
     TextCodec::new(tokenizer, &tokenization("[PAD]", "[UNK]"), []).unwrap()
 }
 
 /// Two classes: logit₀ = x, logit₁ = −x for the summed sentiment x.
-fn sentiment_model() -> LinearBag {
+pub(crate) fn sentiment_model() -> LinearBag {
     let values = VOCAB.iter().flat_map(|&(_, s)| [s, 0.0]).collect();
     let table = EmbeddingTable {
         rows: VOCAB.len(),

@@ -1,8 +1,11 @@
 //! A pure-Rust test model: a linear bag-of-embeddings classifier with exact gradients.
 //!
-//! `logits = W · Σ_k e_{x_k} + b` over every embedded position (words, or characters of all
-//! words), softmax probabilities, cross-entropy loss. Its gradient with respect to every
-//! embedded position is the same vector `Wᵀ(p − onehot(y))`, computed analytically. It
+//! `logits = W · Σ_k s_k e_{x_k} + b` over every embedded position (words, or characters of
+//! all words), softmax probabilities, cross-entropy loss. The position scales `s_k` are 1
+//! unless [`LinearBag::with_position_scales`] sets them (cycled over positions); then the
+//! gradient differs at every position, `s_k · Wᵀ(p − onehot(y))`, which is what exposes an
+//! offset bug in code that reads per-position gradients. It never reads padding, so it
+//! can claim either padding convention ([`LinearBag::with_zero_padding`]). It
 //! implements [`Classifier`] and [`WhiteBox`] for word and character inputs, and comes with
 //! helpers that build matching [`TextCodec`]s. Available to this crate's tests and, with the
 //! `test-support` feature, to other crates.
@@ -23,6 +26,10 @@ pub struct LinearBag {
     /// `[classes, dim]`, row-major.
     weights: Vec<f32>,
     bias: Vec<f32>,
+    /// Per-position scales, cycled; empty means all 1.
+    scales: Vec<f32>,
+    /// What [`WhiteBox::padding_is_zero`] answers.
+    zero_padding: bool,
 }
 
 impl LinearBag {
@@ -41,6 +48,34 @@ impl LinearBag {
             table,
             weights,
             bias,
+            scales: Vec::new(),
+            zero_padding: false,
+        }
+    }
+
+    /// Scales position `k`'s embedding by `scales[k % scales.len()]`.
+    pub fn with_position_scales(mut self, scales: Vec<f32>) -> Self {
+        self.scales = scales;
+        self
+    }
+
+    /// Claims the native convention that padded positions are fed the zero vector.
+    pub fn with_zero_padding(mut self) -> Self {
+        self.zero_padding = true;
+        self
+    }
+
+    /// Overwrites embedding row `id` (e.g. a nonzero PAD row).
+    pub fn set_row(&mut self, id: usize, values: &[f32]) {
+        let dim = self.table.dim;
+        self.table.values[id * dim..(id + 1) * dim].copy_from_slice(values);
+    }
+
+    fn scale(&self, k: usize) -> f32 {
+        if self.scales.is_empty() {
+            1.0
+        } else {
+            self.scales[k % self.scales.len()]
         }
     }
 
@@ -94,12 +129,13 @@ impl LinearBag {
         exp.into_iter().map(|e| e / z).collect()
     }
 
-    /// Sum of the embeddings of every position of `ids`.
+    /// Scaled sum of the embeddings of every position of `ids`.
     pub fn embedding_sum(&self, ids: &TokenIds) -> Vec<f32> {
         let mut sum = vec![0.0; self.table.dim];
-        for id in ids.flat() {
+        for (k, id) in ids.flat().into_iter().enumerate() {
+            let scale = self.scale(k);
             for (s, v) in sum.iter_mut().zip(self.table.row(id as usize)) {
-                *s += v;
+                *s += scale * v;
             }
         }
         sum
@@ -154,6 +190,10 @@ impl WhiteBox for LinearBag {
         &self.table
     }
 
+    fn padding_is_zero(&self) -> bool {
+        self.zero_padding
+    }
+
     fn predict_embedded(
         &self,
         batch: &[TokenIds],
@@ -166,8 +206,9 @@ impl WhiteBox for LinearBag {
                 return Err(ModelError::InvalidInput("embedding shape".into()));
             }
             let mut sum = vec![0.0; dim];
-            for row in emb.chunks(dim) {
-                sum.iter_mut().zip(row).for_each(|(s, v)| *s += v);
+            for (k, row) in emb.chunks(dim).enumerate() {
+                let scale = self.scale(k);
+                sum.iter_mut().zip(row).for_each(|(s, v)| *s += scale * v);
             }
             values.extend(self.probabilities(&sum));
         }
@@ -189,7 +230,7 @@ impl WhiteBox for LinearBag {
         let mut gradients = Vec::new();
         for (ids, &label) in batch.iter().zip(labels) {
             let p = self.probabilities(&self.embedding_sum(ids));
-            // dCE/dsum = Wᵀ (p − onehot(label)), identical for every position.
+            // dCE/dsum = Wᵀ (p − onehot(label)); position k's gradient is s_k times it.
             let mut g = vec![0.0f32; dim];
             for (c, pc) in p.iter().enumerate() {
                 let delta = pc - if c == label { 1.0 } else { 0.0 };
@@ -199,7 +240,9 @@ impl WhiteBox for LinearBag {
             }
             gradients.push(ExampleGradient {
                 loss: -p[label].ln(),
-                values: g.repeat(ids.positions()),
+                values: (0..ids.positions())
+                    .flat_map(|k| g.iter().map(move |v| v * self.scale(k)))
+                    .collect(),
             });
             values.extend(p);
         }

@@ -18,7 +18,7 @@ use crate::state::{Edit, Space, State};
 use crate::testing::{codec, LinearBag};
 use crate::*;
 
-const WORD_TEXTS: &[&str] = &[
+pub(crate) const WORD_TEXTS: &[&str] = &[
     "the movie was good and the plot was great",
     "a bad film with an awful story and poor acting",
     "nice fine terrible plot is story film acting movie",
@@ -34,7 +34,7 @@ fn sentiment(word: &str) -> (f32, f32) {
 }
 
 /// A word codec and a 3-class linear model: class 0 positive, 1 negative, 2 "topic".
-fn word_model() -> (TextCodec, LinearBag) {
+pub(crate) fn word_model() -> (TextCodec, LinearBag) {
     let codec = codec(InputKind::Word, WORD_TEXTS, 64, 0);
     let mut rng = rand::rngs::StdRng::seed_from_u64(7);
     let dim = 3;
@@ -59,7 +59,7 @@ fn word_model() -> (TextCodec, LinearBag) {
     )
 }
 
-const CHAR_TEXTS: &[&str] = &[
+pub(crate) const CHAR_TEXTS: &[&str] = &[
     "the quick brown fox jumps over the lazy dog",
     "pack my box with five dozen liquor jugs",
     "how vexingly quick daft zebras jump",
@@ -75,7 +75,11 @@ fn char_model(seed: u64) -> (TextCodec, LinearBag) {
 }
 
 /// Examples labelled with the model's own predictions (so all are attacked).
-fn self_labelled(model: &dyn Classifier, codec: &TextCodec, texts: &[&str]) -> Vec<Example> {
+pub(crate) fn self_labelled(
+    model: &dyn Classifier,
+    codec: &TextCodec,
+    texts: &[&str],
+) -> Vec<Example> {
     texts
         .iter()
         .map(|t| {
@@ -101,7 +105,7 @@ fn run(
         .unwrap()
 }
 
-fn without_times(mut report: AttackReport) -> AttackReport {
+pub(crate) fn without_times(mut report: AttackReport) -> AttackReport {
     report.summary.wall_time_ms = 0.0;
     report.summary.examples_per_second = 0.0;
     report
@@ -128,7 +132,7 @@ fn flip_estimate_is_the_directional_derivative_and_first_order_exact() {
         .unwrap();
     let g = &grads.gradients[0].values;
     let table = model.embedding_table();
-    let s = score_matrix(g, ids.positions(), table).unwrap();
+    let s = score_matrix(g, ids.positions(), table, false).unwrap();
     // Independent computation: g = Wᵀ(p − y), estimate = g · (e_b − e_a).
     let p = model
         .predict(std::slice::from_ref(&ids))
@@ -177,7 +181,7 @@ fn flip_estimate_is_the_directional_derivative_and_first_order_exact() {
         .gradients[0]
         .values
         .clone();
-    let s = score_matrix(&g, 5, small.embedding_table()).unwrap();
+    let s = score_matrix(&g, 5, small.embedding_table(), false).unwrap();
     let est = crate::estimate::flip_estimate(&s.view(), 3, 8, 20);
     let flipped = TokenIds::Chars(vec![vec![5, 6, 7], vec![20, 9]]);
     let exact = small.loss(&flipped, 1) - small.loss(&ids, 1);
@@ -213,7 +217,7 @@ fn char_candidates_carry_the_documented_insert_and_delete_estimates() {
         .values
         .clone();
     let table = model.embedding_table();
-    let s = score_matrix(&g, enc.ids.positions(), table).unwrap();
+    let s = score_matrix(&g, enc.ids.positions(), table, false).unwrap();
     let mut rules = Rules {
         space: EditSpace::Chars,
         one_change_per_word: true,

@@ -8,6 +8,7 @@
 
 use crate::error::ModelError;
 use crate::manifest::Label;
+use crate::scoring::{check_queries, reference_top_flips, FlipBatch, FlipQuery, TargetMask};
 
 /// How a model reads text: one id per word, or one id per character grouped by word.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -194,6 +195,32 @@ pub trait WhiteBox: Classifier {
         batch: &[TokenIds],
         labels: &[usize],
     ) -> Result<GradientBatch, ModelError>;
+
+    /// One batched forward and backward pass that returns, instead of the gradients, the
+    /// `k` best word flips of every state (see [`crate::scoring`] for the estimate, the
+    /// masks and the order). Word ids only. The default runs [`Self::loss_gradients`] and
+    /// scores on the host; backends that can keep the gradients on their device override
+    /// it, and must return the same flips.
+    fn top_word_flips(
+        &self,
+        batch: &[TokenIds],
+        queries: &[FlipQuery],
+        masks: &[TargetMask],
+        k: usize,
+    ) -> Result<FlipBatch, ModelError> {
+        check_queries(batch, queries, masks, self.labels().len())?;
+        let labels: Vec<usize> = queries.iter().map(|q| q.label).collect();
+        let pass = self.loss_gradients(batch, &labels)?;
+        reference_top_flips(pass, batch, self.embedding_table(), queries, masks, k)
+    }
+
+    /// Whether padded positions are fed the zero vector (native models mask the lookup)
+    /// rather than the embedding row of the pad id (ONNX graphs look padding up like any
+    /// other id). Estimates of edits that free a position (character deletes) score the
+    /// freed position against this vector.
+    fn padding_is_zero(&self) -> bool {
+        false
+    }
 }
 
 #[cfg(test)]

@@ -13,6 +13,7 @@ pub mod device;
 pub mod error;
 pub mod manifest;
 pub mod padding;
+pub mod scoring;
 
 pub use classifier::{
     Classifier, EmbeddingTable, ExampleGradient, GradientBatch, InputKind, Probabilities, TokenIds,
@@ -24,3 +25,4 @@ pub use device::DeviceChoice;
 pub use error::{CoreError, ModelError};
 pub use manifest::{Label, Manifest, OnnxOutput, OnnxSpec, TokenScheme, Tokenization};
 pub use padding::{gather_rows, scatter_rows, PadSpec, PaddedIds};
+pub use scoring::{FlipBatch, FlipQuery, ScoredFlip, TargetMask};

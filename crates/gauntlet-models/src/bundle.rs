@@ -12,9 +12,11 @@ use std::sync::{Mutex, MutexGuard};
 
 use gauntlet_core::classifier::{check_labels, ExampleGradient, GradientBatch};
 use gauntlet_core::manifest::{bundle_digest, TOKENIZER_FILE, WEIGHTS_FILE, WORDS_FILE};
+use gauntlet_core::scoring::check_queries;
 use gauntlet_core::{
-    gather_rows, scatter_rows, Classifier, DeviceChoice, EmbeddingTable, InputKind, Label,
-    Manifest, ModelError, Probabilities, TextCodec, TokenIds, WhiteBox,
+    gather_rows, scatter_rows, Classifier, DeviceChoice, EmbeddingTable, FlipBatch, FlipQuery,
+    InputKind, Label, Manifest, ModelError, Probabilities, TargetMask, TextCodec, TokenIds,
+    WhiteBox,
 };
 use tch::{nn, Device, Kind, Tensor};
 
@@ -288,8 +290,84 @@ impl WhiteBox for NativeModel {
         batch: &[TokenIds],
         labels: &[usize],
     ) -> Result<GradientBatch, ModelError> {
-        check_labels(labels, batch.len(), self.manifest.labels.len())?;
         let loaded = self.lock()?;
+        let (padded, pass) = self.backward(&loaded, batch, labels)?;
+        let host = Vec::<f32>::try_from(pass.grad.to_device(Device::Cpu).flatten(0, -1))
+            .map_err(backend_err)?;
+        let dim = self.table.dim;
+        let gradients = padded
+            .positions
+            .iter()
+            .zip(pass.losses)
+            .map(|(rows, loss)| ExampleGradient {
+                loss,
+                values: gather_rows(rows, &host, dim),
+            })
+            .collect();
+        Ok(GradientBatch {
+            probabilities: pass.probabilities,
+            gradients,
+            dim,
+        })
+    }
+
+    fn top_word_flips(
+        &self,
+        batch: &[TokenIds],
+        queries: &[FlipQuery],
+        masks: &[TargetMask],
+        k: usize,
+    ) -> Result<FlipBatch, ModelError> {
+        check_queries(batch, queries, masks, self.manifest.labels.len())?;
+        let labels: Vec<usize> = queries.iter().map(|q| q.label).collect();
+        let loaded = self.lock()?;
+        let (padded, pass) = self.backward(&loaded, batch, &labels)?;
+        let table = tch::no_grad(|| loaded.net.embedding());
+        let flips = gauntlet_scoring_tch::top_word_flips(
+            &pass.grad,
+            &table,
+            &padded.positions,
+            batch,
+            queries,
+            masks,
+            k,
+        )
+        .map_err(backend_err)?;
+        Ok(FlipBatch {
+            probabilities: pass.probabilities,
+            losses: pass.losses,
+            flips,
+        })
+    }
+
+    fn padding_is_zero(&self) -> bool {
+        // `Network::embed` multiplies the lookup by the mask.
+        true
+    }
+}
+
+/// One forward and backward pass, with the gradient left on the device.
+struct Backward {
+    /// Gradient with respect to the embedded inputs, padded shape `+ [dim]`.
+    grad: Tensor,
+    losses: Vec<f32>,
+    probabilities: Probabilities,
+}
+
+fn backend_err(e: impl std::fmt::Display) -> ModelError {
+    ModelError::Backend(e.to_string())
+}
+
+impl NativeModel {
+    /// Cross-entropy of `labels[i]` for every example and its gradient with respect to the
+    /// embedded inputs, kept on the model's device.
+    fn backward(
+        &self,
+        loaded: &Loaded,
+        batch: &[TokenIds],
+        labels: &[usize],
+    ) -> Result<(PaddedBatch, Backward), ModelError> {
+        check_labels(labels, batch.len(), self.manifest.labels.len())?;
         let padded = self.pad(loaded.net.as_ref(), batch)?;
         let embedded = loaded.net.embed(&padded).detach().set_requires_grad(true);
         let logits = loaded.net.logits(&embedded, &padded, false);
@@ -305,25 +383,17 @@ impl WhiteBox for NativeModel {
             .into_iter()
             .next()
             .ok_or_else(|| ModelError::Backend("no gradient returned".into()))?;
-        let host = Vec::<f32>::try_from(grad.to_device(Device::Cpu).flatten(0, -1))
-            .map_err(|e| ModelError::Backend(e.to_string()))?;
-        let loss_values = Vec::<f32>::try_from(losses.detach().to_device(Device::Cpu))
-            .map_err(|e| ModelError::Backend(e.to_string()))?;
-        let dim = self.table.dim;
-        let gradients = padded
-            .positions
-            .iter()
-            .zip(loss_values)
-            .map(|(rows, loss)| ExampleGradient {
-                loss,
-                values: gather_rows(rows, &host, dim),
-            })
-            .collect();
-        Ok(GradientBatch {
-            probabilities: probabilities(&logits.detach())?,
-            gradients,
-            dim,
-        })
+        let losses =
+            Vec::<f32>::try_from(losses.detach().to_device(Device::Cpu)).map_err(backend_err)?;
+        let probabilities = probabilities(&logits.detach())?;
+        Ok((
+            padded,
+            Backward {
+                grad,
+                losses,
+                probabilities,
+            },
+        ))
     }
 }
 

@@ -14,10 +14,11 @@ use std::path::Path;
 use std::sync::{Mutex, MutexGuard};
 
 use gauntlet_core::classifier::{check_labels, ExampleGradient, GradientBatch};
+use gauntlet_core::scoring::check_queries;
 use gauntlet_core::{
-    gather_rows, scatter_rows, Classifier, DeviceChoice, EmbeddingTable, InputKind, Label,
-    Manifest, ModelError, OnnxOutput, OnnxSpec, PadSpec, PaddedIds, Probabilities, TokenIds,
-    WhiteBox,
+    gather_rows, scatter_rows, Classifier, DeviceChoice, EmbeddingTable, FlipBatch, FlipQuery,
+    InputKind, Label, Manifest, ModelError, OnnxOutput, OnnxSpec, PadSpec, PaddedIds,
+    Probabilities, TargetMask, TokenIds, WhiteBox,
 };
 use gauntlet_onnx::{attribute, OnnxModel};
 use tch::{Device, Kind, Tensor};
@@ -376,42 +377,94 @@ impl WhiteBox for OnnxWhiteBox {
         let graph = self.lock()?;
         let dim = self.table.dim;
         let run = || -> Result<GradientBatch, GraphError> {
-            let leaf = self
-                .embed(&graph, &padded)?
-                .f_detach()?
-                .set_requires_grad(true);
-            let log_probs = self.log_probs(&graph, &padded, Some(&leaf))?;
-            let targets: Vec<i64> = labels.iter().map(|&l| l as i64).collect();
-            let targets = Tensor::f_from_slice(&targets)?
-                .f_to_device(self.device)?
-                .f_unsqueeze(1)?;
-            let losses = log_probs
-                .f_gather(1, &targets, false)?
-                .f_squeeze_dim(1)?
-                .f_neg()?;
-            // Summing keeps each example's gradient equal to the gradient of its own loss.
-            let total = losses.f_sum(Kind::Float)?;
-            let grad = Tensor::f_run_backward(&[&total], &[&leaf], false, false)?
-                .into_iter()
-                .next()
-                .ok_or_else(|| GraphError::Evaluation("libtorch returned no gradient".into()))?;
+            let (grad, losses, probabilities) = self.backward(&graph, &padded, labels)?;
             let host = Vec::<f32>::try_from(grad.f_to_device(Device::Cpu)?.f_flatten(0, -1)?)?;
-            let loss_values = Vec::<f32>::try_from(losses.f_detach()?.f_to_device(Device::Cpu)?)?;
             let gradients = padded
                 .positions
                 .iter()
-                .zip(loss_values)
+                .zip(losses)
                 .map(|(rows, loss)| ExampleGradient {
                     loss,
                     values: gather_rows(rows, &host, dim),
                 })
                 .collect();
             Ok(GradientBatch {
-                probabilities: probabilities(&log_probs)?,
+                probabilities,
                 gradients,
                 dim,
             })
         };
         Ok(run()?)
+    }
+
+    fn top_word_flips(
+        &self,
+        batch: &[TokenIds],
+        queries: &[FlipQuery],
+        masks: &[TargetMask],
+        k: usize,
+    ) -> Result<FlipBatch, ModelError> {
+        check_queries(batch, queries, masks, self.manifest.labels.len())?;
+        let labels: Vec<usize> = queries.iter().map(|q| q.label).collect();
+        let padded = self.pad(batch)?;
+        let graph = self.lock()?;
+        let run = || -> Result<FlipBatch, GraphError> {
+            let (grad, losses, probabilities) = self.backward(&graph, &padded, &labels)?;
+            let table = graph
+                .constant(&self.site.table)
+                .ok_or_else(|| {
+                    GraphError::Evaluation(format!("initializer {:?} vanished", self.site.table))
+                })?
+                .f_to_kind(Kind::Float)?;
+            let flips = gauntlet_scoring_tch::top_word_flips(
+                &grad,
+                &table,
+                &padded.positions,
+                batch,
+                queries,
+                masks,
+                k,
+            )?;
+            Ok(FlipBatch {
+                probabilities,
+                losses,
+                flips,
+            })
+        };
+        Ok(run()?)
+    }
+}
+
+impl OnnxWhiteBox {
+    /// One forward and backward pass: the gradient of each example's `labels[i]` loss with
+    /// respect to the embedded inputs (padded, on the device), the losses and the
+    /// probabilities.
+    fn backward(
+        &self,
+        graph: &OnnxGraph,
+        padded: &PaddedIds,
+        labels: &[usize],
+    ) -> Result<(Tensor, Vec<f32>, Probabilities), GraphError> {
+        let leaf = self
+            .embed(graph, padded)?
+            .f_detach()?
+            .set_requires_grad(true);
+        let log_probs = self.log_probs(graph, padded, Some(&leaf))?;
+        let targets: Vec<i64> = labels.iter().map(|&l| l as i64).collect();
+        let targets = Tensor::f_from_slice(&targets)?
+            .f_to_device(self.device)?
+            .f_unsqueeze(1)?;
+        let losses = log_probs
+            .f_gather(1, &targets, false)?
+            .f_squeeze_dim(1)?
+            .f_neg()?;
+        // Summing keeps each example's gradient equal to the gradient of its own loss.
+        let total = losses.f_sum(Kind::Float)?;
+        let grad = Tensor::f_run_backward(&[&total], &[&leaf], false, false)?
+            .into_iter()
+            .next()
+            .ok_or_else(|| GraphError::Evaluation("libtorch returned no gradient".into()))?;
+        let losses = Vec::<f32>::try_from(losses.f_detach()?.f_to_device(Device::Cpu)?)?;
+        Ok((grad, losses, probabilities(&log_probs)?))
     }
 }

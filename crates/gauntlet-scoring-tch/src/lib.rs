@@ -1,0 +1,219 @@
+//! HotFlip word-flip scoring on a libtorch device, for backends that keep their gradients
+//! there (the native models and the ONNX interpreter).
+//!
+//! [`top_word_flips`] implements [`gauntlet_core::WhiteBox::top_word_flips`] from the
+//! padded gradient `[B, T, D]` and the embedding table `[V, D]` without bringing either to
+//! the host: it gathers the rows of positions that may change, multiplies them by `Eᵀ` in
+//! ONE matrix product for every state of the batch, masks each row with its
+//! [`TargetMask`] and its current id, and runs `topk` per row on the device. Only `k`
+//! (value, id) pairs per position travel back; the host adds `−g_p · e_{x_p}` and keeps the
+//! `k` best of each state in [`gauntlet_core::scoring::flip_order`].
+//!
+//! The sign of a query is applied to the gradient rows before the product, so a targeted
+//! search ranks by `−g · e` exactly (negation is exact in floating point). Estimates match
+//! the host reference ([`gauntlet_core::scoring::reference_top_flips`]) up to the
+//! summation order of the matrix product.
+
+use gauntlet_core::scoring::{keep_best, ScoredFlip};
+use gauntlet_core::{FlipQuery, TargetMask, TokenIds};
+use tch::{Device, Kind, TchError, Tensor};
+
+/// One position of a state that may change.
+struct Row {
+    example: usize,
+    position: usize,
+}
+
+/// The `k` best flips of every state (see the crate docs). `grad` is the gradient of each
+/// state's query-label loss with respect to its embedded inputs, padded `[B, T, D]`;
+/// `positions[i]` are the flat offsets of state `i`'s real positions in `[B·T]`; `table`
+/// is `[V, D]` on the same device.
+pub fn top_word_flips(
+    grad: &Tensor,
+    table: &Tensor,
+    positions: &[Vec<usize>],
+    batch: &[TokenIds],
+    queries: &[FlipQuery],
+    masks: &[TargetMask],
+    k: usize,
+) -> Result<Vec<Vec<ScoredFlip>>, TchError> {
+    let device = grad.device();
+    let (vocab, dim) = table.size2()?;
+    let mut rows = Vec::new();
+    let (mut offsets, mut current, mut mask_of, mut signs) =
+        (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    for (example, ((ids, query), at)) in batch.iter().zip(queries).zip(positions).enumerate() {
+        let TokenIds::Words(words) = ids else {
+            return Err(TchError::Kind("word flips need word ids".into()));
+        };
+        for (position, (target, (&id, &offset))) in
+            query.targets.iter().zip(words.iter().zip(at)).enumerate()
+        {
+            if let Some(m) = *target {
+                rows.push(Row { example, position });
+                offsets.push(offset as i64);
+                current.push(i64::from(id));
+                mask_of.push(m as i64);
+                signs.push(query.sign);
+            }
+        }
+    }
+    let mut out: Vec<Vec<ScoredFlip>> = vec![Vec::new(); batch.len()];
+    if rows.is_empty() || vocab == 0 {
+        return Ok(out);
+    }
+    let to_device = |t: Tensor| t.f_to_device(device);
+    let offsets = to_device(Tensor::f_from_slice(&offsets)?)?;
+    let current_t = to_device(Tensor::f_from_slice(&current)?)?.f_unsqueeze(1)?;
+    let signs = to_device(Tensor::f_from_slice(&signs)?)?.f_unsqueeze(1)?;
+    // [R, D]: the gradient rows of positions that may change, in the query's sign.
+    let g = grad
+        .f_reshape([-1, dim])?
+        .f_index_select(0, &offsets)?
+        .f_to_kind(table.kind())?
+        .f_mul(&signs.f_to_kind(table.kind())?)?;
+    let mut scores = g.f_matmul(&table.f_tr()?)?;
+    let allowed = allowed_rows(masks, &mask_of, vocab, device)?;
+    let _ = scores.f_masked_fill_(&allowed.f_logical_not()?, f64::NEG_INFINITY)?;
+    let _ = scores.f_scatter_value_(1, &current_t, f64::NEG_INFINITY)?;
+    let kk = k.clamp(1, vocab as usize) as i64;
+    let (values, ids) = scores.f_topk(kk, 1, true, true)?;
+    let base = g
+        .f_mul(&table.f_index_select(0, &current_t.f_squeeze_dim(1)?)?)?
+        .f_sum_dim_intlist([1i64].as_slice(), false, Kind::Float)?;
+    let host = |t: &Tensor| t.f_to_device(Device::Cpu)?.f_flatten(0, -1);
+    let values = Vec::<f32>::try_from(host(&values.f_to_kind(Kind::Float)?)?)?;
+    let ids = Vec::<i64>::try_from(host(&ids)?)?;
+    let base = Vec::<f32>::try_from(host(&base)?)?;
+    let kk = kk as usize;
+    for (r, row) in rows.iter().enumerate() {
+        for j in 0..kk {
+            let value = values[r * kk + j];
+            if value == f32::NEG_INFINITY {
+                break;
+            }
+            out[row.example].push(ScoredFlip {
+                position: row.position,
+                id: ids[r * kk + j] as u32,
+                estimate: value - base[r],
+            });
+        }
+    }
+    Ok(out.into_iter().map(|flips| keep_best(flips, k)).collect())
+}
+
+/// `[R, V]` (or `[1, V]` when every row shares one mask) booleans: which ids row `r` may
+/// take.
+fn allowed_rows(
+    masks: &[TargetMask],
+    mask_of: &[i64],
+    vocab: i64,
+    device: Device,
+) -> Result<Tensor, TchError> {
+    let width = vocab as usize;
+    let mut flat = vec![0u8; masks.len() * width];
+    for (m, mask) in masks.iter().enumerate() {
+        for (slot, &ok) in flat[m * width..(m + 1) * width]
+            .iter_mut()
+            .zip(mask.as_slice())
+        {
+            *slot = u8::from(ok);
+        }
+    }
+    let table = Tensor::f_from_slice(&flat)?
+        .f_reshape([masks.len() as i64, vocab])?
+        .f_to_device(device)?
+        .f_to_kind(Kind::Bool)?;
+    let first = mask_of.first().copied().unwrap_or(0);
+    if mask_of.iter().all(|&m| m == first) {
+        return table.f_narrow(0, first, 1);
+    }
+    let index = Tensor::f_from_slice(mask_of)?.f_to_device(device)?;
+    table.f_index_select(0, &index)
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use gauntlet_core::scoring::reference_state_flips;
+    use gauntlet_core::EmbeddingTable;
+
+    /// Exactly representable values (multiples of 1/4), so device and host agree exactly.
+    fn setup() -> (EmbeddingTable, Vec<f32>) {
+        let (rows, dim) = (7, 3);
+        let values: Vec<f32> = (0..rows * dim)
+            .map(|i| ((i * 5 % 11) as f32 - 5.0) * 0.25)
+            .collect();
+        // Two states padded to T = 4: a different gradient at every position.
+        let grad: Vec<f32> = (0..2 * 4 * dim)
+            .map(|i| ((i * 7 % 13) as f32 - 6.0) * 0.5)
+            .collect();
+        (EmbeddingTable { rows, dim, values }, grad)
+    }
+
+    #[test]
+    fn device_flips_equal_the_host_reference() {
+        let (table, grad) = setup();
+        let dim = table.dim;
+        let masks = vec![
+            TargetMask::from_ids(7, 2..7),
+            TargetMask::from_ids(7, [1, 3, 5]),
+        ];
+        let batch = vec![TokenIds::Words(vec![2, 3, 6]), TokenIds::Words(vec![4, 5])];
+        let positions = vec![vec![0, 1, 2], vec![4, 5]];
+        let queries = vec![
+            FlipQuery {
+                label: 0,
+                sign: 1.0,
+                targets: vec![Some(0), None, Some(1)],
+            },
+            FlipQuery {
+                label: 1,
+                sign: -1.0,
+                targets: vec![Some(1), Some(0)],
+            },
+        ];
+        let g = Tensor::from_slice(&grad).reshape([2, 4, dim as i64]);
+        let e = Tensor::from_slice(&table.values).reshape([7, dim as i64]);
+        for k in [1, 3, 100] {
+            let got = top_word_flips(&g, &e, &positions, &batch, &queries, &masks, k).unwrap();
+            for (i, ids) in batch.iter().enumerate() {
+                let TokenIds::Words(words) = ids else {
+                    unreachable!()
+                };
+                let rows: Vec<f32> = positions[i]
+                    .iter()
+                    .flat_map(|&p| grad[p * dim..(p + 1) * dim].to_vec())
+                    .collect();
+                let want =
+                    reference_state_flips(words, &rows, &table, &queries[i], &masks, k).unwrap();
+                assert_eq!(got[i], want, "state {i}, k = {k}");
+            }
+        }
+    }
+
+    #[test]
+    fn states_with_no_changeable_position_get_no_flips() {
+        let (table, grad) = setup();
+        let g = Tensor::from_slice(&grad).reshape([2, 4, 3]);
+        let e = Tensor::from_slice(&table.values).reshape([7, 3]);
+        let masks = vec![TargetMask::from_ids(7, 0..7)];
+        let q = FlipQuery {
+            label: 0,
+            sign: 1.0,
+            targets: vec![None],
+        };
+        let got = top_word_flips(
+            &g,
+            &e,
+            &[vec![0]],
+            &[TokenIds::Words(vec![1])],
+            &[q],
+            &masks,
+            5,
+        )
+        .unwrap();
+        assert_eq!(got, vec![Vec::<ScoredFlip>::new()]);
+    }
+}
