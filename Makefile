@@ -4,14 +4,16 @@ SHELL := /bin/bash
 BOOT := set -euo pipefail; eval "$$(scripts/bootstrap.sh)"
 DEMO_MODEL ?= models/sst2-word-cnn
 
-.PHONY: run test build bootstrap lint demo-model
+.PHONY: run test build release bootstrap lint demo-model
 
 ## Main job: provision, build, and start the attack server on localhost with the demo model.
 ## Overrides: BIND=127.0.0.1:8080, DATA_DIR=data (audit jobs and datasets).
 BIND ?= 127.0.0.1:8080
 DATA_DIR ?= data
-run: build
-	@$(BOOT); exec target/debug/gauntlet-server --bind $(BIND) \
+## The server always runs an optimized (release) build: the attack engine's hot paths are
+## several times slower at the dev profile's opt-level 1.
+run: release
+	@$(BOOT); exec target/release/gauntlet-server --bind $(BIND) \
 	  --models-dir $(dir $(DEMO_MODEL)) --default-model $(notdir $(DEMO_MODEL)) --data-dir $(DATA_DIR)
 
 ## Tests: formatting, lints, then every test of the workspace.
@@ -23,6 +25,10 @@ test:
 build:
 	@$(BOOT); cargo build --workspace --bins
 
+## Optimized binaries (what `run`, the benchmarks and `demo-model` use).
+release:
+	@$(BOOT); cargo build --release --workspace --bins
+
 bootstrap:
 	@scripts/bootstrap.sh >/dev/null
 
@@ -32,7 +38,7 @@ lint:
 ## Rebuilds the demo bundle: word-cnn on SST-2 (GLUE phrase-level train, sentence dev),
 ## e.g. `make demo-model DATA=../shared/data`. The command is recorded in its manifest.
 DATA ?= ../shared/data
-demo-model: build
-	@$(BOOT); target/debug/gauntlet-train train --arch word-cnn \
+demo-model: release
+	@$(BOOT); target/release/gauntlet-train train --arch word-cnn \
 	  --train $(DATA)/sst2_glue/train.tsv --dev $(DATA)/sst2/dev.tsv --out $(DEMO_MODEL) \
 	  --epochs 2 --min-count 2 --max-length 60 --seed 42 --label-names negative,positive

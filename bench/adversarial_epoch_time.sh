@@ -8,8 +8,8 @@ cd "$(dirname "$0")/.."
 DATA=${1:?usage: bench/adversarial_epoch_time.sh DATA_DIR [cpu|cuda]}
 DEVICE=${2:-cpu}
 eval "$(scripts/bootstrap.sh 2>/dev/null)"
-cargo build -q -p gauntlet-train
-BIN=target/debug/gauntlet-train
+cargo build --release -q -p gauntlet-train
+BIN=target/release/gauntlet-train
 OUT=target/bench-adv; mkdir -p "$OUT"
 RESULTS=bench/results/adversarial_epoch_time.md
 

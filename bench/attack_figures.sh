@@ -10,7 +10,7 @@ WORD_MODEL=$(realpath "${2:?word model bundle}")
 CHAR_MODEL=$(realpath "${3:?char model bundle}")
 WORD_LIMIT=${4:-500} CHAR_LIMIT=${5:-200} LOSS_BEAM_LIMIT=${6:-30}
 eval "$(scripts/bootstrap.sh 2>/dev/null)"
-cargo build -q -p gauntlet-cli
+cargo build --release -q -p gauntlet-cli
 OUT=$(realpath -m target/bench-attacks); mkdir -p "$OUT"
 
 cat >"$OUT/word.toml" <<SPEC
@@ -68,7 +68,8 @@ beam = 5
 candidates_cap = 300
 SPEC
 for spec in word char char-table2; do
-  target/debug/gauntlet run --spec "$OUT/$spec.toml" >"$OUT/$spec.log" 2>&1 || true
+  target/release/gauntlet run --spec "$OUT/$spec.toml" >"$OUT/$spec.log" 2>&1 \
+    || { echo "gauntlet run $spec failed:"; cat "$OUT/$spec.log"; exit 1; }
 done
 
 python3 - "$OUT" >bench/results/attacks.md <<'PY'

@@ -13,7 +13,7 @@ cd "$(dirname "$0")/.."
 DATA=$(realpath "${1:?usage: bench/bert_hotflip.sh DATA_DIR [LIMIT] [MINUTES]}")
 LIMIT=${2:-100} MINUTES=${3:-5}
 eval "$(scripts/bootstrap.sh 2>/dev/null)"
-cargo build -q -p gauntlet-cli
+cargo build --release -q -p gauntlet-cli
 PYTHON=${GAUNTLET_CACHE:-$HOME/.cache/gauntlet}/venv/bin/python
 OUT=$(realpath -m target/bench-bert); BUNDLE=$OUT/tiny-bert-sst2
 mkdir -p "$OUT"
@@ -25,10 +25,10 @@ for attack in hotflip-word unk random; do
   extra=()
   # Random flips get HotFlip's change count per example, as in bench/attack_figures.sh.
   [ "$attack" = random ] && extra=(--random-counts-from "$OUT/hotflip-word.json")
-  target/debug/gauntlet audit --model "$BUNDLE" --data "$DATA/sst2/test.tsv" \
+  target/release/gauntlet audit --model "$BUNDLE" --data "$DATA/sst2/test.tsv" \
     --attack "$attack" --limit "$LIMIT" --device cpu --seed 0 \
     --out "$OUT/$attack.json" "${extra[@]}" >"$OUT/$attack.log" 2>&1 \
-    || { echo "audit $attack failed:"; cat "$OUT/$attack.log"; }
+    || { echo "audit $attack failed:"; cat "$OUT/$attack.log"; exit 1; }
 done
 
 "$PYTHON" - "$OUT" "$DATA" "$LIMIT" >bench/results/bert_hotflip.md <<'PY'

@@ -9,7 +9,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 eval "$(scripts/bootstrap.sh 2>/dev/null)"
-cargo build -q -p gauntlet-cli
+cargo build --release -q -p gauntlet-cli
 OUT=target/hf-check; PKGS=target/hf-packages
 rm -rf "$OUT" && mkdir -p "$OUT"
 [ -d "$PKGS/transformers" ] || python -m pip install -q --target "$PKGS" transformers >&2
@@ -25,7 +25,7 @@ printf 'label\ttext\n1\tthe film was good\n0\tthe film was good\n0\ta really dul
 for m in bert distilbert roberta; do
   check=$(python tools/hf_to_gauntlet.py "$OUT/hf/$m" "$OUT/$m" 2>/dev/null | sed -n 's/.*max |difference| = \(.*\)/\1/p')
   for a in loss-beam hotflip-word hotflip-char unk sem random-gradient random; do
-    target/debug/gauntlet audit --model "$OUT/$m" --data "$OUT/data.tsv" --attack "$a" --device cpu \
+    target/release/gauntlet audit --model "$OUT/$m" --data "$OUT/data.tsv" --attack "$a" --device cpu \
       --out "$OUT/$m-$a.json" >/dev/null 2>&1
     python3 - "$OUT" "$m" "$a" "$check" >>bench/results/hf_converter.md <<'PY'
 import json, sys

@@ -9,7 +9,7 @@ DATA=$(realpath "${1:?usage: bench/robustness.sh DATA_DIR [LIMIT]}")
 LIMIT=${2:-500}
 CHAR_LIMIT=${3:-50}
 eval "$(scripts/bootstrap.sh 2>/dev/null)"
-cargo build -q -p gauntlet-cli -p gauntlet-train
+cargo build --release -q -p gauntlet-cli -p gauntlet-train
 M=target/bench-adv
 RESULTS=bench/results/robustness.md
 {
@@ -20,8 +20,9 @@ RESULTS=bench/results/robustness.md
 } >"$RESULTS"
 row() { # arch method test attack limit
   local bundle=$M/$1-$2 err report=target/bench-adv/$1-$2-$4.json
-  err=$(target/debug/gauntlet-train eval --model "$bundle" --data "$3" --device cpu --json | python3 -c 'import json,sys; print("%.2f%%" % ((1-json.load(sys.stdin)["accuracy"])*100))')
-  target/debug/gauntlet audit --model "$bundle" --data "$3" --attack "$4" --limit "$5" --device cpu --out "$report" >/dev/null 2>&1 || true
+  err=$(target/release/gauntlet-train eval --model "$bundle" --data "$3" --device cpu --json | python3 -c 'import json,sys; print("%.2f%%" % ((1-json.load(sys.stdin)["accuracy"])*100))')
+  target/release/gauntlet audit --model "$bundle" --data "$3" --attack "$4" --limit "$5" --device cpu --out "$report" >"$report.log" 2>&1 \
+    || { echo "audit of $bundle failed:"; cat "$report.log"; exit 1; }
   python3 - "$report" "$1" "$2" "$(basename "$(dirname "$3")")" "$err" "$4" >>"$RESULTS" <<'PY'
 import json, sys
 r = json.load(open(sys.argv[1])); curve = {round(c["confidence"], 2): c["success_rate"] for c in r["summary"]["curve"]}
@@ -36,7 +37,7 @@ for method in none hotflip; do row char-cnn-lstm $method "$DATA/ag_news/test.tsv
   echo
   for method in dropout fgsm l2 vat; do
     echo '```'
-    target/debug/gauntlet-train compare --models $M/birnn-none $M/birnn-$method --data "$DATA/subj/test.tsv" --device cpu
+    target/release/gauntlet-train compare --models $M/birnn-none $M/birnn-$method --data "$DATA/subj/test.tsv" --device cpu
     echo '```'
   done
 } >>"$RESULTS"

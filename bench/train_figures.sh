@@ -7,8 +7,8 @@ cd "$(dirname "$0")/.."
 DATA=${1:?usage: bench/train_figures.sh DATA_DIR [OUT_DIR]}
 OUT=${2:-target/bench-models}
 eval "$(scripts/bootstrap.sh 2>/dev/null)"
-cargo build -q -p gauntlet-train
-BIN=target/debug/gauntlet-train
+cargo build --release -q -p gauntlet-train
+BIN=target/release/gauntlet-train
 RESULTS=bench/results/training.md
 mkdir -p "$OUT"
 

@@ -7,7 +7,12 @@
 //!   `beam_width` best *distinct* children (distinct ids) by path score, the sum of the
 //!   estimates along the path. Per state only the best `4·beam_width` edits are kept; if
 //!   duplicates or constraints leave fewer than `beam_width` children the expansion is
-//!   redone with every edit, so the result is the exact global top-b.
+//!   redone with every edit, so the result is the exact global top-b. Children (states
+//!   after step 0) are first classified with a forward pass; their gradient pass runs only
+//!   when that classification leaves their example's search going, so an example that
+//!   succeeds at every threshold never pays a backward pass for the step it succeeds in.
+//!   Word flips are scored by the backend (`WhiteBox::top_word_flips`, on its device);
+//!   the other spaces score on the host from the gradients (`best_first`).
 //! * [`loss_step`] (`loss-beam`): evaluates every allowed child (optionally a seeded sample
 //!   of `candidates_cap` per state) with batched `predict` calls, records successes among
 //!   them, and keeps the `beam_width` best distinct children by exact objective.
@@ -119,6 +124,13 @@ impl ExampleRun<'_> {
                 });
             }
         }
+    }
+
+    /// Whether recording `probs` (one row per beam state) would hit every threshold.
+    fn would_finish(&self, probs: &[Vec<f32>]) -> bool {
+        self.thresholds.iter().zip(&self.hits).all(|(&tau, hit)| {
+            hit.is_some() || probs.iter().any(|p| !p.is_empty() && self.succeeds(p, tau))
+        })
     }
 
     fn all_hit(&self) -> bool {
@@ -361,13 +373,19 @@ pub(crate) fn gradient_step(
     let k = ctx.config.beam_width.saturating_mul(4);
     let mut grad_req = Vec::new();
     let mut fwd_req = Vec::new();
+    let mut checks = 0;
     for (r, run) in runs.iter().enumerate() {
         for (s, state) in run.beam.iter().enumerate() {
             let ids = state.ids(&run.space)?;
-            if !random && run.step < run.budget {
-                grad_req.push((r, s, ids));
-            } else {
+            if random || run.step >= run.budget {
                 fwd_req.push((r, s, ids));
+            } else if run.step > 0 {
+                // Children are classified first; they get their gradient pass only if the
+                // search goes on (the backward pass of a finishing step is never wasted).
+                fwd_req.insert(checks, (r, s, ids));
+                checks += 1;
+            } else {
+                grad_req.push((r, s, ids));
             }
         }
     }
@@ -379,6 +397,23 @@ pub(crate) fn gradient_step(
         .iter()
         .map(|r| (0..r.beam.len()).map(|_| StateScores::Nothing).collect())
         .collect();
+    if !fwd_req.is_empty() {
+        let (owners, requests): (Vec<(usize, usize)>, Vec<(usize, TokenIds)>) = fwd_req
+            .into_iter()
+            .map(|(r, s, ids)| ((r, s), (r, ids)))
+            .unzip();
+        let answers = predict_states(ctx, runs, &requests)?;
+        for (&(r, s), row) in owners.iter().zip(answers) {
+            probs[r][s] = row;
+        }
+        let mut going_on: Vec<Option<bool>> = vec![None; runs.len()];
+        for ((r, s), (_, ids)) in owners.into_iter().zip(requests).take(checks) {
+            let on = *going_on[r].get_or_insert_with(|| !runs[r].would_finish(&probs[r]));
+            if on {
+                grad_req.push((r, s, ids));
+            }
+        }
+    }
     if !grad_req.is_empty() {
         let answers = if backend_flips(ctx) {
             score_flips(ctx, runs, grad_req, k)?
@@ -386,18 +421,11 @@ pub(crate) fn gradient_step(
             gradients(ctx, runs, grad_req)?
         };
         for (r, s, row, scored) in answers {
-            probs[r][s] = row;
+            // A checked state keeps the probabilities of its check.
+            if probs[r][s].is_empty() {
+                probs[r][s] = row;
+            }
             scores[r][s] = scored;
-        }
-    }
-    if !fwd_req.is_empty() {
-        let (owners, requests): (Vec<(usize, usize)>, Vec<(usize, TokenIds)>) = fwd_req
-            .into_iter()
-            .map(|(r, s, ids)| ((r, s), (r, ids)))
-            .unzip();
-        let answers = predict_states(ctx, runs, &requests)?;
-        for ((r, s), row) in owners.into_iter().zip(answers) {
-            probs[r][s] = row;
         }
     }
     for (r, scored) in scores.iter_mut().enumerate() {
