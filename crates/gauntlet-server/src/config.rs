@@ -475,7 +475,7 @@ impl Config {
         }
         if b.max_wait_us > MAX_BATCH_WAIT_US {
             return Err(ConfigError(format!(
-                "batching.max_wait_us = {}; at most {MAX_BATCH_WAIT_US} (one second) is allowed, and 1000-2000 is typical",
+                "batching.max_wait_us = {}; at most {MAX_BATCH_WAIT_US} (one second) is allowed; 0 (the default) or 1000-2000 are typical",
                 b.max_wait_us
             )));
         }
@@ -579,13 +579,13 @@ mod tests {
         };
         let c = Config::defaults().unwrap();
         assert!(c.batching.enabled);
-        assert_eq!(c.batching.options().max_wait.as_micros(), 1000);
+        assert!(c.batching.options().max_wait.is_zero());
         let c =
             Config::load_with_env(None, env("GAUNTLET__BATCHING__ENABLED", "false"), &o).unwrap();
         assert!(!c.batching.enabled);
-        let c =
-            Config::load_with_env(None, env("GAUNTLET__BATCHING__MAX_WAIT_US", "0"), &o).unwrap();
-        assert!(c.batching.options().max_wait.is_zero());
+        let c = Config::load_with_env(None, env("GAUNTLET__BATCHING__MAX_WAIT_US", "1500"), &o)
+            .unwrap();
+        assert_eq!(c.batching.options().max_wait.as_micros(), 1500);
         for (key, value) in [
             ("MAX_BATCH_TEXTS", "0"),
             ("MAX_BATCH_TEXTS", "5000"),
