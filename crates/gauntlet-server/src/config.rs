@@ -74,6 +74,38 @@ pub struct SchedulerSection {
     pub jobs_kept: usize,
 }
 
+/// `[batching]`: dynamic batching of predict requests (see [`crate::batcher`]).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BatchingSection {
+    /// Whether concurrent predict requests for one model share model calls; `false` runs
+    /// one model call per request on the blocking pool.
+    pub enabled: bool,
+    /// Most texts in one model call; a larger request runs alone.
+    pub max_batch_texts: usize,
+    /// Longest wait, in microseconds, for more requests after the first of a batch; 0
+    /// takes only what is already queued.
+    pub max_wait_us: u64,
+    /// Predict requests that may wait per model; one more is refused with 429 queue_full.
+    pub queue_capacity: usize,
+}
+
+/// Longest `batching.max_wait_us` accepted (one second).
+pub const MAX_BATCH_WAIT_US: u64 = 1_000_000;
+/// Largest `batching.max_batch_texts` accepted.
+pub const MAX_BATCH_TEXTS: usize = 4096;
+
+impl BatchingSection {
+    /// The batcher's options.
+    pub fn options(&self) -> crate::batcher::BatchOptions {
+        crate::batcher::BatchOptions {
+            max_batch_texts: self.max_batch_texts,
+            max_wait: std::time::Duration::from_micros(self.max_wait_us),
+            queue_capacity: self.queue_capacity,
+        }
+    }
+}
+
 /// `[limits]`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -161,6 +193,8 @@ pub struct Config {
     pub scheduler: SchedulerSection,
     /// `[limits]`.
     pub limits: Limits,
+    /// `[batching]`.
+    pub batching: BatchingSection,
     /// `[attacks]`.
     pub attacks: AttacksSection,
     /// `[onnx]`.
@@ -430,6 +464,21 @@ impl Config {
         positive("limits.max_audit_examples", l.max_audit_examples)?;
         positive("limits.max_attacks_per_audit", l.max_attacks_per_audit)?;
         positive("limits.max_page_size", l.max_page_size)?;
+        let b = &self.batching;
+        positive("batching.max_batch_texts", b.max_batch_texts)?;
+        positive("batching.queue_capacity", b.queue_capacity)?;
+        if b.max_batch_texts > MAX_BATCH_TEXTS {
+            return Err(ConfigError(format!(
+                "batching.max_batch_texts = {}; at most {MAX_BATCH_TEXTS} texts per model call are allowed",
+                b.max_batch_texts
+            )));
+        }
+        if b.max_wait_us > MAX_BATCH_WAIT_US {
+            return Err(ConfigError(format!(
+                "batching.max_wait_us = {}; at most {MAX_BATCH_WAIT_US} (one second) is allowed; 0 (the default) or 1000-2000 are typical",
+                b.max_wait_us
+            )));
+        }
         if l.attack_timeout_ms == 0 {
             return Err(ConfigError(
                 "limits.attack_timeout_ms = 0; it must be at least 1 millisecond".into(),
@@ -519,6 +568,38 @@ mod tests {
         assert!(e.contains("server.bind"), "{e}");
         let c = Config::load_with_env(None, env("GAUNTLET__SERVER__API_KEY", "k"), &o).unwrap();
         assert_eq!(c.bind_addr().unwrap().to_string(), "0.0.0.0:8080");
+    }
+
+    #[test]
+    fn batching_settings_are_typed_and_checked() {
+        let env = |k: &str, v: &str| vec![(k.to_string(), v.to_string())];
+        let o = Overrides {
+            default_model: Some(String::new()),
+            ..Overrides::default()
+        };
+        let c = Config::defaults().unwrap();
+        assert!(c.batching.enabled);
+        assert!(c.batching.options().max_wait.is_zero());
+        let c =
+            Config::load_with_env(None, env("GAUNTLET__BATCHING__ENABLED", "false"), &o).unwrap();
+        assert!(!c.batching.enabled);
+        let c = Config::load_with_env(None, env("GAUNTLET__BATCHING__MAX_WAIT_US", "1500"), &o)
+            .unwrap();
+        assert_eq!(c.batching.options().max_wait.as_micros(), 1500);
+        for (key, value) in [
+            ("MAX_BATCH_TEXTS", "0"),
+            ("MAX_BATCH_TEXTS", "5000"),
+            ("QUEUE_CAPACITY", "0"),
+            ("MAX_WAIT_US", "2000000"),
+            ("ENABLED", "yes"),
+        ] {
+            let e =
+                Config::load_with_env(None, env(&format!("GAUNTLET__BATCHING__{key}"), value), &o)
+                    .unwrap_err()
+                    .to_string();
+            let name = format!("batching.{}", key.to_ascii_lowercase());
+            assert!(e.contains(&name), "{e}");
+        }
     }
 
     #[test]

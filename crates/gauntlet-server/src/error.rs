@@ -14,7 +14,7 @@ use gauntlet_attacks::AttackError;
 use serde::Serialize;
 
 /// Every error the API answers with.
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum ApiError {
     /// A request that is well-formed JSON but asks for something invalid.
     #[error("{0}")]
@@ -80,6 +80,9 @@ pub enum ApiError {
     /// The audit queue is full.
     #[error("the audit queue is full ({0} jobs queued); retry later")]
     QueueFull(usize),
+    /// A model's predict queue is full (`batching.queue_capacity` requests wait).
+    #[error("the model's predict queue is full ({0} requests queued, batching.queue_capacity); retry later")]
+    PredictQueueFull(usize),
     /// The synchronous attack ran past the per-request time limit.
     #[error("the attack exceeded the per-request time limit of {0} ms; submit long runs as audits (POST /v1/audits)")]
     Timeout(u64),
@@ -123,7 +126,7 @@ impl ApiError {
             Self::PayloadTooLarge(_) => (S::PAYLOAD_TOO_LARGE, "payload_too_large"),
             Self::AttackIncompatible(_) => (S::UNPROCESSABLE_ENTITY, "attack_incompatible"),
             Self::ModelInvalid(_) => (S::UNPROCESSABLE_ENTITY, "model_invalid"),
-            Self::QueueFull(_) => (S::TOO_MANY_REQUESTS, "queue_full"),
+            Self::QueueFull(_) | Self::PredictQueueFull(_) => (S::TOO_MANY_REQUESTS, "queue_full"),
             Self::Timeout(_) => (S::GATEWAY_TIMEOUT, "attack_timeout"),
             Self::NotReady(_) => (S::SERVICE_UNAVAILABLE, "not_ready"),
             Self::Internal(_) => (S::INTERNAL_SERVER_ERROR, "internal"),
@@ -154,8 +157,15 @@ impl ResponseError for ApiError {
         if matches!(self, Self::Unauthorized) {
             response.insert_header((header::WWW_AUTHENTICATE, "Bearer"));
         }
-        if matches!(self, Self::QueueFull(_)) {
-            response.insert_header((header::RETRY_AFTER, "5"));
+        match self {
+            Self::QueueFull(_) => {
+                response.insert_header((header::RETRY_AFTER, "5"));
+            }
+            // Predict queues drain in milliseconds.
+            Self::PredictQueueFull(_) => {
+                response.insert_header((header::RETRY_AFTER, "1"));
+            }
+            _ => {}
         }
         response.json(ErrorBody {
             error: ErrorDetail {
@@ -232,6 +242,9 @@ mod tests {
         let e = ApiError::QueueFull(3);
         assert_eq!(e.kind().status, StatusCode::TOO_MANY_REQUESTS);
         assert_eq!(e.kind().code, "queue_full");
+        let e = ApiError::PredictQueueFull(3).error_response();
+        assert_eq!(e.status(), StatusCode::TOO_MANY_REQUESTS);
+        assert_eq!(e.headers().get(header::RETRY_AFTER).unwrap(), "1");
         assert_eq!(
             ApiError::Unauthorized.error_response().status(),
             StatusCode::UNAUTHORIZED

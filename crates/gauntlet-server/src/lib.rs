@@ -5,7 +5,8 @@
 //! [`AppState`], so tests can run the real server in-process; [`routes`] holds one module
 //! per resource; [`error`] is the one error table; [`scheduler`] runs audit jobs on its own
 //! threads with state in a `DashMap`; [`store`] persists them; [`registry`] holds the
-//! loaded models; [`config`] loads and validates the layered configuration; [`metrics`]
+//! loaded models, each with the [`batcher`] that runs concurrent predict requests as one
+//! model call; [`config`] loads and validates the layered configuration; [`metrics`]
 //! exports Prometheus metrics. The server never sees gradients: it speaks only to the
 //! attack engine and the core traits.
 
@@ -21,6 +22,7 @@ use actix_web::dev::{Service, ServiceFactory, ServiceRequest, ServiceResponse};
 use actix_web::http::header;
 use actix_web::{web, App, HttpServer, ResponseError};
 
+pub mod batcher;
 pub mod config;
 pub mod error;
 pub mod jobs;

@@ -37,6 +37,9 @@ pub struct Metrics {
     pub audit_duration: Histogram,
     /// `gauntlet_models_loaded`.
     pub models_loaded: IntGauge,
+    /// `gauntlet_predict_batch_texts`: texts per predict model call (dynamic batching puts
+    /// the texts of concurrent requests in one call).
+    pub predict_batch_texts: Histogram,
 }
 
 fn registered<T: prometheus::core::Collector + Clone + 'static>(
@@ -129,6 +132,18 @@ impl Metrics {
             models_loaded: registered(
                 &r,
                 IntGauge::new("gauntlet_models_loaded", "Models loaded"),
+            )?,
+            predict_batch_texts: registered(
+                &r,
+                Histogram::with_opts(
+                    HistogramOpts::new(
+                        "gauntlet_predict_batch_texts",
+                        "Texts per predict model call (concurrent requests batched together)",
+                    )
+                    .buckets(vec![
+                        1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0, 1024.0, 4096.0,
+                    ]),
+                ),
             )?,
             registry: r,
         })

@@ -4,6 +4,8 @@
 //! Loading is the only place a name touches the file system, and only after
 //! [`crate::names::resolve`] has confined it to the models directory. Unloading removes the
 //! name; requests and jobs that already hold the model keep it alive until they finish.
+//! Each model has its own predict [`Batcher`] (when `batching.enabled`), created with the
+//! model and dropped with it: its thread ends once the last holder lets the model go.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -13,9 +15,11 @@ use dashmap::mapref::entry::Entry;
 use dashmap::{DashMap, DashSet};
 use gauntlet_attacks::AttackKind;
 use gauntlet_backends::{LoadOptions, LoadedBundle, Runtime};
-use gauntlet_core::InputKind;
+use gauntlet_core::{InputKind, Probabilities, TokenIds};
+use prometheus::Histogram;
 use serde::Serialize;
 
+use crate::batcher::{BatchModel, BatchOptions, Batcher};
 use crate::error::ApiError;
 use crate::names;
 
@@ -28,6 +32,8 @@ pub struct LoadedModel {
     pub model: LoadedBundle,
     /// When it was loaded, in milliseconds since the Unix epoch.
     pub loaded_at_ms: u64,
+    /// Its predict batcher; `None` when batching is off.
+    pub batcher: Option<Batcher<LoadedModel>>,
 }
 
 /// Summary of a model (`GET /v1/models`).
@@ -94,6 +100,33 @@ pub fn supported_attacks(
         .collect()
 }
 
+impl BatchModel for LoadedModel {
+    /// Encodes a request's texts; a text the model reads nothing of is a bad request.
+    fn encode(&self, texts: &[String]) -> Result<Vec<TokenIds>, ApiError> {
+        let codec = self.model.codec();
+        let mut ids = Vec::with_capacity(texts.len());
+        for (i, t) in texts.iter().enumerate() {
+            let enc = codec
+                .encode(t)
+                .map_err(|e| ApiError::BadRequest(format!("`texts[{i}]`: {e}")))?;
+            if enc.ids.is_empty() {
+                return Err(ApiError::BadRequest(format!(
+                    "`texts[{i}]` has no token the model reads"
+                )));
+            }
+            ids.push(enc.ids);
+        }
+        Ok(ids)
+    }
+
+    fn predict(&self, batch: &[TokenIds]) -> Result<Probabilities, ApiError> {
+        self.model
+            .classifier()
+            .predict(batch)
+            .map_err(|e| ApiError::Internal(e.to_string()))
+    }
+}
+
 impl LoadedModel {
     /// The summary.
     pub fn summary(&self) -> ModelSummary {
@@ -143,16 +176,26 @@ pub fn now_ms() -> u64 {
 pub struct ModelRegistry {
     dir: PathBuf,
     options: LoadOptions,
+    batching: Option<BatchOptions>,
+    batch_texts: Histogram,
     models: DashMap<String, Arc<LoadedModel>>,
     loading: DashSet<String>,
 }
 
 impl ModelRegistry {
-    /// An empty registry over a models directory.
-    pub fn new(dir: PathBuf, options: LoadOptions) -> Self {
+    /// An empty registry over a models directory; every model it loads gets a predict
+    /// batcher with `batching` (none when `None`), observing its calls in `batch_texts`.
+    pub fn new(
+        dir: PathBuf,
+        options: LoadOptions,
+        batching: Option<BatchOptions>,
+        batch_texts: Histogram,
+    ) -> Self {
         Self {
             dir,
             options,
+            batching,
+            batch_texts,
             models: DashMap::new(),
             loading: DashSet::new(),
         }
@@ -224,10 +267,18 @@ impl ModelRegistry {
                 .replace(&*self.dir.to_string_lossy(), "<models>");
             ApiError::ModelInvalid(format!("bundle {name:?} cannot be loaded: {message}"))
         })?;
+        let batcher = self
+            .batching
+            .map(|options| Batcher::new(name, options, self.batch_texts.clone()))
+            .transpose()
+            .map_err(|e| {
+                ApiError::Internal(format!("cannot start the predict thread of {name:?}: {e}"))
+            })?;
         Ok(LoadedModel {
             name: name.to_owned(),
             model,
             loaded_at_ms: now_ms(),
+            batcher,
         })
     }
 

@@ -164,6 +164,8 @@ impl AppState {
         let models = Arc::new(ModelRegistry::new(
             config.models.dir.clone(),
             config.load_options()?,
+            config.batching.enabled.then(|| config.batching.options()),
+            metrics.predict_batch_texts.clone(),
         ));
         if !config.models.default_model.is_empty() {
             let name = &config.models.default_model;

@@ -1,13 +1,16 @@
 //! Models: list, describe, load by name from the models directory, unload, and predict.
 //!
-//! Loading and prediction run on the blocking pool (`web::block`), never on the HTTP
-//! workers.
+//! Loading runs on the blocking pool (`web::block`), never on the HTTP workers. Predictions
+//! go through the model's [`crate::batcher::Batcher`] (the handler awaits its answer), or,
+//! with `batching.enabled = false`, run one model call per request on the blocking pool.
+
+use std::sync::Arc;
 
 use actix_web::{web, HttpResponse};
-use gauntlet_core::TokenIds;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
+use crate::batcher::BatchModel;
 use crate::error::ApiError;
 use crate::requests::check_texts;
 use crate::routes::method_not_allowed;
@@ -117,43 +120,37 @@ async fn predict(
         "texts",
     )?;
     let model = state.models.get(&name)?;
-    let out = web::block(move || -> Result<_, ApiError> {
-        let codec = model.model.codec();
-        let mut ids: Vec<TokenIds> = Vec::with_capacity(texts.len());
-        for (i, t) in texts.iter().enumerate() {
-            let enc = codec
-                .encode(t)
-                .map_err(|e| ApiError::BadRequest(format!("`texts[{i}]`: {e}")))?;
-            if enc.ids.is_empty() {
-                return Err(ApiError::BadRequest(format!(
-                    "`texts[{i}]` has no token the model reads"
-                )));
-            }
-            ids.push(enc.ids);
-        }
-        let probs = model
-            .model
-            .classifier()
-            .predict(&ids)
-            .map_err(|e| ApiError::Internal(e.to_string()))?;
-        let labels = &model.model.manifest().labels;
-        let predictions: Vec<PredictionOut> = (0..probs.len())
-            .map(|i| {
-                let (label, probability) = probs.argmax(i);
-                PredictionOut {
-                    label,
-                    label_name: labels
-                        .get(label)
-                        .map(|l| l.name.clone())
-                        .unwrap_or_default(),
-                    probability,
-                    probabilities: probs.row(i).to_vec(),
-                }
+    let probs = match &model.batcher {
+        Some(batcher) => batcher
+            .submit(Arc::clone(&model), texts)?
+            .await
+            .map_err(|_| ApiError::Internal("the model's predict thread stopped".into()))??,
+        None => {
+            let model = Arc::clone(&model);
+            let batch_texts = state.metrics.predict_batch_texts.clone();
+            web::block(move || -> Result<_, ApiError> {
+                let ids = model.encode(&texts)?;
+                batch_texts.observe(ids.len() as f64);
+                BatchModel::predict(&*model, &ids)
             })
-            .collect();
-        Ok(json!({ "model": model.name, "predictions": predictions }))
-    })
-    .await
-    .map_err(blocking_error)??;
-    Ok(HttpResponse::Ok().json(out))
+            .await
+            .map_err(blocking_error)??
+        }
+    };
+    let labels = &model.model.manifest().labels;
+    let predictions: Vec<PredictionOut> = (0..probs.len())
+        .map(|i| {
+            let (label, probability) = probs.argmax(i);
+            PredictionOut {
+                label,
+                label_name: labels
+                    .get(label)
+                    .map(|l| l.name.clone())
+                    .unwrap_or_default(),
+                probability,
+                probabilities: probs.row(i).to_vec(),
+            }
+        })
+        .collect();
+    Ok(HttpResponse::Ok().json(json!({ "model": model.name, "predictions": predictions })))
 }

@@ -5,6 +5,7 @@
 
 mod api;
 mod audits;
+mod batching;
 mod common;
 mod onnx;
 mod openapi;
