@@ -247,6 +247,12 @@ pub(crate) enum StateScores {
     Flips(Vec<Scored>, bool),
 }
 
+/// A state to evaluate: (run, beam index, ids).
+type StateRequest = (usize, usize, TokenIds);
+
+/// What a gradient pass gave a state: (run, beam index, probabilities, scores).
+type StateAnswer = (usize, usize, Vec<f32>, StateScores);
+
 /// Whether word flips are scored by the backend (`top_word_flips`) instead of on the host.
 fn backend_flips(ctx: &Context<'_>) -> bool {
     !ctx.reference
@@ -265,9 +271,9 @@ fn take_chunk<T>(requests: &mut Vec<T>, n: usize) -> Vec<T> {
 fn score_flips(
     ctx: &Context<'_>,
     runs: &mut [ExampleRun<'_>],
-    states: Vec<(usize, usize, TokenIds)>,
+    states: Vec<StateRequest>,
     k: usize,
-) -> Result<Vec<(usize, usize, Vec<f32>, StateScores)>, AttackError> {
+) -> Result<Vec<StateAnswer>, AttackError> {
     let wb = ctx
         .model
         .white_box()
@@ -327,8 +333,8 @@ fn score_flips(
 fn gradients(
     ctx: &Context<'_>,
     runs: &mut [ExampleRun<'_>],
-    states: Vec<(usize, usize, TokenIds)>,
-) -> Result<Vec<(usize, usize, Vec<f32>, StateScores)>, AttackError> {
+    states: Vec<StateRequest>,
+) -> Result<Vec<StateAnswer>, AttackError> {
     let wb = ctx
         .model
         .white_box()
@@ -398,10 +404,9 @@ pub(crate) fn gradient_step(
         .map(|r| (0..r.beam.len()).map(|_| StateScores::Nothing).collect())
         .collect();
     if !fwd_req.is_empty() {
-        let (owners, requests): (Vec<(usize, usize)>, Vec<(usize, TokenIds)>) = fwd_req
-            .into_iter()
-            .map(|(r, s, ids)| ((r, s), (r, ids)))
-            .unzip();
+        let owners: Vec<(usize, usize)> = fwd_req.iter().map(|&(r, s, _)| (r, s)).collect();
+        let requests: Vec<(usize, TokenIds)> =
+            fwd_req.into_iter().map(|(r, _, ids)| (r, ids)).collect();
         let answers = predict_states(ctx, runs, &requests)?;
         for (&(r, s), row) in owners.iter().zip(answers) {
             probs[r][s] = row;
@@ -456,7 +461,7 @@ pub(crate) fn gradient_step(
         if children.len() < b && dropped {
             if backend_flips(ctx) {
                 // The backend kept only the best k flips of each state: score them all.
-                let states: Vec<(usize, usize, TokenIds)> = run
+                let states: Vec<StateRequest> = run
                     .beam
                     .iter()
                     .enumerate()
