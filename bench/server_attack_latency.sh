@@ -26,7 +26,7 @@ cleanup() {
 }
 trap cleanup EXIT
 PORT=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
-GAUNTLET__SERVER__LOG=warn "$BIN" --bind "127.0.0.1:$PORT" --models-dir models \
+GAUNTLET__SERVER__LOG=warn ${SERVER_ENV:-} "$BIN" --bind "127.0.0.1:$PORT" --models-dir models \
   --default-model "$MODEL" --data-dir "$WORK/data" --wordnet off >"$WORK/server.log" 2>&1 &
 PID=$!
 for _ in $(seq 600); do

@@ -32,7 +32,6 @@ use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Instant;
 
-use gauntlet_core::scoring::reference_state_flips;
 use gauntlet_core::{EmbeddingTable, FlipQuery, Probabilities, TokenIds};
 use rand::rngs::StdRng;
 use rand::Rng;
@@ -537,22 +536,25 @@ fn state_edits(
             ctx.rules.best_word_edits(state, &run.space, g, table, k)
         }
         EditSpace::WordFlips => {
-            let TokenIds::Words(words) = &ids else {
-                return Err(AttackError::model_output("word flips of character ids"));
-            };
             let query = FlipQuery {
                 label: run.objective,
                 sign: 1.0,
                 targets: WordMasks::query_targets(&ctx.rules, state, &run.space),
             };
-            let flips = reference_state_flips(
-                words,
-                g,
-                table,
-                &query,
-                &ctx.masks.masks,
-                k.saturating_add(1),
-            )?;
+            let wb = ctx
+                .model
+                .white_box()
+                .ok_or(AttackError::NeedsGradients(ctx.config.kind))?;
+            let flips = wb
+                .score_word_flips(
+                    std::slice::from_ref(&ids),
+                    std::slice::from_ref(&g.to_vec()),
+                    std::slice::from_ref(&query),
+                    &ctx.masks.masks,
+                    k.saturating_add(1),
+                )?
+                .pop()
+                .ok_or_else(|| AttackError::model_output("no flips for the state"))?;
             let more = flips.len() > k;
             let kept = flips
                 .into_iter()

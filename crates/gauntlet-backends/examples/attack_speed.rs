@@ -19,7 +19,7 @@ use gauntlet_backends::{LoadOptions, LoadedBundle};
 use gauntlet_core::dataset::{read_raw, resolve};
 use gauntlet_core::{
     Classifier, DeviceChoice, EmbeddingTable, Example, FlipBatch, FlipQuery, GradientBatch,
-    InputKind, Label, ModelError, Probabilities, TargetMask, TokenIds, WhiteBox,
+    InputKind, Label, ModelError, Probabilities, ScoredFlip, TargetMask, TokenIds, WhiteBox,
 };
 
 /// One recorded model call.
@@ -27,6 +27,13 @@ enum Call {
     Predict(Vec<TokenIds>),
     Gradients(Vec<TokenIds>, Vec<usize>),
     Flips(Vec<TokenIds>, Vec<FlipQuery>, Vec<TargetMask>, usize),
+    Scores(
+        Vec<TokenIds>,
+        Vec<Vec<f32>>,
+        Vec<FlipQuery>,
+        Vec<TargetMask>,
+        usize,
+    ),
 }
 
 /// Forwards every call to the model and records it.
@@ -58,6 +65,7 @@ impl Recorder<'_> {
                 Call::Predict(b) => drop(self.inner.predict(b)?),
                 Call::Gradients(b, l) => drop(self.inner.loss_gradients(b, l)?),
                 Call::Flips(b, q, m, k) => drop(self.inner.top_word_flips(b, q, m, *k)?),
+                Call::Scores(b, g, q, m, k) => drop(self.inner.score_word_flips(b, g, q, m, *k)?),
             }
         }
         Ok(started.elapsed())
@@ -107,6 +115,26 @@ impl WhiteBox for Recorder<'_> {
     ) -> Result<FlipBatch, ModelError> {
         let call = Call::Flips(batch.to_vec(), queries.to_vec(), masks.to_vec(), k);
         self.timed(call, || self.inner.top_word_flips(batch, queries, masks, k))
+    }
+    fn score_word_flips(
+        &self,
+        batch: &[TokenIds],
+        gradients: &[Vec<f32>],
+        queries: &[FlipQuery],
+        masks: &[TargetMask],
+        k: usize,
+    ) -> Result<Vec<Vec<ScoredFlip>>, ModelError> {
+        let call = Call::Scores(
+            batch.to_vec(),
+            gradients.to_vec(),
+            queries.to_vec(),
+            masks.to_vec(),
+            k,
+        );
+        self.timed(call, || {
+            self.inner
+                .score_word_flips(batch, gradients, queries, masks, k)
+        })
     }
     fn padding_is_zero(&self) -> bool {
         self.inner.padding_is_zero()

@@ -8,7 +8,10 @@
 
 use crate::error::ModelError;
 use crate::manifest::Label;
-use crate::scoring::{check_queries, reference_top_flips, FlipBatch, FlipQuery, TargetMask};
+use crate::scoring::{
+    check_queries, reference_state_flips, reference_top_flips, FlipBatch, FlipQuery, ScoredFlip,
+    TargetMask,
+};
 
 /// How a model reads text: one id per word, or one id per character grouped by word.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -212,6 +215,34 @@ pub trait WhiteBox: Classifier {
         let labels: Vec<usize> = queries.iter().map(|q| q.label).collect();
         let pass = self.loss_gradients(batch, &labels)?;
         reference_top_flips(pass, batch, self.embedding_table(), queries, masks, k)
+    }
+
+    /// The `k` best word flips of every state for given gradients (`gradients[i]` is
+    /// `[positions, dim]` of `batch[i]`), without a model pass: what searches that draw
+    /// their own directions (`random-gradient`) score with. Same estimate, masks and order
+    /// as [`Self::top_word_flips`]; the default scores on the host.
+    fn score_word_flips(
+        &self,
+        batch: &[TokenIds],
+        gradients: &[Vec<f32>],
+        queries: &[FlipQuery],
+        masks: &[TargetMask],
+        k: usize,
+    ) -> Result<Vec<Vec<ScoredFlip>>, ModelError> {
+        check_queries(batch, queries, masks, self.labels().len())?;
+        batch
+            .iter()
+            .zip(gradients)
+            .zip(queries)
+            .map(|((ids, g), q)| match ids {
+                TokenIds::Words(words) => {
+                    reference_state_flips(words, g, self.embedding_table(), q, masks, k)
+                }
+                TokenIds::Chars(_) => Err(ModelError::InvalidInput(
+                    "word flips need word ids, not character ids".into(),
+                )),
+            })
+            .collect()
     }
 
     /// Whether padded positions are fed the zero vector (native models mask the lookup)

@@ -15,8 +15,8 @@ use gauntlet_core::manifest::{bundle_digest, TOKENIZER_FILE, WEIGHTS_FILE, WORDS
 use gauntlet_core::scoring::check_queries;
 use gauntlet_core::{
     gather_rows, scatter_rows, Classifier, DeviceChoice, EmbeddingTable, FlipBatch, FlipQuery,
-    InputKind, Label, Manifest, ModelError, Probabilities, TargetMask, TextCodec, TokenIds,
-    WhiteBox,
+    InputKind, Label, Manifest, ModelError, Probabilities, ScoredFlip, TargetMask, TextCodec,
+    TokenIds, WhiteBox,
 };
 use tch::{nn, Device, Kind, Tensor};
 
@@ -338,6 +338,21 @@ impl WhiteBox for NativeModel {
             losses: pass.losses,
             flips,
         })
+    }
+
+    fn score_word_flips(
+        &self,
+        batch: &[TokenIds],
+        gradients: &[Vec<f32>],
+        queries: &[FlipQuery],
+        masks: &[TargetMask],
+        k: usize,
+    ) -> Result<Vec<Vec<ScoredFlip>>, ModelError> {
+        check_queries(batch, queries, masks, self.manifest.labels.len())?;
+        let loaded = self.lock()?;
+        let table = tch::no_grad(|| loaded.net.embedding());
+        gauntlet_scoring_tch::score_host_gradients(gradients, &table, batch, queries, masks, k)
+            .map_err(backend_err)
     }
 
     fn padding_is_zero(&self) -> bool {

@@ -18,7 +18,7 @@ use gauntlet_core::scoring::check_queries;
 use gauntlet_core::{
     gather_rows, scatter_rows, Classifier, DeviceChoice, EmbeddingTable, FlipBatch, FlipQuery,
     InputKind, Label, Manifest, ModelError, OnnxOutput, OnnxSpec, PadSpec, PaddedIds,
-    Probabilities, TargetMask, TokenIds, WhiteBox,
+    Probabilities, ScoredFlip, TargetMask, TokenIds, WhiteBox,
 };
 use gauntlet_onnx::{attribute, OnnxModel};
 use tch::{Device, Kind, Tensor};
@@ -410,12 +410,7 @@ impl WhiteBox for OnnxWhiteBox {
         let graph = self.lock()?;
         let run = || -> Result<FlipBatch, GraphError> {
             let (grad, losses, probabilities) = self.backward(&graph, &padded, &labels)?;
-            let table = graph
-                .constant(&self.site.table)
-                .ok_or_else(|| {
-                    GraphError::Evaluation(format!("initializer {:?} vanished", self.site.table))
-                })?
-                .f_to_kind(Kind::Float)?;
+            let table = self.device_table(&graph)?;
             let flips = gauntlet_scoring_tch::top_word_flips(
                 &grad,
                 &table,
@@ -433,9 +428,38 @@ impl WhiteBox for OnnxWhiteBox {
         };
         Ok(run()?)
     }
+
+    fn score_word_flips(
+        &self,
+        batch: &[TokenIds],
+        gradients: &[Vec<f32>],
+        queries: &[FlipQuery],
+        masks: &[TargetMask],
+        k: usize,
+    ) -> Result<Vec<Vec<ScoredFlip>>, ModelError> {
+        check_queries(batch, queries, masks, self.manifest.labels.len())?;
+        let graph = self.lock()?;
+        let run = || -> Result<Vec<Vec<ScoredFlip>>, GraphError> {
+            let table = self.device_table(&graph)?;
+            Ok(gauntlet_scoring_tch::score_host_gradients(
+                gradients, &table, batch, queries, masks, k,
+            )?)
+        };
+        Ok(run()?)
+    }
 }
 
 impl OnnxWhiteBox {
+    /// The embedding table on the device, as `f32`.
+    fn device_table(&self, graph: &OnnxGraph) -> Result<Tensor, GraphError> {
+        Ok(graph
+            .constant(&self.site.table)
+            .ok_or_else(|| {
+                GraphError::Evaluation(format!("initializer {:?} vanished", self.site.table))
+            })?
+            .f_to_kind(Kind::Float)?)
+    }
+
     /// One forward and backward pass: the gradient of each example's `labels[i]` loss with
     /// respect to the embedded inputs (padded, on the device), the losses and the
     /// probabilities.

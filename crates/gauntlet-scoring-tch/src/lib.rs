@@ -25,8 +25,9 @@ struct Row {
 }
 
 /// The `k` best flips of every state (see the crate docs). `grad` is the gradient of each
-/// state's query-label loss with respect to its embedded inputs, padded `[B, T, D]`;
-/// `positions[i]` are the flat offsets of state `i`'s real positions in `[B·T]`; `table`
+/// state's query-label loss with respect to its embedded inputs, padded `[B, T, D]` (any
+/// shape whose rows are `D` wide); `positions[i]` are the row offsets of state `i`'s real
+/// positions; `table`
 /// is `[V, D]` on the same device.
 pub fn top_word_flips(
     grad: &Tensor,
@@ -100,6 +101,38 @@ pub fn top_word_flips(
         }
     }
     Ok(out.into_iter().map(|flips| keep_best(flips, k)).collect())
+}
+
+/// [`top_word_flips`] for gradients given on the host (`gradients[i]` is `[positions,
+/// dim]` of `batch[i]`): they are stacked into one `[P, D]` tensor on `table`'s device.
+pub fn score_host_gradients(
+    gradients: &[Vec<f32>],
+    table: &Tensor,
+    batch: &[TokenIds],
+    queries: &[FlipQuery],
+    masks: &[TargetMask],
+    k: usize,
+) -> Result<Vec<Vec<ScoredFlip>>, TchError> {
+    let (_, dim) = table.size2()?;
+    let dim = dim as usize;
+    let mut positions = Vec::with_capacity(batch.len());
+    let mut at = 0;
+    for (ids, g) in batch.iter().zip(gradients) {
+        if g.len() != ids.positions() * dim {
+            return Err(TchError::Shape(format!(
+                "gradient of {} values for {} positions of width {dim}",
+                g.len(),
+                ids.positions()
+            )));
+        }
+        positions.push((at..at + ids.positions()).collect::<Vec<usize>>());
+        at += ids.positions();
+    }
+    let flat: Vec<f32> = gradients.iter().flatten().copied().collect();
+    let grad = Tensor::f_from_slice(&flat)?
+        .f_reshape([at as i64, dim as i64])?
+        .f_to_device(table.device())?;
+    top_word_flips(&grad, table, &positions, batch, queries, masks, k)
 }
 
 /// `[R, V]` (or `[1, V]` when every row shares one mask) booleans: which ids row `r` may
