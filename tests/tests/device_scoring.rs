@@ -1,5 +1,6 @@
-//! Word flips scored on the backend's device (`WhiteBox::top_word_flips` of the native
-//! models and of the ONNX interpreter) against the host reference, and the attack
+//! Word flips scored on the backend's device (`WhiteBox::top_word_flips` and
+//! `WhiteBox::score_word_flips` of the native models and of the ONNX interpreter) against
+//! the host reference, and the attack
 //! engine's fast path against its reference path on real libtorch models: the same
 //! adversarial texts, operations, outcomes and probabilities.
 #![allow(clippy::unwrap_used, missing_docs)]
@@ -63,6 +64,33 @@ fn assert_backend_flips_match(model: &dyn WhiteBox, codec: &TextCodec, texts: &[
     for k in [1, 7, 40] {
         let fast = model.top_word_flips(&batch, &queries, &masks, k).unwrap();
         let pass = model.loss_gradients(&batch, &labels).unwrap();
+        // Given gradients (what random-gradient draws) scored on the device.
+        let given: Vec<Vec<f32>> = pass.gradients.iter().map(|g| g.values.clone()).collect();
+        let scored = model
+            .score_word_flips(&batch, &given, &queries, &masks, k)
+            .unwrap();
+        for (i, (ids, got)) in batch.iter().zip(&scored).enumerate() {
+            let TokenIds::Words(words) = ids else {
+                unreachable!()
+            };
+            let want = gauntlet_core::scoring::reference_state_flips(
+                words,
+                &given[i],
+                model.embedding_table(),
+                &queries[i],
+                &masks,
+                k,
+            )
+            .unwrap();
+            assert_eq!(got.len(), want.len(), "given gradients, state {i}, k {k}");
+            for (a, b) in got.iter().zip(&want) {
+                let scale = want.iter().map(|x| x.estimate.abs()).fold(1e-3, f32::max);
+                assert!(
+                    (a.estimate - b.estimate).abs() <= 1e-4 * scale,
+                    "{a:?} vs {b:?}"
+                );
+            }
+        }
         let reference =
             reference_top_flips(pass, &batch, model.embedding_table(), &queries, &masks, k)
                 .unwrap();
