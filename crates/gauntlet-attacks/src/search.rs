@@ -32,7 +32,7 @@ use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Instant;
 
-use gauntlet_core::{EmbeddingTable, FlipQuery, Probabilities, TokenIds};
+use gauntlet_core::{EmbeddingTable, FlipQuery, Probabilities, ScoredFlip, TokenIds};
 use rand::rngs::StdRng;
 use rand::Rng;
 
@@ -260,6 +260,24 @@ fn backend_flips(ctx: &Context<'_>) -> bool {
         && ctx.config.kind != AttackKind::RandomGradient
 }
 
+/// The best `k` of a backend's flips (asked for `k + 1`) as word-flip edits, and whether
+/// more than `k` exist.
+fn as_edits(flips: Vec<ScoredFlip>, k: usize) -> (Vec<Scored>, bool) {
+    let more = flips.len() > k;
+    let kept = flips
+        .into_iter()
+        .take(k)
+        .map(|f| {
+            let edit = Edit::WordFlip {
+                word: f.position,
+                to: f.id,
+            };
+            (f.estimate, edit)
+        })
+        .collect();
+    (kept, more)
+}
+
 /// Splits the first `n` requests off `requests`.
 fn take_chunk<T>(requests: &mut Vec<T>, n: usize) -> Vec<T> {
     let rest = requests.split_off(n.min(requests.len()));
@@ -303,18 +321,7 @@ fn score_flips(
             )));
         }
         for (j, (&(r, s), flips)) in owners.iter().zip(answer.flips).enumerate() {
-            let more = flips.len() > k;
-            let kept = flips
-                .into_iter()
-                .take(k)
-                .map(|f| {
-                    let edit = Edit::WordFlip {
-                        word: f.position,
-                        to: f.id,
-                    };
-                    (f.estimate, edit)
-                })
-                .collect();
+            let (kept, more) = as_edits(flips, k);
             out.push((
                 r,
                 s,
@@ -555,19 +562,7 @@ fn state_edits(
                 )?
                 .pop()
                 .ok_or_else(|| AttackError::model_output("no flips for the state"))?;
-            let more = flips.len() > k;
-            let kept = flips
-                .into_iter()
-                .take(k)
-                .map(|f| {
-                    let edit = Edit::WordFlip {
-                        word: f.position,
-                        to: f.id,
-                    };
-                    (f.estimate, edit)
-                })
-                .collect();
-            (kept, more)
+            as_edits(flips, k)
         }
     })
 }
