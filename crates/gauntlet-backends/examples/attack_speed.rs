@@ -183,20 +183,6 @@ fn attack(
     let report = attacker.run(&prepared, &RunControl::default())?;
     let wall = started.elapsed();
     let model = recorder.replay()?;
-    if std::env::var_os("GAUNTLET_DEBUG_FLIPS").is_some() {
-        let calls = recorder
-            .calls
-            .lock()
-            .map_err(|_| anyhow::anyhow!("poisoned"))?;
-        let count = |f: fn(&Call) -> bool| calls.iter().filter(|c| f(c)).count();
-        eprintln!(
-            "in model {:?}, replay {model:?}, wall {wall:?}; predict {} gradients {} flips {}",
-            recorder.in_model.lock().map(|t| *t).unwrap_or_default(),
-            count(|c| matches!(c, Call::Predict(_))),
-            count(|c| matches!(c, Call::Gradients(..))),
-            count(|c| matches!(c, Call::Flips(..)))
-        );
-    }
     Ok(Run {
         report,
         wall,

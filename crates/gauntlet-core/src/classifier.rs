@@ -9,8 +9,8 @@
 use crate::error::ModelError;
 use crate::manifest::Label;
 use crate::scoring::{
-    check_queries, reference_state_flips, reference_top_flips, FlipBatch, FlipQuery, ScoredFlip,
-    TargetMask,
+    check_gradients, check_queries, reference_state_flips, reference_top_flips, FlipBatch,
+    FlipQuery, ScoredFlip, TargetMask,
 };
 
 /// How a model reads text: one id per word, or one id per character grouped by word.
@@ -230,6 +230,7 @@ pub trait WhiteBox: Classifier {
         k: usize,
     ) -> Result<Vec<Vec<ScoredFlip>>, ModelError> {
         check_queries(batch, queries, masks, self.labels().len())?;
+        check_gradients(batch, gradients)?;
         batch
             .iter()
             .zip(gradients)

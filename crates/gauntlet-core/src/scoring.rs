@@ -161,6 +161,19 @@ pub fn check_queries(
     Ok(())
 }
 
+/// Checks given gradients against their batch: one per state.
+pub fn check_gradients(batch: &[TokenIds], gradients: &[Vec<f32>]) -> Result<(), ModelError> {
+    if gradients.len() == batch.len() {
+        Ok(())
+    } else {
+        Err(ModelError::InvalidInput(format!(
+            "{} gradients for {} states",
+            gradients.len(),
+            batch.len()
+        )))
+    }
+}
+
 /// Keeps the `k` best flips in [`flip_order`].
 pub fn keep_best(mut flips: Vec<ScoredFlip>, k: usize) -> Vec<ScoredFlip> {
     if flips.len() > k && k > 0 {
@@ -366,6 +379,8 @@ mod tests {
         assert!(check_queries(&batch, &[q(vec![Some(1), None], 0)], &masks, 2).is_err());
         assert!(check_queries(&batch, &[q(vec![None, None], 2)], &masks, 2).is_err());
         assert!(check_queries(&batch, &[], &masks, 2).is_err());
+        assert!(check_gradients(&batch, &[]).is_err());
+        assert!(check_gradients(&batch, &[vec![0.0; 4]]).is_ok());
         let chars = [TokenIds::Chars(vec![vec![1]])];
         assert!(check_queries(&chars, &[q(vec![None], 0)], &masks, 2).is_err());
     }

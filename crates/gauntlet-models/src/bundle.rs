@@ -12,7 +12,7 @@ use std::sync::{Mutex, MutexGuard};
 
 use gauntlet_core::classifier::{check_labels, ExampleGradient, GradientBatch};
 use gauntlet_core::manifest::{bundle_digest, TOKENIZER_FILE, WEIGHTS_FILE, WORDS_FILE};
-use gauntlet_core::scoring::check_queries;
+use gauntlet_core::scoring::{check_gradients, check_queries};
 use gauntlet_core::{
     gather_rows, scatter_rows, Classifier, DeviceChoice, EmbeddingTable, FlipBatch, FlipQuery,
     InputKind, Label, Manifest, ModelError, Probabilities, ScoredFlip, TargetMask, TextCodec,
@@ -349,6 +349,7 @@ impl WhiteBox for NativeModel {
         k: usize,
     ) -> Result<Vec<Vec<ScoredFlip>>, ModelError> {
         check_queries(batch, queries, masks, self.manifest.labels.len())?;
+        check_gradients(batch, gradients)?;
         let loaded = self.lock()?;
         let table = tch::no_grad(|| loaded.net.embedding());
         gauntlet_scoring_tch::score_host_gradients(gradients, &table, batch, queries, masks, k)

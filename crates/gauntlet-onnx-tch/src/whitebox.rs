@@ -14,7 +14,7 @@ use std::path::Path;
 use std::sync::{Mutex, MutexGuard};
 
 use gauntlet_core::classifier::{check_labels, ExampleGradient, GradientBatch};
-use gauntlet_core::scoring::check_queries;
+use gauntlet_core::scoring::{check_gradients, check_queries};
 use gauntlet_core::{
     gather_rows, scatter_rows, Classifier, DeviceChoice, EmbeddingTable, FlipBatch, FlipQuery,
     InputKind, Label, Manifest, ModelError, OnnxOutput, OnnxSpec, PadSpec, PaddedIds,
@@ -438,6 +438,7 @@ impl WhiteBox for OnnxWhiteBox {
         k: usize,
     ) -> Result<Vec<Vec<ScoredFlip>>, ModelError> {
         check_queries(batch, queries, masks, self.manifest.labels.len())?;
+        check_gradients(batch, gradients)?;
         let graph = self.lock()?;
         let run = || -> Result<Vec<Vec<ScoredFlip>>, GraphError> {
             let table = self.device_table(&graph)?;
