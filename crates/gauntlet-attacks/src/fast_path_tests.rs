@@ -215,6 +215,15 @@ fn reference_char_estimates(
     (all, g)
 }
 
+/// `g_k · e_v` for a 4-wide gradient, summed plainly (independent of the engine's `dot`).
+fn row_dot(g: &[f32], table: &gauntlet_core::EmbeddingTable, k: usize, v: u32) -> f32 {
+    g[k * 4..k * 4 + 4]
+        .iter()
+        .zip(table.row(v as usize))
+        .map(|(a, b)| a * b)
+        .sum()
+}
+
 #[test]
 fn a_delete_frees_its_last_slot_to_the_vector_the_model_feeds_at_padding() {
     // "box": positions 0..3, gradient rows differ (scales 1, −0.5, 2).
@@ -223,13 +232,7 @@ fn a_delete_frees_its_last_slot_to_the_vector_the_model_feeds_at_padding() {
         let (all, g) = reference_char_estimates(&model, &codec, "box");
         let table = model.embedding_table();
         let id = |c: &str| codec.id(c).unwrap();
-        let gd = |k: usize, v: u32| -> f32 {
-            g[k * 4..k * 4 + 4]
-                .iter()
-                .zip(table.row(v as usize))
-                .map(|(a, b)| a * b)
-                .sum()
-        };
+        let gd = |k: usize, v: u32| row_dot(&g, table, k, v);
         let pad = |k: usize| if zero_padding { 0.0 } else { gd(k, PAD_ID) };
         // Delete 'b': positions 0, 1, 2 become o, x, PAD; N = 3.
         let hand = ((gd(0, id("o")) - gd(0, id("b")))
@@ -251,13 +254,7 @@ fn a_delete_frees_its_last_slot_to_the_vector_the_model_feeds_at_padding() {
     let (all, g) = reference_char_estimates(&model, &codec, "quickly");
     let table = model.embedding_table();
     let id = |c: &str| codec.id(c).unwrap();
-    let gd = |k: usize, v: u32| -> f32 {
-        g[k * 4..k * 4 + 4]
-            .iter()
-            .zip(table.row(v as usize))
-            .map(|(a, b)| a * b)
-            .sum()
-    };
+    let gd = |k: usize, v: u32| row_dot(&g, table, k, v);
     // Visible "quick" (5 of 7); delete 'k' (j = 4): position 4 becomes 'l'.
     let hand = gd(4, id("l")) - gd(4, id("k"));
     let got = all

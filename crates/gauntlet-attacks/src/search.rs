@@ -32,7 +32,7 @@ use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Instant;
 
-use gauntlet_core::{EmbeddingTable, FlipQuery, Probabilities, ScoredFlip, TokenIds};
+use gauntlet_core::{EmbeddingTable, FlipQuery, Probabilities, ScoredFlip, TokenIds, WhiteBox};
 use rand::rngs::StdRng;
 use rand::Rng;
 
@@ -284,13 +284,19 @@ fn take_chunk<T>(requests: &mut Vec<T>, n: usize) -> Vec<T> {
     std::mem::replace(requests, rest)
 }
 
-/// Scores word flips of `states` on the backend: probabilities and, per state, its best
-/// `k` flips and whether more exist. Counts one forward and backward pass per run.
-fn score_flips(
+/// Runs one forward and backward pass per `batch_size` chunk of `states` through `pass`,
+/// which answers the chunk's probabilities and one [`StateScores`] per state; checks the
+/// answer's shape and counts one forward and backward pass per run.
+fn gradient_passes(
     ctx: &Context<'_>,
     runs: &mut [ExampleRun<'_>],
     states: Vec<StateRequest>,
-    k: usize,
+    mut pass: impl FnMut(
+        &dyn WhiteBox,
+        &[ExampleRun<'_>],
+        &[(usize, usize)],
+        &[TokenIds],
+    ) -> Result<(Probabilities, Vec<StateScores>), AttackError>,
 ) -> Result<Vec<StateAnswer>, AttackError> {
     let wb = ctx
         .model
@@ -301,33 +307,19 @@ fn score_flips(
     let mut states = states;
     while !states.is_empty() {
         let chunk = take_chunk(&mut states, ctx.config.batch_size);
-        let queries: Vec<FlipQuery> = chunk
-            .iter()
-            .map(|&(r, s, _)| FlipQuery {
-                label: runs[r].objective,
-                sign: if runs[r].targeted { -1.0 } else { 1.0 },
-                targets: WordMasks::query_targets(&ctx.rules, &runs[r].beam[s], &runs[r].space),
-            })
-            .collect();
         let owners: Vec<(usize, usize)> = chunk.iter().map(|&(r, s, _)| (r, s)).collect();
         let batch: Vec<TokenIds> = chunk.into_iter().map(|(_, _, ids)| ids).collect();
-        let answer = wb.top_word_flips(&batch, &queries, &ctx.masks.masks, k.saturating_add(1))?;
-        check_rows(&answer.probabilities, batch.len(), classes)?;
-        if answer.flips.len() != batch.len() {
+        let (probabilities, scored) = pass(wb, runs, &owners, &batch)?;
+        check_rows(&probabilities, batch.len(), classes)?;
+        if scored.len() != batch.len() {
             return Err(AttackError::model_output(format!(
-                "{} flip lists for {} texts",
-                answer.flips.len(),
+                "{} gradient answers for {} texts",
+                scored.len(),
                 batch.len()
             )));
         }
-        for (j, (&(r, s), flips)) in owners.iter().zip(answer.flips).enumerate() {
-            let (kept, more) = as_edits(flips, k);
-            out.push((
-                r,
-                s,
-                answer.probabilities.row(j).to_vec(),
-                StateScores::Flips(kept, more),
-            ));
+        for (j, (&(r, s), scored)) in owners.iter().zip(scored).enumerate() {
+            out.push((r, s, probabilities.row(j).to_vec(), scored));
         }
         let runs_in: Vec<usize> = owners.iter().map(|&(r, _)| r).collect();
         count(runs, &runs_in, true);
@@ -335,46 +327,59 @@ fn score_flips(
     Ok(out)
 }
 
-/// Gradients of `states` (in each run's sign) and their probabilities. Counts one forward
-/// and backward pass per run.
+/// Scores word flips of `states` on the backend: probabilities and, per state, its best
+/// `k` flips and whether more exist.
+fn score_flips(
+    ctx: &Context<'_>,
+    runs: &mut [ExampleRun<'_>],
+    states: Vec<StateRequest>,
+    k: usize,
+) -> Result<Vec<StateAnswer>, AttackError> {
+    gradient_passes(ctx, runs, states, |wb, runs, owners, batch| {
+        let queries: Vec<FlipQuery> = owners
+            .iter()
+            .map(|&(r, s)| FlipQuery {
+                label: runs[r].objective,
+                sign: if runs[r].targeted { -1.0 } else { 1.0 },
+                targets: WordMasks::query_targets(&ctx.rules, &runs[r].beam[s], &runs[r].space),
+            })
+            .collect();
+        let answer = wb.top_word_flips(batch, &queries, &ctx.masks.masks, k.saturating_add(1))?;
+        let scored = answer
+            .flips
+            .into_iter()
+            .map(|flips| {
+                let (kept, more) = as_edits(flips, k);
+                StateScores::Flips(kept, more)
+            })
+            .collect();
+        Ok((answer.probabilities, scored))
+    })
+}
+
+/// Gradients of `states` (in each run's sign) and their probabilities.
 fn gradients(
     ctx: &Context<'_>,
     runs: &mut [ExampleRun<'_>],
     states: Vec<StateRequest>,
 ) -> Result<Vec<StateAnswer>, AttackError> {
-    let wb = ctx
-        .model
-        .white_box()
-        .ok_or(AttackError::NeedsGradients(ctx.config.kind))?;
-    let classes = wb.labels().len();
-    let mut out = Vec::with_capacity(states.len());
-    let mut states = states;
-    while !states.is_empty() {
-        let chunk = take_chunk(&mut states, ctx.config.batch_size);
-        let labels: Vec<usize> = chunk.iter().map(|&(r, _, _)| runs[r].objective).collect();
-        let owners: Vec<(usize, usize)> = chunk.iter().map(|&(r, s, _)| (r, s)).collect();
-        let batch: Vec<TokenIds> = chunk.into_iter().map(|(_, _, ids)| ids).collect();
-        let mut answer = wb.loss_gradients(&batch, &labels)?;
-        check_rows(&answer.probabilities, batch.len(), classes)?;
-        if answer.gradients.len() != batch.len() {
-            return Err(AttackError::model_output(format!(
-                "{} gradients for {} texts",
-                answer.gradients.len(),
-                batch.len()
-            )));
-        }
-        for (j, &(r, s)) in owners.iter().enumerate() {
-            let mut g = std::mem::take(&mut answer.gradients[j].values);
-            if runs[r].targeted {
-                g.iter_mut().for_each(|v| *v = -*v);
-            }
-            let row = answer.probabilities.row(j).to_vec();
-            out.push((r, s, row, StateScores::Gradient(g)));
-        }
-        let runs_in: Vec<usize> = owners.iter().map(|&(r, _)| r).collect();
-        count(runs, &runs_in, true);
-    }
-    Ok(out)
+    gradient_passes(ctx, runs, states, |wb, runs, owners, batch| {
+        let labels: Vec<usize> = owners.iter().map(|&(r, _)| runs[r].objective).collect();
+        let answer = wb.loss_gradients(batch, &labels)?;
+        let scored = answer
+            .gradients
+            .into_iter()
+            .zip(owners)
+            .map(|(g, &(r, _))| {
+                let mut g = g.values;
+                if runs[r].targeted {
+                    g.iter_mut().for_each(|v| *v = -*v);
+                }
+                StateScores::Gradient(g)
+            })
+            .collect();
+        Ok((answer.probabilities, scored))
+    })
 }
 
 /// One gradient-guided beam step for every run.
