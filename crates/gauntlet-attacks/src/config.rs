@@ -7,6 +7,7 @@
 //! and the attack fits the model's input kind.
 
 use std::fmt;
+use std::str::FromStr;
 
 use gauntlet_core::InputKind;
 use serde::{Deserialize, Serialize};
@@ -124,6 +125,38 @@ impl Budget {
             // Truncation toward zero is the documented rounding.
             Self::Fraction(f) => ((f * units as f64).floor() as usize).max(1),
         }
+    }
+}
+
+impl FromStr for Budget {
+    type Err = String;
+
+    /// An integer is a number of changes; a decimal in (0, 1] or a percentage (`10%`) a
+    /// fraction of the units.
+    fn from_str(text: &str) -> Result<Self, String> {
+        let t = text.trim();
+        let invalid = || format!("invalid budget {text:?}; expected e.g. 2, 0.1 or 10%");
+        let fraction = |f: f64| {
+            if f > 0.0 && f <= 1.0 {
+                Ok(Budget::Fraction(f))
+            } else {
+                Err(format!(
+                    "invalid budget {text:?}: a fraction must lie in (0, 1]"
+                ))
+            }
+        };
+        if let Some(pct) = t.strip_suffix('%') {
+            let p: f64 = pct.trim().parse().map_err(|_| invalid())?;
+            return fraction(p / 100.0);
+        }
+        if let Ok(n) = t.parse::<usize>() {
+            return if n == 0 {
+                Err("a budget of 0 changes leaves nothing to attack".into())
+            } else {
+                Ok(Budget::Changes(n))
+            };
+        }
+        fraction(t.parse().map_err(|_| invalid())?)
     }
 }
 

@@ -7,13 +7,16 @@
 //! step gathers the states of *all* active examples and evaluates them in model calls of at
 //! most `batch_size` texts.
 //!
-//! Pass accounting: a batched call counts as one pass for *each* example with at least one
-//! text in it (a call over states of 3 examples adds one forward pass to each of the 3;
+//! Pass accounting: one evaluation of a step's states counts as one pass for *each*
+//! example with at least one text in it, however many model calls of `batch_size` texts it
+//! took (an evaluation over states of 3 examples adds one forward pass to each of the 3;
 //! `loss_gradients` adds one forward and one backward). The initial classification counts
-//! as one forward pass.
+//! as one forward pass. So pass counts, like everything else in an example's report but its
+//! wall time, do not depend on which examples shared a batch.
 //!
 //! Determinism: every random choice of an example comes from its own
-//! `StdRng::seed_from_u64(seed ⊕ index·φ)`, and all orderings are total (no hash-map
+//! `StdRng::seed_from_u64(seed ⊕ index·φ)`, `index` being its place in the whole dataset
+//! ([`PreparedExample::index`]), and all orderings are total (no hash-map
 //! iteration reaches a result), so a report depends only on the configuration, the seed,
 //! the examples and the model's answers — not on batching or on the confidence thresholds,
 //! which only decide when a search stops. Cancellation is checked once per beam step; a
@@ -57,6 +60,28 @@ pub enum ModelRef<'a> {
 }
 
 impl<'a> ModelRef<'a> {
+    /// The view of a model an attack `kind` needs: the white box for attacks that use
+    /// gradients (refused, with `why_not`, when there is none and the attack cannot do
+    /// without), the black-box classifier otherwise. `unk` takes the white box when there is
+    /// one (the paper's gradient estimate) and runs forward-only otherwise.
+    pub fn for_attack(
+        kind: AttackKind,
+        codec: &TextCodec,
+        classifier: &'a dyn Classifier,
+        white_box: Option<&'a dyn WhiteBox>,
+        why_not: Option<&str>,
+    ) -> Result<Self, AttackError> {
+        let subword = codec.is_subword();
+        match white_box {
+            Some(white_box) if kind.prefers_gradients(subword) => Ok(Self::WhiteBox(white_box)),
+            _ if !kind.needs_gradients(subword) => Ok(Self::Classifier(classifier)),
+            _ => Err(AttackError::GradientsUnavailable {
+                attack: kind,
+                reason: why_not.unwrap_or("no white-box runtime").to_owned(),
+            }),
+        }
+    }
+
     /// The black-box view.
     pub fn classifier(&self) -> &'a dyn Classifier {
         match *self {
@@ -97,6 +122,10 @@ pub struct RunControl<'a> {
 /// An example ready to attack: its text, true label and encoding for the model.
 #[derive(Debug, Clone, PartialEq)]
 pub struct PreparedExample {
+    /// The example's index in the whole dataset: it seeds the example's random choices and
+    /// numbers its report, so a shard of a dataset reports exactly what the whole run
+    /// reports for the same examples.
+    pub index: usize,
     /// The text as given (edits are spliced into it).
     pub text: String,
     /// True class id.
@@ -137,6 +166,27 @@ impl<'a> Attacker<'a> {
         codec: &'a TextCodec,
         mut config: AttackConfig,
     ) -> Result<Self, AttackError> {
+        let retokenize = Self::check(model, codec, &mut config)?;
+        Ok(Self {
+            model,
+            codec,
+            config,
+            lexicon: None,
+            similarity: None,
+            model_id: String::new(),
+            retokenize,
+            reference: false,
+        })
+    }
+
+    /// Checks `config` against the model and codec without building an attacker (what
+    /// [`Attacker::new`] checks), normalizing it as `new` would; answers whether character
+    /// edits re-tokenize the text.
+    pub fn check(
+        model: ModelRef<'_>,
+        codec: &TextCodec,
+        config: &mut AttackConfig,
+    ) -> Result<bool, AttackError> {
         let classifier = model.classifier();
         let kind = classifier.input_kind();
         if codec.is_subword() && config.kind == AttackKind::HotflipChar {
@@ -163,16 +213,7 @@ impl<'a> Attacker<'a> {
         if config.kind.needs_gradients(retokenize) && model.white_box().is_none() {
             return Err(AttackError::NeedsGradients(config.kind));
         }
-        Ok(Self {
-            model,
-            codec,
-            config,
-            lexicon: None,
-            similarity: None,
-            model_id: String::new(),
-            retokenize,
-            reference: false,
-        })
+        Ok(retokenize)
     }
 
     /// The lexicon of the `sem` attack's part-of-speech and lemma constraints.
@@ -209,12 +250,19 @@ impl<'a> Attacker<'a> {
         &self.config
     }
 
-    /// Encodes labelled texts. Empty texts and labels out of range are errors naming the
-    /// example's index.
+    /// Encodes labelled texts, numbered from 0. Empty texts and labels out of range are
+    /// errors naming the example's index.
     pub fn prepare(&self, examples: &[Example]) -> Result<Vec<PreparedExample>, AttackError> {
+        self.prepare_indexed(examples.iter().enumerate())
+    }
+
+    /// Encodes labelled texts given with their indices in the whole dataset (a shard).
+    pub fn prepare_indexed<'e>(
+        &self,
+        examples: impl IntoIterator<Item = (usize, &'e Example)>,
+    ) -> Result<Vec<PreparedExample>, AttackError> {
         examples
-            .iter()
-            .enumerate()
+            .into_iter()
             .map(|(index, ex)| {
                 if ex.text.trim().is_empty() {
                     return Err(AttackError::InvalidExample {
@@ -227,6 +275,7 @@ impl<'a> Attacker<'a> {
                     .encode(&ex.text)
                     .map_err(|source| AttackError::Encode { index, source })?;
                 Ok(PreparedExample {
+                    index,
                     text: ex.text.clone(),
                     label: ex.label,
                     encoded,
@@ -255,7 +304,8 @@ impl<'a> Attacker<'a> {
         let classifier = self.model.classifier();
         let labels = classifier.labels().len();
         let kind = classifier.input_kind();
-        for (index, ex) in examples.iter().enumerate() {
+        for ex in examples {
+            let index = ex.index;
             if ex.label >= labels {
                 return Err(AttackError::InvalidExample {
                     index,
@@ -298,7 +348,6 @@ impl<'a> Attacker<'a> {
             };
             match skip {
                 Some(reason) => reports.push(skipped(
-                    index,
                     ex,
                     self.units(ex),
                     before,
@@ -469,7 +518,7 @@ impl<'a> Attacker<'a> {
                 codec: self.codec,
                 text: ex.text.as_str().into(),
                 spans: spans.into(),
-                index,
+                index: ex.index,
             };
             let editable = retokenize::editable_words(&initial);
             (initial, editable, Some(retokenize))
@@ -496,9 +545,9 @@ impl<'a> Attacker<'a> {
             .config
             .random_change_counts
             .as_ref()
-            .and_then(|c| c.get(index).copied())
+            .and_then(|c| c.get(ex.index).copied())
             .unwrap_or(budget);
-        let seed = self.config.seed ^ (index as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        let seed = self.config.seed ^ (ex.index as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15);
         ExampleRun {
             index,
             space: Space {
@@ -598,7 +647,7 @@ impl<'a> Attacker<'a> {
             Vec::new()
         };
         ExampleReport {
-            index: run.index,
+            index: ex.index,
             original_text: ex.text.clone(),
             adversarial_text: match &run.space.retokenize {
                 Some(retokenize) => retokenize.text_of(&hit.state),
@@ -646,7 +695,6 @@ fn content_units(encoded: &Encoded) -> usize {
 }
 
 fn skipped(
-    index: usize,
     ex: &PreparedExample,
     units: usize,
     before: Prediction,
@@ -655,7 +703,7 @@ fn skipped(
     target_label: Option<usize>,
 ) -> ExampleReport {
     ExampleReport {
-        index,
+        index: ex.index,
         original_text: ex.text.clone(),
         adversarial_text: ex.text.clone(),
         operations: Vec::new(),

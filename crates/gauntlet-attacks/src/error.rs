@@ -27,6 +27,16 @@ pub enum AttackError {
         "attack `{0}` needs gradients (a white-box model); this model only answers predictions"
     )]
     NeedsGradients(AttackKind),
+    /// A gradient-based attack on a bundle whose runtime cannot give gradients.
+    #[error(
+        "attack `{attack}` needs gradients, which this bundle cannot give ({reason}); forward-only attacks (loss-beam, random, unk) still run"
+    )]
+    GradientsUnavailable {
+        /// The attack.
+        attack: AttackKind,
+        /// Why the bundle has no white box.
+        reason: String,
+    },
     /// The `sem` attack was started without a lexicon.
     #[error(
         "attack `sem` needs a lexicon for parts of speech and lemmas (e.g. a WordNet directory)"

@@ -16,6 +16,9 @@
 //! since a gradient over token embeddings cannot score an edit that changes the
 //! tokenization, `hotflip-char` there runs the exact-loss beam search (forward passes only).
 //!
+//! Audits (several attacks over one dataset, sharded or not, gated) are [`audit`]: an
+//! [`audit::AuditPlan`] resolved against an [`audit::AuditTarget`] and [`audit::run`].
+//!
 //! Module map: [`config`] (configuration and validation), [`estimate`] (first-order loss
 //! estimates of edits), `candidates` (allowed edits under the constraints), `state` (beam
 //! states and splicing), `search` (beam steps), [`engine`] (scheduling, batching, passes),
@@ -24,6 +27,7 @@
 //! [`report`] (the report schema), [`render`] (JSON, Markdown, JUnit), and `testing` (a
 //! pure-Rust linear model, with the `test-support` feature).
 
+pub mod audit;
 mod best_first;
 mod candidates;
 pub mod config;

@@ -159,22 +159,35 @@ pub(crate) fn prediction(probs: &[f32]) -> Prediction {
     }
 }
 
-/// Adds one pass to every run with a text in `chunk` (`chunk` lists run indices in order).
-fn count(runs: &mut [ExampleRun<'_>], chunk: &[usize], backward: bool) {
-    let mut prev = None;
-    for &r in chunk {
-        if prev != Some(r) {
+/// Adds one pass to every run with a text among `requests` (run indices). One evaluation
+/// counts once per example however many calls of `batch_size` texts its texts were split
+/// into, so pass counts never depend on which examples shared a batch (a shard reports
+/// what the whole run reports).
+fn count(runs: &mut [ExampleRun<'_>], requests: impl IntoIterator<Item = usize>, backward: bool) {
+    let mut seen = vec![false; runs.len()];
+    for r in requests {
+        if !std::mem::replace(&mut seen[r], true) {
             runs[r].forward += 1;
             runs[r].backward += u64::from(backward);
-            prev = Some(r);
         }
     }
 }
 
-/// Model probabilities for states, in calls of at most `batch_size` texts.
+/// Model probabilities for states, in calls of at most `batch_size` texts; one counted
+/// evaluation.
 fn predict_states(
     ctx: &Context<'_>,
     runs: &mut [ExampleRun<'_>],
+    requests: &[(usize, TokenIds)],
+) -> Result<Vec<Vec<f32>>, AttackError> {
+    let out = predict_uncounted(ctx, requests)?;
+    count(runs, requests.iter().map(|(r, _)| *r), false);
+    Ok(out)
+}
+
+/// [`predict_states`] without pass counting, for an evaluation its caller splits up.
+fn predict_uncounted(
+    ctx: &Context<'_>,
     requests: &[(usize, TokenIds)],
 ) -> Result<Vec<Vec<f32>>, AttackError> {
     let classifier = ctx.model.classifier();
@@ -185,8 +198,6 @@ fn predict_states(
         let probs = classifier.predict(&batch)?;
         check_rows(&probs, batch.len(), classes)?;
         out.extend((0..batch.len()).map(|k| probs.row(k).to_vec()));
-        let owners: Vec<usize> = chunk.iter().map(|(r, _)| *r).collect();
-        count(runs, &owners, false);
     }
     Ok(out)
 }
@@ -286,7 +297,7 @@ fn take_chunk<T>(requests: &mut Vec<T>, n: usize) -> Vec<T> {
 
 /// Runs one forward and backward pass per `batch_size` chunk of `states` through `pass`,
 /// which answers the chunk's probabilities and one [`StateScores`] per state; checks the
-/// answer's shape and counts one forward and backward pass per run.
+/// answer's shape and counts one forward and backward pass per run (see [`count`]).
 fn gradient_passes(
     ctx: &Context<'_>,
     runs: &mut [ExampleRun<'_>],
@@ -304,6 +315,7 @@ fn gradient_passes(
         .ok_or(AttackError::NeedsGradients(ctx.config.kind))?;
     let classes = wb.labels().len();
     let mut out = Vec::with_capacity(states.len());
+    let in_pass: Vec<usize> = states.iter().map(|&(r, _, _)| r).collect();
     let mut states = states;
     while !states.is_empty() {
         let chunk = take_chunk(&mut states, ctx.config.batch_size);
@@ -321,9 +333,8 @@ fn gradient_passes(
         for (j, (&(r, s), scored)) in owners.iter().zip(scored).enumerate() {
             out.push((r, s, probabilities.row(j).to_vec(), scored));
         }
-        let runs_in: Vec<usize> = owners.iter().map(|&(r, _)| r).collect();
-        count(runs, &runs_in, true);
     }
+    count(runs, in_pass, true);
     Ok(out)
 }
 
@@ -645,10 +656,12 @@ pub(crate) fn loss_step(ctx: &mut Context<'_>, runs: &mut [ExampleRun]) -> Resul
                 Ok((r, ids))
             })
             .collect::<Result<_, AttackError>>()?;
-        for ((r, _), row) in requests.iter().zip(predict_states(ctx, runs, &requests)?) {
+        // Children are encoded chunk by chunk to bound memory; the step is one evaluation.
+        for ((r, _), row) in requests.iter().zip(predict_uncounted(ctx, &requests)?) {
             answers[*r].push(row);
         }
     }
+    count(runs, flat.iter().map(|&(r, _)| r), false);
     for (r, run) in runs.iter_mut().enumerate() {
         let mut order: Vec<(f64, usize)> = answers[r]
             .iter()

@@ -328,11 +328,18 @@ impl Manifest {
 
     /// The label whose key or name is `text`.
     pub fn label(&self, text: &str) -> Option<&Label> {
-        self.labels
-            .iter()
-            .find(|l| l.key == text)
-            .or_else(|| self.labels.iter().find(|l| l.name == text))
+        find_label(&self.labels, text)
     }
+}
+
+/// The label whose key is `text`, else the one whose display name is: keys (as written in
+/// datasets) take precedence, so a key that is another label's name still means its own
+/// label.
+pub fn find_label<'l>(labels: &'l [Label], text: &str) -> Option<&'l Label> {
+    labels
+        .iter()
+        .find(|l| l.key == text)
+        .or_else(|| labels.iter().find(|l| l.name == text))
 }
 
 /// SHA-256 over the bundle's files (manifest, tokenizer, weights, word list, ONNX graph),

@@ -181,6 +181,7 @@ impl From<AttackError> for ApiError {
         match err {
             AttackError::Incompatible { .. }
             | AttackError::NeedsGradients(_)
+            | AttackError::GradientsUnavailable { .. }
             | AttackError::MissingLexicon => Self::AttackIncompatible(err.to_string()),
             AttackError::InvalidConfig { .. }
             | AttackError::InvalidExample { .. }
