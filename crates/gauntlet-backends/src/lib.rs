@@ -10,6 +10,7 @@
 use std::path::Path;
 
 use gauntlet_core::codec::TextCodec;
+use gauntlet_attacks::audit::AuditTarget;
 use gauntlet_core::manifest::bundle_digest;
 use gauntlet_core::{Classifier, DeviceChoice, Manifest, WhiteBox};
 use gauntlet_models::NativeModel;
@@ -185,5 +186,24 @@ impl LoadedBundle {
     pub fn vocabulary_size(&self) -> usize {
         self.white_box()
             .map_or_else(|| self.codec.size(), |m| m.embedding_table().rows)
+    }
+}
+
+/// Audits run on loaded bundles through the one loader the CLI and the server share.
+impl AuditTarget for LoadedBundle {
+    fn codec(&self) -> &TextCodec {
+        LoadedBundle::codec(self)
+    }
+    fn classifier(&self) -> &dyn Classifier {
+        LoadedBundle::classifier(self)
+    }
+    fn white_box(&self) -> Option<&dyn WhiteBox> {
+        LoadedBundle::white_box(self)
+    }
+    fn white_box_unavailable(&self) -> Option<&str> {
+        LoadedBundle::white_box_unavailable(self)
+    }
+    fn digest(&self) -> &str {
+        LoadedBundle::digest(self)
     }
 }

@@ -4,6 +4,7 @@
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
+use gauntlet_attacks::audit::Shard;
 use gauntlet_attacks::{AttackKind, Budget};
 use gauntlet_core::DeviceChoice;
 
@@ -32,6 +33,8 @@ pub enum Command {
     Gate(GateArgs),
     /// Run a declarative spec file (model, data, attacks, thresholds).
     Run(RunArgs),
+    /// Merge the JSON reports of the shards of one audit into the report of the whole.
+    Merge(MergeArgs),
 }
 
 /// Thresholds given on the command line.
@@ -99,6 +102,10 @@ pub struct AuditArgs {
     /// (a JSON report of the same data and limit). Default: budget-many changes.
     #[arg(long, value_name = "REPORT")]
     pub random_counts_from: Option<PathBuf>,
+    /// Attack only shard I of N: the examples whose index is ≡ I (mod N), after --limit.
+    /// Merge the shards' JSON reports with `gauntlet merge`.
+    #[arg(long, value_name = "I/N")]
+    pub shard: Option<Shard>,
     /// Report file (default: the report on stdout).
     #[arg(long, value_name = "FILE")]
     pub out: Option<PathBuf>,
@@ -114,12 +121,28 @@ pub struct AuditArgs {
 /// `gauntlet gate`.
 #[derive(Args)]
 pub struct GateArgs {
-    /// A JSON report written by `gauntlet audit` or `gauntlet run`.
+    /// A JSON report written by `gauntlet audit`, `gauntlet run` (`audit.json`) or
+    /// `gauntlet merge`.
     #[arg(long, value_name = "FILE")]
     pub report: PathBuf,
-    /// Thresholds (at least one).
+    /// Thresholds for every attack (default: those the report's plan set).
     #[command(flatten)]
     pub thresholds: ThresholdArgs,
+}
+
+/// `gauntlet merge`.
+#[derive(Args)]
+pub struct MergeArgs {
+    /// The shards' JSON reports (`audit.json` of `gauntlet run --shard`, or the `--out` of
+    /// `gauntlet audit --shard`), in any order.
+    #[arg(required = true, value_name = "REPORT")]
+    pub reports: Vec<PathBuf>,
+    /// The merged report.
+    #[arg(long, value_name = "FILE")]
+    pub out: PathBuf,
+    /// json or markdown (default: from the --out extension).
+    #[arg(long, value_parser = parse_format)]
+    pub format: Option<Format>,
 }
 
 /// `gauntlet run`.
@@ -143,6 +166,12 @@ pub struct RunArgs {
     /// WordNet directory for `sem` (overrides the spec's `wordnet`).
     #[arg(long, value_name = "DIR", env = "GAUNTLET_WORDNET")]
     pub wordnet: Option<PathBuf>,
+    /// Run only shard I of N (overrides the spec's `shard`).
+    #[arg(long, value_name = "I/N")]
+    pub shard: Option<Shard>,
+    /// Write the verdict but exit 0 on a breached threshold (errors still exit 2).
+    #[arg(long)]
+    pub no_gate: bool,
 }
 
 /// Parses an attack name (`hotflip-word`; underscores are accepted too).
@@ -160,38 +189,9 @@ pub fn parse_attack(text: &str) -> Result<AttackKind, String> {
         })
 }
 
-/// Parses a budget: an integer is a number of changes, a decimal in (0, 1] or a
-/// percentage is a fraction of the units.
+/// Parses a budget (see [`Budget`]'s `FromStr`).
 pub fn parse_budget(text: &str) -> Result<Budget, String> {
-    let t = text.trim();
-    if let Some(pct) = t.strip_suffix('%') {
-        let p: f64 = pct
-            .trim()
-            .parse()
-            .map_err(|_| format!("invalid budget {text:?}; expected e.g. 2, 0.1 or 10%"))?;
-        return fraction(p / 100.0, text);
-    }
-    if let Ok(n) = t.parse::<usize>() {
-        return if n == 0 {
-            Err("a budget of 0 changes leaves nothing to attack".into())
-        } else {
-            Ok(Budget::Changes(n))
-        };
-    }
-    let f: f64 = t
-        .parse()
-        .map_err(|_| format!("invalid budget {text:?}; expected e.g. 2, 0.1 or 10%"))?;
-    fraction(f, text)
-}
-
-fn fraction(f: f64, text: &str) -> Result<Budget, String> {
-    if f > 0.0 && f <= 1.0 {
-        Ok(Budget::Fraction(f))
-    } else {
-        Err(format!(
-            "invalid budget {text:?}: a fraction must lie in (0, 1]"
-        ))
-    }
+    text.parse()
 }
 
 /// Parses a report format name.

@@ -1,14 +1,12 @@
-//! Thresholds and verdicts: the CI gate shared by `audit`, `gate` and `run`.
+//! Verdicts on the command line: the engine's one gate ([`gauntlet_attacks::audit::Gate`])
+//! printed one line per threshold, and `gauntlet gate` on a saved report.
 //!
-//! Two thresholds exist: a maximum success rate of the attack (successes over attacked
-//! examples, at the report's confidence) and a minimum accuracy under attack (examples
-//! still classified correctly after the attack, over all examples). A threshold holds when
-//! the value is on its side of the limit *or equal to it*. A cancelled (partial) report
-//! cannot be gated: that is an error, not a pass.
+//! Thresholds are rates in [0, 1] and hold when the value is on their side of the limit or
+//! equal to it. A cancelled (partial) report or a single shard cannot be gated: that is
+//! an error, not a pass (merge the shards first).
 
 use anyhow::{bail, Result};
-use gauntlet_attacks::AttackReport;
-use serde::Deserialize;
+use gauntlet_attacks::audit::{AuditReport, Gate};
 
 use crate::args::{GateArgs, ThresholdArgs};
 use crate::output::read_report;
@@ -22,160 +20,82 @@ pub enum Verdict {
     Breached,
 }
 
-impl Verdict {
-    /// `Breached` if either is.
-    pub fn and(self, other: Verdict) -> Verdict {
-        if self == Verdict::Breached || other == Verdict::Breached {
-            Verdict::Breached
-        } else {
-            Verdict::Passed
-        }
-    }
-}
-
-/// Thresholds of one attack.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Thresholds {
-    /// Highest acceptable success rate.
-    pub max_success_rate: Option<f64>,
-    /// Lowest acceptable accuracy under attack.
-    pub min_accuracy_under_attack: Option<f64>,
-}
-
-impl From<ThresholdArgs> for Thresholds {
+impl From<ThresholdArgs> for Gate {
     fn from(a: ThresholdArgs) -> Self {
         Self {
             max_success_rate: a.max_success_rate,
             min_accuracy_under_attack: a.min_accuracy_under_attack,
+            min_clean_accuracy: None,
         }
     }
 }
 
-/// One checked threshold.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Check {
-    /// What was measured, in words.
-    pub metric: &'static str,
-    /// The measured value.
-    pub value: f64,
-    /// `<=` or `>=`.
-    pub relation: &'static str,
-    /// The limit.
-    pub limit: f64,
-    /// Whether the threshold held.
-    pub passed: bool,
-}
-
-impl Thresholds {
-    /// Whether no threshold is set.
-    pub fn is_empty(&self) -> bool {
-        self.max_success_rate.is_none() && self.min_accuracy_under_attack.is_none()
-    }
-
-    /// Checks that every limit is a rate in [0, 1].
-    pub fn validate(&self) -> Result<()> {
-        for (name, v) in [
-            ("max_success_rate", self.max_success_rate),
-            ("min_accuracy_under_attack", self.min_accuracy_under_attack),
-        ] {
-            if let Some(v) = v {
-                if !(0.0..=1.0).contains(&v) {
-                    bail!("{name} = {v}: a rate must lie in [0, 1]");
-                }
-            }
-        }
-        Ok(())
-    }
-
-    /// Checks a report; a cancelled report is an error.
-    pub fn check(&self, report: &AttackReport) -> Result<Vec<Check>> {
-        if report.cancelled {
-            bail!("the report is partial (the run was cancelled); it cannot be gated");
-        }
-        let s = &report.summary;
-        let mut checks = Vec::new();
-        if let Some(limit) = self.max_success_rate {
-            checks.push(Check {
-                metric: "success rate",
-                value: s.success_rate,
-                relation: "<=",
-                limit,
-                passed: s.success_rate <= limit,
-            });
-        }
-        if let Some(limit) = self.min_accuracy_under_attack {
-            checks.push(Check {
-                metric: "accuracy under attack",
-                value: s.accuracy_under_attack,
-                relation: ">=",
-                limit,
-                passed: s.accuracy_under_attack >= limit,
-            });
-        }
-        Ok(checks)
-    }
-
-    /// Checks a report and prints one line per threshold (on stdout, or on stderr when
-    /// stdout carries the report itself).
-    pub fn apply(&self, name: &str, report: &AttackReport, stderr: bool) -> Result<Verdict> {
-        let checks = self.check(report)?;
-        if report.summary.attacked == 0 && !checks.is_empty() {
+/// Prints the report's verdict, one line per threshold (on stderr when stdout carries the
+/// report itself), and answers it; `Passed` when the report has none.
+pub fn announce(report: &AuditReport, stderr: bool) -> Verdict {
+    let Some(verdict) = &report.verdict else {
+        return Verdict::Passed;
+    };
+    for a in &report.attacks {
+        if a.report.summary.attacked == 0 && !a.gate.is_empty() {
             eprintln!(
-                "warning: {name}: no example was attacked (the model misclassifies every one), \
-                 so the success rate is 0"
+                "warning: {}: no example was attacked (the model misclassifies every one), \
+                 so the success rate is 0",
+                a.name
             );
         }
-        let mut verdict = Verdict::Passed;
-        for c in &checks {
-            let line = format!(
-                "{} {name}: {} {:.2}% {} {:.2}% ({} examples, {} attacked, {} successes)",
-                if c.passed { "PASS" } else { "FAIL" },
-                c.metric,
-                100.0 * c.value,
-                c.relation,
-                100.0 * c.limit,
-                report.summary.examples,
-                report.summary.attacked,
-                report.summary.successes,
-            );
-            if stderr {
-                eprintln!("{line}");
-            } else {
-                println!("{line}");
-            }
-            if !c.passed {
-                verdict = Verdict::Breached;
-            }
-        }
-        Ok(verdict)
     }
-}
-
-/// `gauntlet gate`: checks a saved JSON report.
-pub fn run_gate(args: &GateArgs) -> Result<Verdict> {
-    let thresholds = Thresholds::from(args.thresholds);
-    if thresholds.is_empty() {
-        bail!("give at least one of --max-success-rate and --min-accuracy-under-attack");
-    }
-    thresholds.validate()?;
-    let report = read_report(&args.report)?;
-    thresholds.apply(report.config.kind.name(), &report, false)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn limits_must_be_rates_and_verdicts_combine() {
-        let t = Thresholds {
-            max_success_rate: Some(1.5),
-            min_accuracy_under_attack: None,
+    for check in &verdict.checks {
+        let s = report
+            .attacks
+            .iter()
+            .find(|a| a.name == check.attack)
+            .map(|a| &a.report.summary);
+        let line = match s {
+            Some(s) => format!(
+                "{} ({} examples, {} attacked, {} successes)",
+                check.line(),
+                s.examples,
+                s.attacked,
+                s.successes
+            ),
+            None => check.line(),
         };
-        assert!(t.validate().is_err());
-        assert!(Thresholds::default().is_empty());
-        assert_eq!(Verdict::Passed.and(Verdict::Breached), Verdict::Breached);
-        assert_eq!(Verdict::Passed.and(Verdict::Passed), Verdict::Passed);
+        if stderr {
+            eprintln!("{line}");
+        } else {
+            println!("{line}");
+        }
     }
+    if verdict.passed {
+        Verdict::Passed
+    } else {
+        Verdict::Breached
+    }
+}
+
+/// `gauntlet gate`: checks a saved JSON report against the given thresholds, or those its
+/// plan set.
+pub fn run_gate(args: &GateArgs) -> Result<Verdict> {
+    let mut report = read_report(&args.report)?;
+    if let Some(shard) = report.shard {
+        bail!(
+            "{} is shard {shard} of an audit; gate the whole audit: `gauntlet merge` the shards' reports first",
+            args.report.display()
+        );
+    }
+    let given = Gate::from(args.thresholds);
+    given.validate("threshold").map_err(anyhow::Error::msg)?;
+    if !given.is_empty() {
+        for a in &mut report.attacks {
+            a.gate = given.clone();
+        }
+    } else if report.attacks.iter().all(|a| a.gate.is_empty()) {
+        bail!(
+            "{} sets no threshold; give at least one of --max-success-rate and --min-accuracy-under-attack",
+            args.report.display()
+        );
+    }
+    report.judge()?;
+    Ok(announce(&report, false))
 }

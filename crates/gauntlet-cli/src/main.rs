@@ -7,22 +7,30 @@
 //!   JUnit), optionally gating on it inline;
 //! * `gate` checks a saved JSON report against thresholds;
 //! * `run` executes a declarative spec file (model, data, several attacks with their own
-//!   parameters and thresholds) and writes one report per attack.
+//!   parameters and thresholds) and writes one report per attack and the audit report;
+//! * `merge` joins the reports of an audit's shards (`--shard I/N` of `audit` or `run`)
+//!   into the report of the whole audit.
 //!
 //! Exit codes, the same for every subcommand: `0` every threshold held (or none was set),
 //! `1` a threshold was breached, `2` an error (bad input, missing file, an attack that does
 //! not fit the model...). On an error no report file is written: reports go to a
 //! temporary file in the target directory and are renamed into place only when complete.
 //!
-//! Module map: [`args`] (command-line definitions and value parsers), [`audit`] (loading a
-//! model and a dataset, running one attack with a progress bar), [`gate`] (thresholds and
-//! verdicts), [`output`] (formats, atomic writes, the progress bar), [`spec`] (spec files),
-//! [`wordnet`] (locating WordNet for `sem`).
+//! `audit` and `run` are two spellings of one audit plan, run by the engine's one audit
+//! runner (`gauntlet_attacks::audit`).
+//!
+//! Module map: [`args`] (command-line definitions and value parsers), [`session`] (loading a
+//! model and a dataset, running a plan with a progress bar), [`audit`] (the `audit` flags
+//! as a plan), [`gate`] (verdicts), [`merge`] (shards), [`output`] (formats, atomic writes,
+//! reading reports, the progress bar), [`spec`] (spec files), [`wordnet`] (locating WordNet
+//! for `sem`).
 
 mod args;
 mod audit;
 mod gate;
+mod merge;
 mod output;
+mod session;
 mod spec;
 mod wordnet;
 
@@ -39,6 +47,7 @@ fn main() -> ExitCode {
         Command::Audit(args) => audit::run_audit(&args),
         Command::Gate(args) => gate::run_gate(&args),
         Command::Run(args) => spec::run_spec(&args),
+        Command::Merge(args) => merge::run_merge(&args),
     };
     match result {
         Ok(Verdict::Passed) => ExitCode::SUCCESS,

@@ -11,6 +11,7 @@ use std::path::{Path, PathBuf};
 use std::str::FromStr;
 
 use anyhow::{bail, Context, Result};
+use gauntlet_attacks::audit::{AuditReport, DataIdentity, Gate, NamedReport};
 use gauntlet_attacks::{render, AttackReport, Progress};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
@@ -132,15 +133,56 @@ pub fn write_atomic(path: &Path, contents: &str) -> Result<()> {
     Ok(())
 }
 
-/// Reads a JSON report written by `gauntlet audit` or `gauntlet run`.
-pub fn read_report(path: &Path) -> Result<AttackReport> {
+/// Reads a JSON audit report (`gauntlet audit`, `run`'s `audit.json`, `merge`). A
+/// single attack's report (`run`'s `<name>.json`, or reports of earlier versions) is read
+/// as an audit of that one attack, with an unknown dataset (it cannot be merged).
+pub fn read_report(path: &Path) -> Result<AuditReport> {
     let text = fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
-    render::from_json(&text).with_context(|| {
+    let not_a_report = || {
         format!(
             "{}: not a Gauntlet JSON report (only --format json reports can be read back)",
             path.display()
         )
+    };
+    let value: serde_json::Value = serde_json::from_str(&text).with_context(not_a_report)?;
+    if value.get("attacks").is_some() {
+        return serde_json::from_value(value).with_context(not_a_report);
+    }
+    let report: AttackReport = render::from_json(&text).with_context(not_a_report)?;
+    Ok(AuditReport {
+        model: report.model.clone(),
+        data: DataIdentity {
+            digest: String::new(),
+            examples: report.summary.examples,
+        },
+        shard: None,
+        merged_from: None,
+        verdict: None,
+        cancelled: report.cancelled,
+        wall_time_ms: report.summary.wall_time_ms,
+        attacks: vec![NamedReport {
+            name: report.config.kind.name().to_owned(),
+            gate: Gate::default(),
+            counts_from: None,
+            report,
+        }],
     })
+}
+
+/// Renders an audit: JSON whole; Markdown attack after attack; JUnit for one attack.
+pub fn render_audit(format: Format, report: &AuditReport) -> Result<String> {
+    match (format, report.attacks.as_slice()) {
+        (Format::Json, _) => Ok(serde_json::to_string_pretty(report)? + "\n"),
+        (Format::Markdown, attacks) => attacks
+            .iter()
+            .map(|a| format.render(&a.report))
+            .collect::<Result<Vec<_>>>()
+            .map(|parts| parts.join("\n")),
+        (Format::Junit, [one]) => format.render(&one.report),
+        (Format::Junit, _) => {
+            bail!("JUnit holds one attack per file; use json or markdown, or `gauntlet run` with formats = [\"junit\"]")
+        }
+    }
 }
 
 /// A progress bar for one attack over `total` examples.

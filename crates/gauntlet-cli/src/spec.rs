@@ -1,217 +1,85 @@
-//! `gauntlet run --spec gauntlet-audit.toml`: a declarative audit for CI.
+//! `gauntlet run --spec gauntlet-audit.toml`: an [`AuditPlan`] written as TOML, for CI.
 //!
 //! ```toml
 //! model = "models/sst2-word-cnn"      # paths are relative to the spec file
 //! data = "data/test.tsv"
 //! limit = 200                          # optional: first N examples
 //! seed = 0                             # optional: default seed of every attack
+//! shard = "0/4"                        # optional: run one shard (or --shard)
 //! device = "cpu"                       # optional: auto (default), cpu or cuda
 //! out_dir = "gauntlet-reports"         # optional (this is the default)
 //! formats = ["json", "junit"]          # optional: json (default), markdown, junit
+//!
+//! [gate]                               # optional: thresholds of every attack
+//! max_success_rate = 0.9
 //!
 //! [[attack]]
 //! kind = "hotflip-word"
 //! beam = 10
 //! budget = 2                           # a count, a fraction (0.1) or "10%"
-//! max_success_rate = 0.5
+//! max_success_rate = 0.5               # this attack's own thresholds
 //! min_accuracy_under_attack = 0.4
 //!
 //! [[attack]]
 //! kind = "random"
 //! counts_from = "hotflip-word"         # as many changes as that attack made per example
-//! max_success_rate = 0.2
 //! ```
 //!
-//! Everything is validated before the first attack runs (unknown keys and attacks, an
-//! attack that does not fit the model, the data, WordNet for `sem`), and the reports
-//! (`<name>.<ext>` per attack and format, plus `summary.json`) are written only once every
-//! attack has finished: an error (exit 2) writes nothing. Exit 1 when a threshold of any
-//! attack is breached.
+//! `device`, `threads`, `out_dir`, `formats` and `wordnet` say how this machine runs the
+//! plan and are not part of it; every other key is the plan's (see
+//! `gauntlet_attacks::audit::plan`). Everything is validated before the first attack runs,
+//! and the reports (`<name>.<ext>` per attack and format, `audit.json` — the audit report
+//! that `gauntlet merge` and `gauntlet gate` read — and `summary.json`) are written only
+//! once every attack has finished: an error (exit 2) writes nothing. Exit 1 when a
+//! threshold is breached (not with `--no-gate`; never for a shard, which has no verdict).
 
 use std::collections::BTreeMap;
 use std::fs;
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
-use gauntlet_attacks::{AttackConfig, AttackKind, AttackReport, Budget};
+use gauntlet_attacks::audit::AuditPlan;
 use gauntlet_core::DeviceChoice;
 use serde::Deserialize;
 
-use crate::args::{parse_attack, parse_budget, RunArgs};
-use crate::audit::Session;
-use crate::gate::{Thresholds, Verdict};
-use crate::output::{write_atomic, Format};
-use crate::wordnet;
+use crate::args::RunArgs;
+use crate::gate::{announce, Verdict};
+use crate::output::{render_audit, write_atomic, Format};
+use crate::session::Session;
 
-/// A spec file.
-#[derive(Debug, Deserialize)]
+/// How this machine runs a spec: the keys of a spec file that are not the plan's.
+#[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct Spec {
-    /// Model bundle directory.
-    pub model: PathBuf,
-    /// Labelled dataset.
-    pub data: PathBuf,
-    /// Attack only the first N examples.
-    pub limit: Option<usize>,
-    /// Default seed of every attack.
-    pub seed: Option<u64>,
+struct Machine {
     /// Device (`auto`, `cpu`, `cuda`).
-    pub device: Option<String>,
-    /// Default batch size of every attack.
-    pub batch_size: Option<usize>,
+    device: Option<String>,
     /// libtorch threads.
-    pub threads: Option<i32>,
+    threads: Option<i32>,
     /// Output directory (default `gauntlet-reports`).
-    pub out_dir: Option<PathBuf>,
+    out_dir: Option<PathBuf>,
     /// Report formats (default `["json"]`).
     #[serde(default)]
-    pub formats: Vec<Format>,
+    formats: Vec<Format>,
     /// WordNet directory for `sem`.
-    pub wordnet: Option<PathBuf>,
-    /// The attacks, run in order.
-    #[serde(default, alias = "attacks")]
-    pub attack: Vec<AttackSpec>,
+    wordnet: Option<PathBuf>,
 }
 
-/// A budget as a spec writes it: `2`, `0.1` or `"10%"`.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(untagged)]
-pub enum BudgetSpec {
-    /// A number of changes.
-    Count(u64),
-    /// A fraction of the units.
-    Fraction(f64),
-    /// Either, as text.
-    Text(String),
-}
+const MACHINE_KEYS: [&str; 5] = ["device", "threads", "out_dir", "formats", "wordnet"];
 
-impl BudgetSpec {
-    fn resolve(&self) -> Result<Budget, String> {
-        match self {
-            Self::Count(n) => parse_budget(&n.to_string()),
-            // A float that parses as an integer (`1.0`) stays a fraction.
-            Self::Fraction(f) if *f > 0.0 && *f <= 1.0 => Ok(Budget::Fraction(*f)),
-            Self::Fraction(f) => Err(format!("fraction {f} must lie in (0, 1]")),
-            Self::Text(t) => parse_budget(t),
-        }
-    }
-}
-
-/// One attack of a spec.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct AttackSpec {
-    /// The attack (`hotflip-word`, ...).
-    pub kind: String,
-    /// Report file stem (default: the attack's name); unique within the spec.
-    pub name: Option<String>,
-    /// Beam width.
-    pub beam: Option<usize>,
-    /// Changes allowed per example.
-    pub budget: Option<BudgetSpec>,
-    /// Confidence τ.
-    pub confidence: Option<f64>,
-    /// Success-vs-τ curve.
-    pub curve: Option<Vec<f64>>,
-    /// Targeted mode: label key or name.
-    pub target: Option<String>,
-    /// `sem` cosine threshold.
-    pub cosine_threshold: Option<f64>,
-    /// Candidate cap of `loss-beam` and `random`.
-    pub candidates_cap: Option<usize>,
-    /// Seed (overrides the spec's).
-    pub seed: Option<u64>,
-    /// Batch size (overrides the spec's).
-    pub batch_size: Option<usize>,
-    /// `random`: take per-example change counts from this earlier attack of the spec.
-    pub counts_from: Option<String>,
-    /// Highest acceptable success rate.
-    pub max_success_rate: Option<f64>,
-    /// Lowest acceptable accuracy under attack.
-    pub min_accuracy_under_attack: Option<f64>,
-}
-
-/// A validated attack of the spec.
-struct Planned {
-    name: String,
-    config: AttackConfig,
-    counts_from: Option<usize>,
-    thresholds: Thresholds,
-}
-
-fn read_spec(path: &Path) -> Result<Spec> {
+fn read_spec(path: &Path) -> Result<(AuditPlan, Machine)> {
     let text = fs::read_to_string(path)
         .with_context(|| format!("reading the spec file {}", path.display()))?;
-    toml::from_str(&text).with_context(|| format!("{}: invalid spec", path.display()))
-}
-
-fn plan(spec: &Spec, session: &Session, path: &Path) -> Result<Vec<Planned>> {
-    if spec.attack.is_empty() {
-        bail!("{}: the spec lists no [[attack]]", path.display());
+    let invalid = || format!("{}: invalid spec", path.display());
+    let mut table: toml::Table = text.parse().with_context(invalid)?;
+    let mut machine = toml::Table::new();
+    for key in MACHINE_KEYS {
+        if let Some(v) = table.remove(key) {
+            machine.insert(key.to_owned(), v);
+        }
     }
-    let mut planned: Vec<Planned> = Vec::new();
-    for (i, a) in spec.attack.iter().enumerate() {
-        let at = || format!("{}: attack #{} ({})", path.display(), i + 1, a.kind);
-        let kind = parse_attack(&a.kind)
-            .map_err(anyhow::Error::msg)
-            .with_context(at)?;
-        let name = a.name.clone().unwrap_or_else(|| kind.name().to_owned());
-        if name.is_empty()
-            || !name
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
-        {
-            bail!(
-                "{}: name {name:?} must be letters, digits, '-', '_' or '.'",
-                at()
-            );
-        }
-        if planned.iter().any(|p| p.name == name) || name == "summary" {
-            bail!(
-                "{}: the report name {name:?} is taken; give the attack a `name`",
-                at()
-            );
-        }
-        let mut c = AttackConfig::new(kind);
-        c.beam_width = a.beam.unwrap_or(c.beam_width);
-        c.budget = a
-            .budget
-            .as_ref()
-            .map(BudgetSpec::resolve)
-            .transpose()
-            .map_err(anyhow::Error::msg)
-            .with_context(at)?;
-        c.confidence = a.confidence.unwrap_or(c.confidence);
-        c.curve = a.curve.clone().unwrap_or(c.curve);
-        c.cosine_threshold = a.cosine_threshold.unwrap_or(c.cosine_threshold);
-        c.candidates_cap = a.candidates_cap.or(c.candidates_cap);
-        c.seed = a.seed.or(spec.seed).unwrap_or(c.seed);
-        c.batch_size = a.batch_size.or(spec.batch_size).unwrap_or(c.batch_size);
-        if let Some(t) = &a.target {
-            c.target_label = Some(session.label(t).with_context(at)?);
-        }
-        let counts_from = match &a.counts_from {
-            None => None,
-            Some(_) if kind != AttackKind::Random => {
-                bail!("{}: counts_from applies to the `random` attack only", at())
-            }
-            Some(other) => Some(planned.iter().position(|p| &p.name == other).with_context(
-                || format!("{}: counts_from {other:?} names no earlier attack", at()),
-            )?),
-        };
-        let thresholds = Thresholds {
-            max_success_rate: a.max_success_rate,
-            min_accuracy_under_attack: a.min_accuracy_under_attack,
-        };
-        thresholds.validate().with_context(at)?;
-        planned.push(Planned {
-            name,
-            config: c,
-            counts_from,
-            thresholds,
-        });
-    }
-    Ok(planned)
+    let machine: Machine = machine.try_into().with_context(invalid)?;
+    let plan: AuditPlan = table.try_into().with_context(invalid)?;
+    Ok((plan, machine))
 }
 
 fn relative(base: &Path, p: &Path) -> PathBuf {
@@ -224,24 +92,33 @@ fn relative(base: &Path, p: &Path) -> PathBuf {
 
 /// `gauntlet run`.
 pub fn run_spec(args: &RunArgs) -> Result<Verdict> {
-    let spec = read_spec(&args.spec)?;
+    let (mut plan, machine) = read_spec(&args.spec)?;
+    let at = |what: &str| format!("{}: {what}", args.spec.display());
     let base = args
         .spec
         .parent()
         .filter(|p| !p.as_os_str().is_empty())
         .map_or_else(|| PathBuf::from("."), Path::to_owned);
-    let device: DeviceChoice = match (&args.device, &spec.device) {
+    if args.limit.is_some() {
+        plan.limit = args.limit;
+    }
+    if args.shard.is_some() {
+        plan.shard = args.shard;
+    }
+    plan.validate().with_context(|| at("invalid plan"))?;
+    let device: DeviceChoice = match (&args.device, &machine.device) {
         (Some(d), _) => *d,
         (None, Some(d)) => d
             .parse()
             .map_err(anyhow::Error::msg)
-            .with_context(|| format!("{}: device", args.spec.display()))?,
+            .with_context(|| at("device"))?,
         (None, None) => DeviceChoice::Auto,
     };
     let out_dir = args.out_dir.clone().unwrap_or_else(|| {
         relative(
             &base,
-            spec.out_dir
+            machine
+                .out_dir
                 .as_deref()
                 .unwrap_or(Path::new("gauntlet-reports")),
         )
@@ -249,79 +126,64 @@ pub fn run_spec(args: &RunArgs) -> Result<Verdict> {
     if out_dir.exists() && !out_dir.is_dir() {
         bail!("{}: the output directory is a file", out_dir.display());
     }
-    let formats = if spec.formats.is_empty() {
+    let formats = if machine.formats.is_empty() {
         vec![Format::Json]
     } else {
-        spec.formats.clone()
+        machine.formats.clone()
+    };
+    let Some(model) = plan.model.clone() else {
+        bail!("{}", at("`model` (the bundle directory) is missing"));
+    };
+    let Some(data) = plan.dataset.0.name.clone() else {
+        bail!("{}", at("`data` (the dataset file) is missing; inline examples are for the server"));
     };
     let session = Session::open(
-        &relative(&base, &spec.model),
-        &relative(&base, &spec.data),
+        &relative(&base, Path::new(&model)),
+        &relative(&base, Path::new(&data)),
         device,
-        args.limit.or(spec.limit),
-        args.threads.or(spec.threads),
+        args.threads.or(machine.threads),
     )?;
-    let planned = plan(&spec, &session, &args.spec)?;
-    let lexicon = if planned.iter().any(|p| p.config.kind == AttackKind::Sem) {
-        let given = args
-            .wordnet
-            .clone()
-            .or_else(|| spec.wordnet.as_deref().map(|w| relative(&base, w)));
-        Some(wordnet::load(given.as_deref())?)
-    } else {
-        None
-    };
-    // Every attack must fit the model before the first one runs.
-    for p in &planned {
-        session
-            .attacker(p.config.clone(), lexicon.as_ref())
-            .with_context(|| format!("{}: attack {:?}", args.spec.display(), p.name))?;
-    }
+    let wordnet = args
+        .wordnet
+        .clone()
+        .or_else(|| machine.wordnet.as_deref().map(|w| relative(&base, w)));
+    let report = session
+        .run(plan, wordnet.as_deref())
+        .with_context(|| at("audit"))?;
 
-    let mut reports: Vec<AttackReport> = Vec::with_capacity(planned.len());
-    for p in &planned {
-        let mut config = p.config.clone();
-        if let Some(source) = p.counts_from {
-            config.random_change_counts = Some(reports[source].change_counts());
-        }
-        let attacker = session.attacker(config, lexicon.as_ref())?;
-        reports.push(session.run(&p.name, &attacker)?);
-    }
-
-    let mut verdict = Verdict::Passed;
-    let mut summary = Vec::new();
-    for (p, report) in planned.iter().zip(&reports) {
-        let v = p.thresholds.apply(&p.name, report, false)?;
-        verdict = verdict.and(v);
-        let s = &report.summary;
-        summary.push(serde_json::json!({
-            "name": p.name,
-            "attack": p.config.kind.name(),
-            "reports": formats.iter().map(|f| format!("{}.{}", p.name, f.extension())).collect::<Vec<_>>(),
-            "examples": s.examples,
-            "attacked": s.attacked,
-            "successes": s.successes,
-            "success_rate": s.success_rate,
-            "accuracy_under_attack": s.accuracy_under_attack,
-            "max_success_rate": p.thresholds.max_success_rate,
-            "min_accuracy_under_attack": p.thresholds.min_accuracy_under_attack,
-            "passed": v == Verdict::Passed,
-        }));
-    }
     let mut files: BTreeMap<PathBuf, String> = BTreeMap::new();
-    for (p, report) in planned.iter().zip(&reports) {
+    for a in &report.attacks {
         for f in &formats {
             files.insert(
-                out_dir.join(format!("{}.{}", p.name, f.extension())),
-                f.render(report)?,
+                out_dir.join(format!("{}.{}", a.name, f.extension())),
+                f.render(&a.report)?,
             );
         }
     }
+    files.insert(out_dir.join("audit.json"), render_audit(Format::Json, &report)?);
     let summary = serde_json::json!({
         "spec": args.spec.display().to_string(),
-        "model": session.model.digest(),
-        "passed": verdict == Verdict::Passed,
-        "attacks": summary,
+        "model": report.model,
+        "shard": report.shard.map(|s| s.to_string()),
+        "passed": report.verdict.as_ref().is_none_or(|v| v.passed),
+        "attacks": report.attacks.iter().map(|a| {
+            let s = &a.report.summary;
+            serde_json::json!({
+                "name": a.name,
+                "attack": a.report.config.kind.name(),
+                "reports": formats.iter().map(|f| format!("{}.{}", a.name, f.extension())).collect::<Vec<_>>(),
+                "examples": s.examples,
+                "attacked": s.attacked,
+                "successes": s.successes,
+                "success_rate": s.success_rate,
+                "accuracy_under_attack": s.accuracy_under_attack,
+                "max_success_rate": a.gate.max_success_rate,
+                "min_accuracy_under_attack": a.gate.min_accuracy_under_attack,
+                "passed": report.verdict.as_ref().is_none_or(|v| {
+                    v.checks.iter().filter(|c| c.attack == a.name).all(|c| c.passed)
+                }),
+            })
+        }).collect::<Vec<_>>(),
     });
     files.insert(
         out_dir.join("summary.json"),
@@ -335,5 +197,11 @@ pub fn run_spec(args: &RunArgs) -> Result<Verdict> {
         files.len(),
         out_dir.display()
     );
-    Ok(verdict)
+    if let Some(shard) = report.shard {
+        eprintln!(
+            "shard {shard}: no verdict on one shard; `gauntlet merge` the shards' audit.json, then `gauntlet gate`"
+        );
+    }
+    let verdict = announce(&report, false);
+    Ok(if args.no_gate { Verdict::Passed } else { verdict })
 }

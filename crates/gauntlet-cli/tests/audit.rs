@@ -43,11 +43,16 @@ fn every_word_attack_writes_json_markdown_and_junit() {
             let text = fs::read_to_string(&out).unwrap();
             match format {
                 "json" => {
-                    let report: serde_json::Value = serde_json::from_str(&text).unwrap();
+                    let audit: serde_json::Value = serde_json::from_str(&text).unwrap();
+                    let report = &audit["attacks"][0]["report"];
                     assert_eq!(report["config"]["kind"], attack);
                     assert_eq!(report["summary"]["examples"], 12);
                     assert_eq!(report["examples"].as_array().unwrap().len(), 12);
-                    assert!(report["model"].as_str().unwrap().len() == 64, "digest");
+                    let model = audit["model"].as_str().unwrap();
+                    let (name, digest) = model.split_once('@').unwrap();
+                    assert!(!name.is_empty() && digest.len() == 64, "{model}");
+                    assert_eq!(report["model"], audit["model"]);
+                    assert_eq!(audit["data"]["examples"], 12);
                 }
                 "markdown" => {
                     assert!(
@@ -92,8 +97,9 @@ fn hotflip_char_audits_a_character_model() {
         &out,
     ]);
     assert_code(&run, 0);
-    let report: serde_json::Value =
+    let audit: serde_json::Value =
         serde_json::from_str(&fs::read_to_string(&out).unwrap()).unwrap();
+    let report = &audit["attacks"][0]["report"];
     assert_eq!(report["config"]["kind"], "hotflip-char");
     assert_eq!(report["config"]["budget"]["fraction"], 0.2);
     assert_eq!(report["summary"]["examples"], 8);
@@ -131,7 +137,7 @@ fn an_onnx_export_of_a_character_model_is_audited_like_the_native_bundle() {
         assert_code(&run, 0);
         let report: serde_json::Value =
             serde_json::from_str(&fs::read_to_string(&out).unwrap()).unwrap();
-        report["examples"]
+        report["attacks"][0]["report"]["examples"]
             .as_array()
             .unwrap()
             .iter()
@@ -178,14 +184,17 @@ fn inline_gate_exits_one_on_a_breach_and_zero_otherwise() {
     let strict = hotflip(dir.path(), &out, &["--max-success-rate", "0"]);
     assert_code(&strict, 1);
     assert!(
-        stdout(&strict).contains("FAIL hotflip-word: success rate"),
+        stdout(&strict).contains("FAIL hotflip-word: success_rate"),
         "{}",
         stdout(&strict)
     );
     let report: serde_json::Value =
         serde_json::from_str(&fs::read_to_string(&out).unwrap()).unwrap();
     assert!(
-        report["summary"]["successes"].as_u64().unwrap() > 0,
+        report["attacks"][0]["report"]["summary"]["successes"]
+            .as_u64()
+            .unwrap()
+            > 0,
         "the toy model is fooled"
     );
     let lenient = hotflip(dir.path(), &out, &["--max-success-rate", "1.0"]);
@@ -280,13 +289,12 @@ budget = "50%"
     let random: serde_json::Value =
         serde_json::from_str(&fs::read_to_string(reports.join("random.json")).unwrap()).unwrap();
     assert_eq!(random["summary"]["examples"], 10);
-    assert_eq!(
-        random["config"]["random_change_counts"]
-            .as_array()
-            .unwrap()
-            .len(),
-        10
-    );
+    // Counts copied from an earlier attack are named, not repeated, in the configuration.
+    assert!(random["config"]["random_change_counts"].is_null());
+    let audit: serde_json::Value =
+        serde_json::from_str(&fs::read_to_string(reports.join("audit.json")).unwrap()).unwrap();
+    assert_eq!(audit["attacks"][1]["counts_from"], "hotflip-word");
+    assert_eq!(audit["verdict"]["passed"], true);
     let summary: serde_json::Value =
         serde_json::from_str(&fs::read_to_string(reports.join("summary.json")).unwrap()).unwrap();
     assert_eq!(summary["passed"], true);
@@ -335,13 +343,13 @@ fn random_takes_change_counts_from_a_report() {
         serde_json::from_str(&fs::read_to_string(&adversary).unwrap()).unwrap();
     let random: serde_json::Value =
         serde_json::from_str(&fs::read_to_string(&out).unwrap()).unwrap();
-    let expected: Vec<u64> = counts["examples"]
+    let expected: Vec<u64> = counts["attacks"][0]["report"]["examples"]
         .as_array()
         .unwrap()
         .iter()
         .map(|e| e["changes"].as_u64().unwrap())
         .collect();
-    let used: Vec<u64> = random["config"]["random_change_counts"]
+    let used: Vec<u64> = random["attacks"][0]["report"]["config"]["random_change_counts"]
         .as_array()
         .unwrap()
         .iter()
@@ -393,4 +401,106 @@ fn long_texts_are_truncated_with_a_warning_and_stdout_gets_the_report() {
         "{}",
         stdout(&run)
     );
+}
+
+/// Zeroes what may differ between runs of one plan: wall times and merge provenance.
+fn without_times(mut v: serde_json::Value) -> serde_json::Value {
+    fn walk(v: &mut serde_json::Value) {
+        match v {
+            serde_json::Value::Object(map) => {
+                for (k, x) in map.iter_mut() {
+                    if k == "wall_time_ms" || k == "examples_per_second" {
+                        *x = serde_json::json!(0);
+                    } else {
+                        walk(x);
+                    }
+                }
+                map.remove("merged_from");
+            }
+            serde_json::Value::Array(items) => items.iter_mut().for_each(walk),
+            _ => {}
+        }
+    }
+    walk(&mut v);
+    v
+}
+
+#[test]
+fn shards_of_a_spec_merge_into_the_unsharded_report_and_gate() {
+    let dir = tempfile::tempdir().unwrap();
+    data(dir.path(), 12);
+    let path = dir.path().join("gauntlet-audit.toml");
+    fs::write(
+        &path,
+        format!(
+            r#"
+model = "{}"
+data = "test.tsv"
+seed = 2
+device = "cpu"
+[gate]
+max_success_rate = 0.0
+[[attack]]
+kind = "hotflip-word"
+beam = 3
+[[attack]]
+kind = "random"
+counts_from = "hotflip-word"
+"#,
+            word_model().display()
+        ),
+    )
+    .unwrap();
+    let run = |shard: Option<&str>, out: &str| {
+        let out = dir.path().join(out);
+        let mut args: Vec<&dyn AsRef<std::ffi::OsStr>> =
+            vec![&"run", &"--spec", &path, &"--out-dir", &out];
+        if let Some(s) = &shard {
+            args.extend([&"--shard" as &dyn AsRef<_>, s]);
+        }
+        let o = gauntlet(&args);
+        (o, out.join("audit.json"))
+    };
+    let (whole, whole_report) = run(None, "whole");
+    assert_code(&whole, 1);
+    let mut shard_reports = Vec::new();
+    for i in 0..3 {
+        let (o, report) = run(Some(&format!("{i}/3")), &format!("shard-{i}"));
+        // A shard has no verdict, so a breached threshold does not fail it.
+        assert_code(&o, 0);
+        shard_reports.push(report);
+    }
+    let merged = dir.path().join("merged.json");
+    let mut args: Vec<&dyn AsRef<std::ffi::OsStr>> = vec![&"merge"];
+    args.extend(shard_reports.iter().rev().map(|p| p as &dyn AsRef<_>));
+    args.extend([&"--out" as &dyn AsRef<_>, &merged]);
+    assert_code(&gauntlet(&args), 0);
+    let read = |p: &std::path::Path| -> serde_json::Value {
+        serde_json::from_str(&fs::read_to_string(p).unwrap()).unwrap()
+    };
+    let merged_json = read(&merged);
+    assert_eq!(merged_json["merged_from"]["shards"], serde_json::json!([0, 1, 2]));
+    assert_eq!(without_times(merged_json), without_times(read(&whole_report)));
+
+    let gate = gauntlet(&[&"gate", &"--report", &merged]);
+    assert_code(&gate, 1);
+    assert!(stdout(&gate).contains("FAIL hotflip-word: success_rate"), "{}", stdout(&gate));
+    let shard_gate = gauntlet(&[&"gate", &"--report", &shard_reports[0]]);
+    assert_code(&shard_gate, 2);
+    assert!(stderr(&shard_gate).contains("merge"), "{}", stderr(&shard_gate));
+
+    let partial = gauntlet(&[&"merge", &shard_reports[0], &shard_reports[2], &"--out", &merged]);
+    assert_code(&partial, 2);
+    assert!(stderr(&partial).contains("shard(s) 1/3 missing"), "{}", stderr(&partial));
+    let doubled = gauntlet(&[
+        &"merge",
+        &shard_reports[0],
+        &shard_reports[1],
+        &shard_reports[1],
+        &shard_reports[2],
+        &"--out",
+        &merged,
+    ]);
+    assert_code(&doubled, 2);
+    assert!(stderr(&doubled).contains("shard 1/3 is given twice"), "{}", stderr(&doubled));
 }

@@ -95,7 +95,7 @@ fn bad_attacks_and_settings_exit_two() {
         model,
         "hotflip-word",
         &["--target", "7"],
-        "target label \"7\" is not one of the model's labels (0, 1)",
+        "target label \"7\" is not a label of the model (ids 0..1, keys 0, 1)",
     );
     fails(
         dir.path(),
@@ -103,7 +103,7 @@ fn bad_attacks_and_settings_exit_two() {
         model,
         "hotflip-word",
         &["--limit", "0"],
-        "--limit 0",
+        "`limit` must be at least 1",
     );
     fails(
         dir.path(),
@@ -251,13 +251,13 @@ fn bad_spec_files_exit_two_and_write_nothing() {
     data(dir.path(), 6);
     let model = word_model().display().to_string();
     let cases = [
-        (format!("model = \"{model}\"\ndata = \"test.tsv\"\n[[attack]]\nkind = \"nope\"\n"), "unknown attack \"nope\""),
+        (format!("model = \"{model}\"\ndata = \"test.tsv\"\n[[attack]]\nkind = \"nope\"\n"), "unknown variant `nope`"),
         (format!("model = \"{model}\"\ndata = \"test.tsv\"\n[[attack]]\nkind = \"hotflip-word\"\n[[attack]]\nkind = \"hotflip-char\"\n"), "needs a character-level model"),
         (format!("model = \"{model}\"\ndata = \"test.tsv\"\n[[attack]]\nkind = \"unk\"\nbeem = 3\n"), "unknown field `beem`"),
-        (format!("model = \"{model}\"\ndata = \"test.tsv\"\n"), "lists no [[attack]]"),
+        (format!("model = \"{model}\"\ndata = \"test.tsv\"\n"), "lists no attack"),
         (format!("model = \"{model}\"\ndata = \"missing.tsv\"\n[[attack]]\nkind = \"unk\"\n"), "data file not found"),
         (format!("model = \"{model}\"\ndata = \"test.tsv\"\n[[attack]]\nkind = \"random\"\ncounts_from = \"unk\"\n"), "names no earlier attack"),
-        (format!("model = \"{model}\"\ndata = \"test.tsv\"\n[[attack]]\nkind = \"unk\"\n[[attack]]\nkind = \"unk\"\n"), "is taken"),
+        (format!("model = \"{model}\"\ndata = \"test.tsv\"\n[[attack]]\nkind = \"unk\"\nname = \"x\"\n[[attack]]\nkind = \"random\"\nname = \"x\"\n"), "is taken"),
         (format!("model = \"{model}\"\ndata = \"test.tsv\"\n[[attack]]\nkind = \"unk\"\nmax_success_rate = -1\n"), "must lie in [0, 1]"),
         (format!("model = \"{model}\"\ndata = \"test.tsv\"\n[[attack]]\nkind = \"sem\"\n"), "needs WordNet"),
     ];

@@ -37,12 +37,12 @@ pub enum AuditError {
     #[error("invalid audit plan: {0}")]
     Plan(String),
     /// An attack of the plan does not fit the model, or failed.
-    #[error("attack {name:?}: {source}")]
+    #[error("attack {name:?}: {error}")]
     Attack {
         /// The attack's name in the plan.
         name: String,
         /// The engine's error.
-        source: AttackError,
+        error: AttackError,
     },
     /// The dataset does not fit the plan.
     #[error("{0}")]

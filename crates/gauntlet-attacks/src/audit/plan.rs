@@ -44,10 +44,10 @@ pub struct AuditPlan {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub model: Option<String>,
     /// The examples.
-    #[serde(alias = "data")]
+    #[serde(default, alias = "data")]
     pub dataset: DatasetSpec,
     /// The attacks, run in order.
-    #[serde(alias = "attack")]
+    #[serde(default, alias = "attack")]
     pub attacks: Vec<AttackSpec>,
     /// Attack only the first `limit` examples of the dataset (before sharding).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -129,6 +129,15 @@ pub enum LabelRef {
     Name(String),
 }
 
+impl fmt::Display for LabelRef {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Id(id) => write!(f, "{id}"),
+            Self::Name(n) => write!(f, "{n:?}"),
+        }
+    }
+}
+
 impl LabelRef {
     /// The class id among `labels`, or an error listing them.
     pub fn resolve(&self, labels: &[Label], field: &str) -> Result<usize, String> {
@@ -139,7 +148,7 @@ impl LabelRef {
         found.map(|l| l.id).ok_or_else(|| {
             let keys: Vec<&str> = labels.iter().map(|l| l.key.as_str()).collect();
             format!(
-                "`{field}` {self:?} is not a label of the model (ids 0..{}, keys {})",
+                "{field} {self} is not a label of the model (ids 0..{}, keys {})",
                 labels.len().saturating_sub(1),
                 keys.join(", ")
             )
@@ -168,7 +177,7 @@ pub fn resolve_inline(
         .enumerate()
         .map(|(i, ex)| {
             Ok(Example {
-                label: ex.label.resolve(labels, &format!("{field}[{i}].label"))?,
+                label: ex.label.resolve(labels, &format!("`{field}[{i}].label`"))?,
                 text: ex.text.clone(),
             })
         })
@@ -395,7 +404,7 @@ impl AuditPlan {
     pub fn validate(&self) -> Result<Vec<String>, AuditError> {
         let bad = |m: String| Err(AuditError::Plan(m));
         if self.attacks.is_empty() {
-            return bad("the plan lists no attack".into());
+            return bad("the plan lists no attack (add an [[attack]] table, or an entry to `attacks`)".into());
         }
         if self.limit == Some(0) {
             return bad("`limit` must be at least 1".into());
@@ -467,7 +476,7 @@ impl AuditPlan {
         for (a, name) in self.attacks.iter().zip(names) {
             let fail = |source: AttackError| AuditError::Attack {
                 name: name.clone(),
-                source,
+                error: source,
             };
             let mut c = AttackConfig::new(a.kind);
             c.beam_width = a.beam_width.unwrap_or(c.beam_width);
@@ -492,7 +501,7 @@ impl AuditPlan {
             c.char_edits = a.char_edits.unwrap_or(c.char_edits);
             c.random_change_counts = a.random_change_counts.clone();
             if let Some(t) = &a.target {
-                c.target_label = Some(t.resolve(labels, "target").map_err(|m| {
+                c.target_label = Some(t.resolve(labels, "target label").map_err(|m| {
                     fail(AttackError::InvalidConfig {
                         field: "target",
                         message: m,

@@ -86,9 +86,9 @@ pub fn run(
             audit.cancelled = true;
             break;
         }
-        let fail = |source| AuditError::Attack {
+        let fail = |error| AuditError::Attack {
             name: attack.name.clone(),
-            source,
+            error,
         };
         let mut config = attack.config.clone();
         let counts_from = attack.counts_from.map(|j| &audit.attacks[j]);
