@@ -4,7 +4,7 @@ SHELL := /bin/bash
 BOOT := set -euo pipefail; eval "$$(scripts/bootstrap.sh)"
 DEMO_MODEL ?= models/sst2-word-cnn
 
-.PHONY: run test build release bootstrap lint demo-model
+.PHONY: run test build release bootstrap lint demo-model k8s-check
 
 ## Main job: provision, build, and start the attack server on localhost with the demo model.
 ## Overrides: BIND=127.0.0.1:8080, DATA_DIR=data (audit jobs and datasets).
@@ -16,11 +16,18 @@ run: release
 	@$(BOOT); exec target/release/gauntlet-server --bind $(BIND) \
 	  --models-dir $(dir $(DEMO_MODEL)) --default-model $(notdir $(DEMO_MODEL)) --data-dir $(DATA_DIR)
 
-## Tests: formatting, lints, then every test of the workspace.
+## Tests: the Kubernetes manifests (offline schema validation), formatting, lints, then every
+## test of the workspace.
 test:
-	@$(BOOT); cargo fmt --all --check; \
+	@$(BOOT); scripts/check_k8s.sh; \
+	  cargo fmt --all --check; \
 	  cargo clippy --workspace --all-targets -- -D warnings; \
 	  cargo test --workspace
+
+## deploy/k8s validated offline against the Kubernetes OpenAPI schemas (kubernetes-validate from
+## PyPI, installed once into $GAUNTLET_CACHE/tools-venv); no cluster, no cargo.
+k8s-check:
+	@scripts/check_k8s.sh
 
 build:
 	@$(BOOT); cargo build --workspace --bins
