@@ -403,28 +403,6 @@ fn long_texts_are_truncated_with_a_warning_and_stdout_gets_the_report() {
     );
 }
 
-/// Zeroes what may differ between runs of one plan: wall times and merge provenance.
-fn without_times(mut v: serde_json::Value) -> serde_json::Value {
-    fn walk(v: &mut serde_json::Value) {
-        match v {
-            serde_json::Value::Object(map) => {
-                for (k, x) in map.iter_mut() {
-                    if k == "wall_time_ms" || k == "examples_per_second" {
-                        *x = serde_json::json!(0);
-                    } else {
-                        walk(x);
-                    }
-                }
-                map.remove("merged_from");
-            }
-            serde_json::Value::Array(items) => items.iter_mut().for_each(walk),
-            _ => {}
-        }
-    }
-    walk(&mut v);
-    v
-}
-
 #[test]
 fn shards_of_a_spec_merge_into_the_unsharded_report_and_gate() {
     let dir = tempfile::tempdir().unwrap();

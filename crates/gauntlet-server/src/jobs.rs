@@ -1,12 +1,14 @@
-//! Audit jobs: the request a client submits ([`AuditRequest`]), the durable record of a job
-//! ([`JobRecord`], what the store writes), the view the API answers with ([`JobView`]),
-//! and the CI gate ([`Gate`], [`GateVerdict`]).
+//! Audit jobs: the plan a client submits ([`AuditRequest`], the engine's
+//! [`AuditPlan`]), the durable record of a job ([`JobRecord`], what the store writes) and
+//! the view the API answers with ([`JobView`]).
 //!
-//! A job runs its attacks one after another over the same examples; progress counts
-//! examples over all attacks. The gate is checked against every attack's summary once the
-//! job has succeeded.
+//! A job runs its plan through the engine's one audit runner; its [`AuditReport`] (the
+//! report `gauntlet run` writes for the same plan) grows attack by attack. Progress counts
+//! examples over all attacks. The gate's verdict is the report's, given once the job has
+//! succeeded (never for one shard).
 
-use gauntlet_attacks::{AttackConfig, AttackReport, Summary};
+use gauntlet_attacks::audit::{AuditPlan, AuditReport, GateVerdict};
+use gauntlet_attacks::Summary;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
@@ -57,157 +59,10 @@ impl JobState {
     }
 }
 
-/// A label given inline: the class id, or the label's key or name.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(untagged)]
-pub enum LabelRef {
-    /// Class id.
-    Id(usize),
-    /// Key (as in datasets) or display name.
-    Name(String),
-}
-
-/// One labelled text given inline.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct InlineExample {
-    /// The text.
-    pub text: String,
-    /// Its true label.
-    pub label: LabelRef,
-}
-
-/// Where an audit's examples come from: exactly one of `name` and `examples`.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct DatasetSpec {
-    /// A dataset file in the data directory's `datasets` folder.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub name: Option<String>,
-    /// Examples given inline.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub examples: Option<Vec<InlineExample>>,
-}
-
-/// Thresholds a CI gate checks on every attack's summary.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Gate {
-    /// Fail when an attack's success rate is above this.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub max_success_rate: Option<f64>,
-    /// Fail when accuracy under an attack is below this.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub min_accuracy_under_attack: Option<f64>,
-    /// Fail when clean accuracy is below this.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub min_clean_accuracy: Option<f64>,
-}
-
-/// One threshold checked against one attack.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct GateCheck {
-    /// The attack.
-    pub attack: String,
-    /// `success_rate`, `accuracy_under_attack` or `clean_accuracy`.
-    pub metric: String,
-    /// The threshold.
-    pub threshold: f64,
-    /// The measured value.
-    pub value: f64,
-    /// Whether the check passed.
-    pub passed: bool,
-}
-
-/// The gate's verdict on a finished job.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct GateVerdict {
-    /// Whether every check passed.
-    pub passed: bool,
-    /// Every check.
-    pub checks: Vec<GateCheck>,
-}
-
-impl Gate {
-    /// Checks the thresholds against every report.
-    pub fn verdict(&self, reports: &[AttackReport]) -> GateVerdict {
-        let mut checks = Vec::new();
-        for r in reports {
-            let s = &r.summary;
-            let attack = r.config.kind.name().to_owned();
-            let mut check = |metric: &str, threshold: Option<f64>, value: f64, max: bool| {
-                if let Some(threshold) = threshold {
-                    checks.push(GateCheck {
-                        attack: attack.clone(),
-                        metric: metric.into(),
-                        threshold,
-                        value,
-                        passed: if max {
-                            value <= threshold
-                        } else {
-                            value >= threshold
-                        },
-                    });
-                }
-            };
-            check("success_rate", self.max_success_rate, s.success_rate, true);
-            check(
-                "accuracy_under_attack",
-                self.min_accuracy_under_attack,
-                s.accuracy_under_attack,
-                false,
-            );
-            check(
-                "clean_accuracy",
-                self.min_clean_accuracy,
-                s.clean_accuracy,
-                false,
-            );
-        }
-        GateVerdict {
-            passed: checks.iter().all(|c| c.passed),
-            checks,
-        }
-    }
-
-    /// Every threshold must be a rate in [0, 1].
-    pub fn validate(&self) -> Result<(), String> {
-        for (name, v) in [
-            ("max_success_rate", self.max_success_rate),
-            ("min_accuracy_under_attack", self.min_accuracy_under_attack),
-            ("min_clean_accuracy", self.min_clean_accuracy),
-        ] {
-            if let Some(v) = v {
-                if !(0.0..=1.0).contains(&v) {
-                    return Err(format!("gate.{name} = {v} must lie in [0, 1]"));
-                }
-            }
-        }
-        Ok(())
-    }
-}
-
-/// `POST /v1/audits`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct AuditRequest {
-    /// A loaded model; the default model when omitted.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub model: Option<String>,
-    /// The attacks to run, in order.
-    pub attacks: Vec<AttackConfig>,
-    /// The examples.
-    pub dataset: DatasetSpec,
-    /// Attack only the first `limit` examples.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub limit: Option<usize>,
-    /// Seed of every attack (overrides the attacks' own seeds).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub seed: Option<u64>,
-    /// Optional CI gate.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub gate: Option<Gate>,
-}
+/// `POST /v1/audits`: the engine's audit plan, in its JSON spelling (see
+/// `gauntlet_attacks::audit::plan`); `model` names a loaded model and `dataset.name` a file
+/// in the data directory's `datasets` folder.
+pub type AuditRequest = AuditPlan;
 
 /// Progress of a job over all its attacks.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -249,10 +104,9 @@ pub struct JobRecord {
     pub cancel_requested: bool,
     /// Progress.
     pub progress: JobProgress,
-    /// Reports of the attacks finished (or cancelled) so far.
-    pub reports: Vec<AttackReport>,
-    /// The gate verdict, when the job succeeded and had a gate.
-    pub gate: Option<GateVerdict>,
+    /// The audit report of the attacks finished (or cancelled) so far.
+    #[serde(default)]
+    pub report: Option<AuditReport>,
     /// Why the job failed or was interrupted.
     pub error: Option<String>,
 }
@@ -260,7 +114,7 @@ pub struct JobRecord {
 /// One attack's aggregate in a [`JobView`].
 #[derive(Debug, Clone, Serialize)]
 pub struct AttackResult {
-    /// The attack.
+    /// The attack's name in the plan.
     pub attack: String,
     /// Whether it was cancelled before finishing.
     pub cancelled: bool,
@@ -279,8 +133,11 @@ pub struct JobView {
     pub model: String,
     /// Model digest.
     pub model_digest: String,
-    /// Attack names, in order.
+    /// The attacks' names in the plan, in order.
     pub attacks: Vec<String>,
+    /// The shard of the plan this job runs (`I/N`), when it runs one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub shard: Option<String>,
     /// Number of examples.
     pub examples: usize,
     /// Submission time.
@@ -309,12 +166,8 @@ impl JobRecord {
             state: self.state,
             model: self.model.clone(),
             model_digest: self.model_digest.clone(),
-            attacks: self
-                .request
-                .attacks
-                .iter()
-                .map(|a| a.kind.name().to_owned())
-                .collect(),
+            attacks: self.request.validate().unwrap_or_default(),
+            shard: self.request.shard.map(|s| s.to_string()),
             examples: self.examples,
             created_at_ms: self.created_at_ms,
             started_at_ms: self.started_at_ms,
@@ -322,15 +175,16 @@ impl JobRecord {
             cancel_requested: self.cancel_requested,
             progress: self.progress.clone(),
             results: self
-                .reports
+                .report
                 .iter()
-                .map(|r| AttackResult {
-                    attack: r.config.kind.name().to_owned(),
-                    cancelled: r.cancelled,
-                    summary: r.summary.clone(),
+                .flat_map(|r| &r.attacks)
+                .map(|a| AttackResult {
+                    attack: a.name.clone(),
+                    cancelled: a.report.cancelled,
+                    summary: a.report.summary.clone(),
                 })
                 .collect(),
-            gate: self.gate.clone(),
+            gate: self.report.as_ref().and_then(|r| r.verdict.clone()),
             error: self.error.clone(),
         }
     }

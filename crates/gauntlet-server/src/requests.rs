@@ -1,5 +1,6 @@
 //! Checks shared by the routes: texts against the limits, attack configurations against
-//! the ceilings, inline labels against the model, and datasets read by name.
+//! the ceilings, and datasets read by name (inline labels resolve in the engine,
+//! `gauntlet_attacks::audit::resolve_inline`).
 
 use std::path::Path;
 
@@ -9,7 +10,6 @@ use gauntlet_core::{CoreError, Example, Label};
 
 use crate::config::Limits;
 use crate::error::ApiError;
-use crate::jobs::{InlineExample, LabelRef};
 use crate::names;
 
 /// Checks a batch of texts: at least one, at most `max_texts_per_request`, none empty,
@@ -76,45 +76,6 @@ pub fn check_attack(config: &AttackConfig, limits: &Limits) -> Result<(), ApiErr
         )));
     }
     Ok(())
-}
-
-/// Resolves inline examples' labels (class id, key or name) against the model's labels.
-pub fn resolve_inline(
-    examples: &[InlineExample],
-    labels: &[Label],
-    field: &str,
-) -> Result<Vec<Example>, ApiError> {
-    examples
-        .iter()
-        .enumerate()
-        .map(|(i, ex)| {
-            let label = match &ex.label {
-                LabelRef::Id(id) if *id < labels.len() => Some(*id),
-                LabelRef::Id(_) => None,
-                LabelRef::Name(n) => labels
-                    .iter()
-                    .find(|l| &l.key == n)
-                    .or_else(|| labels.iter().find(|l| &l.name == n))
-                    .map(|l| l.id),
-            };
-            let label = label.ok_or_else(|| {
-                ApiError::BadRequest(format!(
-                    "`{field}[{i}].label` {:?} is not a label of the model (ids 0..{}, keys {})",
-                    ex.label,
-                    labels.len().saturating_sub(1),
-                    labels
-                        .iter()
-                        .map(|l| l.key.as_str())
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                ))
-            })?;
-            Ok(Example {
-                label,
-                text: ex.text.clone(),
-            })
-        })
-        .collect()
 }
 
 /// Reads a dataset by name from the datasets directory, labels resolved against the model.

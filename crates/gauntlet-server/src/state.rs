@@ -6,7 +6,10 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use gauntlet_attacks::{AttackConfig, AttackKind, Attacker, Lexicon, ModelRef, WordNetLexicon};
+use gauntlet_attacks::audit::AuditError;
+use gauntlet_attacks::{
+    AttackConfig, AttackError, AttackKind, Attacker, Lexicon, ModelRef, WordNetLexicon,
+};
 use gauntlet_backends::LoadedBundle;
 
 use crate::config::{Config, ConfigError, WordNetLookup};
@@ -53,24 +56,15 @@ pub struct AppState {
 /// Why `sem` is refused on a server without WordNet (`422 attack_incompatible`).
 pub const NO_WORDNET: &str = "attack `sem` needs WordNet, which is not configured on this server: set attacks.wordnet (GAUNTLET__ATTACKS__WORDNET or --wordnet) to a WordNet dict directory, or \"\" to find it through $GAUNTLET_WORDNET or the cache that scripts/bootstrap.sh fills, and restart the server";
 
-/// The view of `model` an attack needs: the white box for attacks that use gradients
-/// (refused, with the reason, when the bundle has none and the attack cannot do without),
-/// the fastest classifier otherwise.
+/// The view of `model` an attack needs (the engine's one rule, [`ModelRef::for_attack`]).
 pub fn model_ref(model: &LoadedBundle, kind: AttackKind) -> Result<ModelRef<'_>, ApiError> {
-    let subword = model.codec().is_subword();
-    if let (true, Some(white_box)) = (kind.prefers_gradients(subword), model.white_box()) {
-        return Ok(ModelRef::WhiteBox(white_box));
-    }
-    if !kind.needs_gradients(subword) {
-        return Ok(ModelRef::Classifier(model.classifier()));
-    }
-    model.white_box().map(ModelRef::WhiteBox).ok_or_else(|| {
-        ApiError::AttackIncompatible(format!(
-            "attack `{}` needs gradients, which this ONNX bundle cannot give ({}); forward-only attacks (loss-beam, random, unk) still run",
-            kind.name(),
-            model.white_box_unavailable().unwrap_or("no white-box runtime")
-        ))
-    })
+    Ok(ModelRef::for_attack(
+        kind,
+        model.codec(),
+        model.classifier(),
+        model.white_box(),
+        model.white_box_unavailable(),
+    )?)
 }
 
 /// An attacker for `model` with the server's `lexicon`, validated against the model;
@@ -86,6 +80,27 @@ pub fn attacker<'a>(
         Some(lexicon) => Ok(attacker.with_lexicon(lexicon)),
         None if sem => Err(ApiError::AttackIncompatible(NO_WORDNET.into())),
         None => Ok(attacker),
+    }
+}
+
+/// An audit plan's error as the API answers it: the plan's own problems are bad requests,
+/// an attack that does not fit the model keeps the engine's mapping (`sem` without WordNet
+/// says how to configure it), and the attack's name prefixes the message.
+pub fn audit_error(e: AuditError) -> ApiError {
+    match e {
+        AuditError::Attack {
+            error: AttackError::MissingLexicon,
+            ..
+        } => ApiError::AttackIncompatible(NO_WORDNET.into()),
+        AuditError::Attack { name, error } => match ApiError::from(error) {
+            ApiError::AttackIncompatible(m) => {
+                ApiError::AttackIncompatible(format!("attack {name:?}: {m}"))
+            }
+            ApiError::InvalidAttack(m) => ApiError::InvalidAttack(format!("attack {name:?}: {m}")),
+            other => other,
+        },
+        AuditError::Plan(m) | AuditError::Data(m) => ApiError::BadRequest(m),
+        other @ (AuditError::Merge(_) | AuditError::Gate(_)) => ApiError::Internal(other.to_string()),
     }
 }
 

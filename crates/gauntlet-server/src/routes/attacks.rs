@@ -14,8 +14,8 @@ use gauntlet_attacks::{AttackConfig, RunControl};
 use serde::Deserialize;
 
 use crate::error::ApiError;
-use crate::jobs::InlineExample;
-use crate::requests::{check_attack, check_texts, resolve_inline};
+use gauntlet_attacks::audit::{resolve_inline, InlineExample};
+use crate::requests::{check_attack, check_texts};
 use crate::routes::method_not_allowed;
 use crate::state::{attacker, AppState};
 
@@ -54,7 +54,8 @@ async fn attack(
     )?;
     check_attack(&req.attack, limits)?;
     let model = state.model(req.model.as_deref())?;
-    let examples = resolve_inline(&req.examples, &model.model.manifest().labels, "examples")?;
+    let examples = resolve_inline(&req.examples, &model.model.manifest().labels, "examples")
+        .map_err(ApiError::BadRequest)?;
     let kind = req.attack.kind;
     // Validate before spending blocking time: config errors are not subject to the limit.
     attacker(&model.model, req.attack.clone(), state.lexicon.as_deref())?;

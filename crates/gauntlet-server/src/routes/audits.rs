@@ -1,5 +1,6 @@
-//! Audit jobs: submit (202 with the job), list (filter by state), show, page through the
-//! per-example results, cancel, delete.
+//! Audit jobs: submit a plan (202 with the job), list (filter by state), show, the audit
+//! report (what `gauntlet run` writes for the same plan), page through the per-example
+//! results, cancel, delete.
 
 use actix_web::{web, HttpResponse};
 use gauntlet_attacks::{ExampleReport, Outcome};
@@ -8,12 +9,14 @@ use serde_json::json;
 use uuid::Uuid;
 
 use crate::error::ApiError;
+use gauntlet_attacks::audit::resolve_inline;
+
 use crate::jobs::{AuditRequest, JobProgress, JobRecord, JobState};
 use crate::registry::now_ms;
-use crate::requests::{check_attack, check_each_text, read_dataset, resolve_inline};
+use crate::requests::{check_attack, check_each_text, read_dataset};
 use crate::routes::method_not_allowed;
 use crate::scheduler::{Cancelled, JobWork};
-use crate::state::{attacker, AppState};
+use crate::state::{audit_error, AppState};
 
 /// Registers the routes.
 pub fn configure(cfg: &mut web::ServiceConfig) {
@@ -27,6 +30,11 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         web::resource("/audits/{id}")
             .route(web::get().to(show))
             .route(web::delete().to(delete))
+            .default_service(web::to(method_not_allowed)),
+    )
+    .service(
+        web::resource("/audits/{id}/report")
+            .route(web::get().to(report))
             .default_service(web::to(method_not_allowed)),
     )
     .service(
@@ -67,8 +75,8 @@ pub struct ExamplesQuery {
 /// One item of the examples page.
 #[derive(Debug, Serialize)]
 pub struct ExampleItem<'a> {
-    /// The attack's name.
-    pub attack: &'static str,
+    /// The attack's name in the plan.
+    pub attack: &'a str,
     /// The attack's index in the job.
     pub attack_index: usize,
     /// The example's report.
@@ -82,9 +90,6 @@ fn blocking_error(e: actix_web::error::BlockingError) -> ApiError {
 
 fn prepare(state: &AppState, request: AuditRequest) -> Result<(JobRecord, JobWork), ApiError> {
     let limits = &state.config.limits;
-    if request.attacks.is_empty() {
-        return Err(ApiError::BadRequest("`attacks` is empty".into()));
-    }
     if request.attacks.len() > limits.max_attacks_per_audit {
         return Err(ApiError::LimitExceeded(format!(
             "{} attacks; at most {} per audit (limits.max_attacks_per_audit)",
@@ -92,62 +97,62 @@ fn prepare(state: &AppState, request: AuditRequest) -> Result<(JobRecord, JobWor
             limits.max_attacks_per_audit
         )));
     }
-    if let Some(gate) = &request.gate {
-        gate.validate().map_err(ApiError::BadRequest)?;
-    }
-    if request.limit == Some(0) {
-        return Err(ApiError::BadRequest("`limit` must be at least 1".into()));
-    }
+    request.validate().map_err(audit_error)?;
     let model = state.model(request.model.as_deref())?;
-    for config in &request.attacks {
-        check_attack(config, limits)?;
-        attacker(&model.model, config.clone(), state.lexicon.as_deref())?;
+    let plan = request
+        .clone()
+        .resolve(&model.model, state.lexicon.is_some())
+        .map_err(audit_error)?;
+    for attack in &plan.attacks {
+        check_attack(&attack.config, limits)?;
     }
     let labels = &model.model.manifest().labels;
-    let mut examples = match (&request.dataset.name, &request.dataset.examples) {
+    let dataset = &request.dataset.0;
+    let examples = match (&dataset.name, &dataset.examples) {
         (Some(name), None) => read_dataset(&state.datasets_dir, name, labels)?,
-        (None, Some(inline)) => resolve_inline(inline, labels, "dataset.examples")?,
+        (None, Some(inline)) => {
+            resolve_inline(inline, labels, "dataset.examples").map_err(ApiError::BadRequest)?
+        }
         _ => {
             return Err(ApiError::BadRequest(
                 "`dataset` needs exactly one of `name` (a file in the data directory) and `examples` (inline)".into(),
             ))
         }
     };
-    if let Some(limit) = request.limit {
-        examples.truncate(limit);
-    }
-    if examples.is_empty() {
+    let used = request.limit.unwrap_or(examples.len()).min(examples.len());
+    if used == 0 {
         return Err(ApiError::BadRequest("the dataset has no example".into()));
     }
-    if examples.len() > limits.max_audit_examples {
+    if used > limits.max_audit_examples {
         return Err(ApiError::PayloadTooLarge(format!(
-            "{} examples; at most {} per audit (limits.max_audit_examples); use `limit`",
-            examples.len(),
+            "{used} examples; at most {} per audit (limits.max_audit_examples); use `limit`",
             limits.max_audit_examples
         )));
     }
     check_each_text(
-        examples.iter().map(|e| e.text.as_str()),
+        examples[..used].iter().map(|e| e.text.as_str()),
         limits,
         "dataset.examples",
     )?;
+    let attacked = request
+        .shard
+        .map_or(used, |s| (0..used).filter(|&i| s.contains(i)).count());
     let record = JobRecord {
         id: Uuid::new_v4(),
         state: JobState::Queued,
         model: model.name.clone(),
         model_digest: model.model.digest().to_owned(),
-        examples: examples.len(),
+        examples: attacked,
         created_at_ms: now_ms(),
         started_at_ms: None,
         finished_at_ms: None,
         cancel_requested: false,
         progress: JobProgress {
             attacks_total: request.attacks.len(),
-            total: request.attacks.len() * examples.len(),
+            total: request.attacks.len() * attacked,
             ..JobProgress::default()
         },
-        reports: Vec::new(),
-        gate: None,
+        report: None,
         error: None,
         request,
     };
@@ -155,6 +160,7 @@ fn prepare(state: &AppState, request: AuditRequest) -> Result<(JobRecord, JobWor
         record,
         JobWork {
             model,
+            plan,
             examples,
             lexicon: state.lexicon.clone(),
         },
@@ -188,6 +194,21 @@ async fn show(state: web::Data<AppState>, id: web::Path<Uuid>) -> Result<HttpRes
     Ok(HttpResponse::Ok().json(job.read(JobRecord::view)))
 }
 
+/// The audit report of a job that has succeeded: what `gauntlet run` writes as
+/// `audit.json` for the same plan (a shard's, for a shard job).
+async fn report(state: web::Data<AppState>, id: web::Path<Uuid>) -> Result<HttpResponse, ApiError> {
+    let job = state.scheduler.get(*id)?;
+    job.read(|r| match (&r.report, r.state) {
+        (Some(report), JobState::Succeeded) => Ok(HttpResponse::Ok().json(report)),
+        (_, s) => Err(ApiError::Conflict(format!(
+            "audit {} is {}; its report is available once it has succeeded (GET /v1/audits/{} for progress, /examples for partial results)",
+            r.id,
+            s.name(),
+            r.id
+        ))),
+    })
+}
+
 async fn examples(
     state: web::Data<AppState>,
     id: web::Path<Uuid>,
@@ -203,13 +224,14 @@ async fn examples(
     let job = state.scheduler.get(*id)?;
     let page = job.read(|r| {
         let all: Vec<ExampleItem<'_>> = r
-            .reports
+            .report
             .iter()
+            .flat_map(|report| &report.attacks)
             .enumerate()
             .filter(|(i, _)| query.attack.is_none_or(|a| a == *i))
-            .flat_map(|(i, rep)| {
-                rep.examples.iter().map(move |e| ExampleItem {
-                    attack: rep.config.kind.name(),
+            .flat_map(|(i, named)| {
+                named.report.examples.iter().map(move |e| ExampleItem {
+                    attack: named.name.as_str(),
                     attack_index: i,
                     example: e,
                 })

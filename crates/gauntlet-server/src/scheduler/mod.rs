@@ -14,6 +14,7 @@ use std::sync::{Arc, Condvar, Mutex, RwLock};
 use std::thread::JoinHandle;
 
 use dashmap::DashMap;
+use gauntlet_attacks::audit::ResolvedPlan;
 use gauntlet_attacks::Lexicon;
 use gauntlet_core::Example;
 use uuid::Uuid;
@@ -30,7 +31,9 @@ mod worker;
 pub struct JobWork {
     /// The model, held for the job's lifetime.
     pub model: Arc<LoadedModel>,
-    /// The examples.
+    /// The plan, checked against the model at submission.
+    pub plan: ResolvedPlan,
+    /// The whole dataset (the plan's `limit` and `shard` select from it).
     pub examples: Vec<Example>,
     /// The `sem` attack's lexicon, when the server has one.
     pub lexicon: Option<Arc<dyn Lexicon>>,

@@ -1,15 +1,17 @@
-//! The audit worker loop: takes jobs from the queue and runs their attacks one after
-//! another, reporting progress into the job record, honouring the cancel flag (checked by
-//! the engine once per beam step) and the hold hook, and persisting every state change.
+//! The audit worker loop: takes jobs from the queue and runs their plans through the
+//! engine's audit runner ([`gauntlet_attacks::audit::run`]), reporting progress into the job
+//! record, honouring the cancel flag (checked by the engine once per beam step) and the
+//! hold hook, and persisting every finished attack.
 
 use std::panic::AssertUnwindSafe;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
-use gauntlet_attacks::{Attacker, Progress, RunControl};
+use gauntlet_attacks::audit::{self, AuditControl, AuditObserver, AuditReport};
+use gauntlet_attacks::{Lexicon, Progress};
 
 use super::{lock, Job, Scheduler};
-use crate::jobs::{JobRecord, JobState};
+use crate::jobs::JobState;
 use crate::registry::now_ms;
 
 impl Scheduler {
@@ -59,98 +61,48 @@ impl Scheduler {
         let Some(record) = starting else { return };
         self.persist(&record);
         let started = Instant::now();
-        let attacks = record.request.attacks.clone();
-        let examples = work.examples.len();
-        let model = &work.model.model;
-        let mut error = None;
-        for (i, mut config) in attacks.into_iter().enumerate() {
-            if job.cancel.load(Ordering::SeqCst) {
-                break;
-            }
-            if let Some(seed) = record.request.seed {
-                config.seed = seed;
-            }
-            let attacker = match crate::state::model_ref(model, config.kind)
-                .map_err(|e| e.to_string())
-                .and_then(|m| Attacker::new(m, model.codec(), config).map_err(|e| e.to_string()))
-            {
-                Ok(a) => {
-                    let a = a.with_model_id(format!("{}@{}", work.model.name, model.digest()));
-                    match work.lexicon.as_deref() {
-                        Some(lexicon) => a.with_lexicon(lexicon),
-                        None => a,
-                    }
-                }
-                Err(e) => {
-                    error = Some(e);
-                    break;
-                }
-            };
-            let progress = |p: Progress| {
-                job.write(|r| {
-                    r.progress.done = i * examples + p.done;
-                    r.progress.successes = p.successes;
-                });
-                while self.hold.load(Ordering::SeqCst)
-                    && !job.cancel.load(Ordering::SeqCst)
-                    && !self.is_shutting_down()
-                {
-                    std::thread::sleep(Duration::from_millis(5));
-                }
-            };
-            let control = RunControl {
-                cancel: Some(&job.cancel),
-                progress: Some(&progress),
-            };
-            match attacker.run_examples(&work.examples, &control) {
-                Ok(report) => {
-                    let stopped = report.cancelled;
-                    self.metrics
-                        .observe_report(&report, if stopped { "cancelled" } else { "completed" });
-                    let snapshot = job.write(|r| {
-                        r.reports.push(report);
-                        if !stopped {
-                            r.progress.attacks_done = i + 1;
-                            r.progress.done = (i + 1) * examples;
-                        }
-                        r.clone()
-                    });
-                    self.persist(&snapshot);
-                    if stopped {
-                        break;
-                    }
-                }
-                Err(e) => {
-                    self.metrics
-                        .attacks
-                        .with_label_values(&[config_name(&record, i), "failed"])
-                        .inc();
-                    error = Some(e.to_string());
-                    break;
-                }
-            }
-        }
+        let observer = JobObserver {
+            scheduler: self,
+            job,
+            examples: record.examples,
+        };
+        let control = AuditControl {
+            cancel: Some(&job.cancel),
+            observer: Some(&observer),
+        };
+        let result = audit::run(
+            &work.plan,
+            &work.model.model,
+            &work.model.name,
+            work.lexicon.as_deref().map(|l| l as &dyn Lexicon),
+            &work.examples,
+            &control,
+        );
         // Persist the final state before publishing it: once a client can see the job as
         // finished, its file must already say so (a crash right after loses nothing).
         let mut finished = job.record();
         finished.finished_at_ms = Some(now_ms());
-        if let Some(e) = error {
-            finished.state = JobState::Failed;
-            finished.error = Some(e);
-        } else if job.cancel.load(Ordering::SeqCst) {
-            if finished.cancel_requested {
-                finished.state = JobState::Cancelled;
-            } else {
-                finished.state = JobState::Interrupted;
-                finished.error = Some("the server shut down while the job ran".into());
+        match result {
+            Err(e) => {
+                let failed = finished.report.as_ref().map_or(0, |r| r.attacks.len());
+                let name = work.plan.attacks.get(failed).map_or("unknown", |a| a.config.kind.name());
+                self.metrics.attacks.with_label_values(&[name, "failed"]).inc();
+                finished.state = JobState::Failed;
+                finished.error = Some(e.to_string());
             }
-        } else {
-            finished.state = JobState::Succeeded;
-            finished.gate = finished
-                .request
-                .gate
-                .as_ref()
-                .map(|g| g.verdict(&finished.reports));
+            Ok(report) if report.cancelled || job.cancel.load(Ordering::SeqCst) => {
+                finished.report = Some(report);
+                if finished.cancel_requested {
+                    finished.state = JobState::Cancelled;
+                } else {
+                    finished.state = JobState::Interrupted;
+                    finished.error = Some("the server shut down while the job ran".into());
+                }
+            }
+            Ok(report) => {
+                finished.report = Some(report);
+                finished.state = JobState::Succeeded;
+            }
         }
         self.persist(&finished);
         job.write(|r| *r = finished.clone());
@@ -161,10 +113,46 @@ impl Scheduler {
     }
 }
 
-fn config_name(record: &JobRecord, i: usize) -> &'static str {
-    record
-        .request
-        .attacks
-        .get(i)
-        .map_or("unknown", |a| a.kind.name())
+/// Progress and finished attacks of one job, into its record.
+struct JobObserver<'a> {
+    scheduler: &'a Scheduler,
+    job: &'a Job,
+    /// Examples the job attacks (its shard), per attack.
+    examples: usize,
+}
+
+impl AuditObserver for JobObserver<'_> {
+    fn progress(&self, attack: usize, p: Progress) {
+        self.job.write(|r| {
+            r.progress.done = attack * self.examples + p.done;
+            r.progress.successes = p.successes;
+        });
+        let s = self.scheduler;
+        while s.hold.load(Ordering::SeqCst)
+            && !self.job.cancel.load(Ordering::SeqCst)
+            && !s.is_shutting_down()
+        {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+
+    fn attack_finished(&self, partial: &AuditReport) {
+        let Some(last) = partial.attacks.last() else {
+            return;
+        };
+        let stopped = last.report.cancelled;
+        self.scheduler
+            .metrics
+            .observe_report(&last.report, if stopped { "cancelled" } else { "completed" });
+        let done = partial.attacks.len();
+        let snapshot = self.job.write(|r| {
+            r.report = Some(partial.clone());
+            if !stopped {
+                r.progress.attacks_done = done;
+                r.progress.done = done * self.examples;
+            }
+            r.clone()
+        });
+        self.scheduler.persist(&snapshot);
+    }
 }

@@ -343,3 +343,42 @@ fn restart_serves_finished_jobs_and_marks_unfinished_ones_interrupted() {
     );
     assert_eq!(api.wait_finished(&id)["state"], "succeeded");
 }
+
+#[test]
+fn a_shard_job_reports_its_shard_and_the_report_waits_for_success() {
+    let data = tempfile::tempdir().unwrap();
+    let server = start(config(data.path()));
+    let api = Api::new(&server);
+    server.state.scheduler.set_hold(true);
+    let mut req = audit(10, json!({"kind": "hotflip-word", "beam": 2}));
+    req["shard"] = json!("1/3");
+    req["seed"] = json!(5);
+    let job = api.post("/v1/audits", &req);
+    let job = job.ok(202);
+    let id = id_of(job);
+    assert_eq!(job["shard"], "1/3");
+    assert_eq!(job["examples"], 3, "indices 1, 4, 7 of 10");
+    api.wait_audit(&id, |s| s == "running");
+    api.get(&format!("/v1/audits/{id}/report")).err(409, "conflict");
+    server.state.scheduler.set_hold(false);
+    assert_eq!(api.wait_finished(&id)["state"], "succeeded");
+    let report = api.get(&format!("/v1/audits/{id}/report"));
+    let report = report.ok(200);
+    assert_eq!(report["shard"], "1/3");
+    assert_eq!(report["data"]["examples"], 10);
+    let indices: Vec<u64> = report["attacks"][0]["report"]["examples"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["index"].as_u64().unwrap())
+        .collect();
+    assert_eq!(indices, [1, 4, 7]);
+    assert!(report["verdict"].is_null(), "no verdict on one shard");
+
+    for (shard, code) in [("3/3", "invalid_json"), ("a/b", "invalid_json")] {
+        req["shard"] = json!(shard);
+        api.post("/v1/audits", &req).err(400, code);
+    }
+    api.get("/v1/audits/00000000-0000-4000-8000-000000000000/report")
+        .err(404, "audit_not_found");
+}
