@@ -9,8 +9,8 @@
 
 use std::path::Path;
 
-use gauntlet_core::codec::TextCodec;
 use gauntlet_attacks::audit::AuditTarget;
+use gauntlet_core::codec::TextCodec;
 use gauntlet_core::manifest::bundle_digest;
 use gauntlet_core::{Classifier, DeviceChoice, Manifest, WhiteBox};
 use gauntlet_models::NativeModel;

@@ -40,9 +40,12 @@ fn plan_of(args: &AuditArgs, session: &Session) -> Result<AuditPlan> {
                  random baseline on the same data and limit"
             );
         }
-        if let Some(e) = source.report.examples.iter().find(|e| {
-            session.examples.get(e.index).map(|x| &x.text) != Some(&e.original_text)
-        }) {
+        if let Some(e) = source
+            .report
+            .examples
+            .iter()
+            .find(|e| session.examples.get(e.index).map(|x| &x.text) != Some(&e.original_text))
+        {
             bail!(
                 "{origin}: example {} of the report is not the same text as {}:{}; run the \
                  random baseline on the same data and limit",

@@ -20,7 +20,9 @@ use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
 use anyhow::{anyhow, bail, Context, Result};
-use gauntlet_attacks::audit::{self, AuditControl, AuditError, AuditObserver, AuditPlan, AuditReport};
+use gauntlet_attacks::audit::{
+    self, AuditControl, AuditError, AuditObserver, AuditPlan, AuditReport,
+};
 use gauntlet_attacks::{AttackError, AttackKind, Lexicon, Progress};
 use gauntlet_backends::{LoadOptions, LoadedBundle};
 use gauntlet_core::dataset::{read_raw, resolve};
@@ -178,7 +180,8 @@ impl AuditObserver for Bars<'_> {
         *self
             .bar
             .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(AttackBar::new(name, examples));
+            .unwrap_or_else(std::sync::PoisonError::into_inner) =
+            Some(AttackBar::new(name, examples));
     }
 
     fn progress(&self, _attack: usize, progress: Progress) {

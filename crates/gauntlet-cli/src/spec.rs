@@ -135,7 +135,10 @@ pub fn run_spec(args: &RunArgs) -> Result<Verdict> {
         bail!("{}", at("`model` (the bundle directory) is missing"));
     };
     let Some(data) = plan.dataset.0.name.clone() else {
-        bail!("{}", at("`data` (the dataset file) is missing; inline examples are for the server"));
+        bail!(
+            "{}",
+            at("`data` (the dataset file) is missing; inline examples are for the server")
+        );
     };
     let session = Session::open(
         &relative(&base, Path::new(&model)),
@@ -160,7 +163,10 @@ pub fn run_spec(args: &RunArgs) -> Result<Verdict> {
             );
         }
     }
-    files.insert(out_dir.join("audit.json"), render_audit(Format::Json, &report)?);
+    files.insert(
+        out_dir.join("audit.json"),
+        render_audit(Format::Json, &report)?,
+    );
     let summary = serde_json::json!({
         "spec": args.spec.display().to_string(),
         "model": report.model,
@@ -203,5 +209,9 @@ pub fn run_spec(args: &RunArgs) -> Result<Verdict> {
         );
     }
     let verdict = announce(&report, false);
-    Ok(if args.no_gate { Verdict::Passed } else { verdict })
+    Ok(if args.no_gate {
+        Verdict::Passed
+    } else {
+        verdict
+    })
 }

@@ -457,19 +457,43 @@ counts_from = "hotflip-word"
         serde_json::from_str(&fs::read_to_string(p).unwrap()).unwrap()
     };
     let merged_json = read(&merged);
-    assert_eq!(merged_json["merged_from"]["shards"], serde_json::json!([0, 1, 2]));
-    assert_eq!(without_times(merged_json), without_times(read(&whole_report)));
+    assert_eq!(
+        merged_json["merged_from"]["shards"],
+        serde_json::json!([0, 1, 2])
+    );
+    assert_eq!(
+        without_times(merged_json),
+        without_times(read(&whole_report))
+    );
 
     let gate = gauntlet(&[&"gate", &"--report", &merged]);
     assert_code(&gate, 1);
-    assert!(stdout(&gate).contains("FAIL hotflip-word: success_rate"), "{}", stdout(&gate));
+    assert!(
+        stdout(&gate).contains("FAIL hotflip-word: success_rate"),
+        "{}",
+        stdout(&gate)
+    );
     let shard_gate = gauntlet(&[&"gate", &"--report", &shard_reports[0]]);
     assert_code(&shard_gate, 2);
-    assert!(stderr(&shard_gate).contains("merge"), "{}", stderr(&shard_gate));
+    assert!(
+        stderr(&shard_gate).contains("merge"),
+        "{}",
+        stderr(&shard_gate)
+    );
 
-    let partial = gauntlet(&[&"merge", &shard_reports[0], &shard_reports[2], &"--out", &merged]);
+    let partial = gauntlet(&[
+        &"merge",
+        &shard_reports[0],
+        &shard_reports[2],
+        &"--out",
+        &merged,
+    ]);
     assert_code(&partial, 2);
-    assert!(stderr(&partial).contains("shard(s) 1/3 missing"), "{}", stderr(&partial));
+    assert!(
+        stderr(&partial).contains("shard(s) 1/3 missing"),
+        "{}",
+        stderr(&partial)
+    );
     let doubled = gauntlet(&[
         &"merge",
         &shard_reports[0],
@@ -480,5 +504,9 @@ counts_from = "hotflip-word"
         &merged,
     ]);
     assert_code(&doubled, 2);
-    assert!(stderr(&doubled).contains("shard 1/3 is given twice"), "{}", stderr(&doubled));
+    assert!(
+        stderr(&doubled).contains("shard 1/3 is given twice"),
+        "{}",
+        stderr(&doubled)
+    );
 }

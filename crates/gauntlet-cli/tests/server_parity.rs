@@ -37,7 +37,10 @@ fn server_report(base: &str, plan: &Value) -> Value {
         .unwrap()
         .json()
         .unwrap();
-    let id = job["id"].as_str().unwrap_or_else(|| panic!("{job}")).to_owned();
+    let id = job["id"]
+        .as_str()
+        .unwrap_or_else(|| panic!("{job}"))
+        .to_owned();
     for _ in 0..30_000 {
         let job: Value = http
             .get(format!("{base}/v1/audits/{id}"))
@@ -69,7 +72,11 @@ fn the_server_and_the_cli_write_one_report_for_one_plan() {
     fs::create_dir_all(data_dir.join("datasets")).unwrap();
     fs::copy(&dataset, data_dir.join("datasets/test.tsv")).unwrap();
     let server = server(&data_dir);
-    let model_name = word_model().file_name().unwrap().to_string_lossy().into_owned();
+    let model_name = word_model()
+        .file_name()
+        .unwrap()
+        .to_string_lossy()
+        .into_owned();
 
     for shard in [None, Some("1/2")] {
         let mut plan = json!({
@@ -100,12 +107,23 @@ fn the_server_and_the_cli_write_one_report_for_one_plan() {
         let spec_path = dir.path().join("gauntlet-audit.toml");
         fs::write(&spec_path, spec).unwrap();
         let out = dir.path().join(format!("reports-{}", shard.is_some()));
-        let run = gauntlet(&[&"run", &"--spec", &spec_path, &"--out-dir", &out, &"--no-gate"]);
+        let run = gauntlet(&[
+            &"run",
+            &"--spec",
+            &spec_path,
+            &"--out-dir",
+            &out,
+            &"--no-gate",
+        ]);
         assert_code(&run, 0);
         let from_cli: Value =
             serde_json::from_str(&fs::read_to_string(out.join("audit.json")).unwrap()).unwrap();
         assert_eq!(from_cli["model"], from_server["model"]);
         assert_eq!(from_cli["shard"], plan["shard"].clone());
-        assert_eq!(without_times(from_cli), without_times(from_server), "shard {shard:?}");
+        assert_eq!(
+            without_times(from_cli),
+            without_times(from_server),
+            "shard {shard:?}"
+        );
     }
 }

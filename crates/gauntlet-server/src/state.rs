@@ -100,7 +100,9 @@ pub fn audit_error(e: AuditError) -> ApiError {
             other => other,
         },
         AuditError::Plan(m) | AuditError::Data(m) => ApiError::BadRequest(m),
-        other @ (AuditError::Merge(_) | AuditError::Gate(_)) => ApiError::Internal(other.to_string()),
+        other @ (AuditError::Merge(_) | AuditError::Gate(_)) => {
+            ApiError::Internal(other.to_string())
+        }
     }
 }
 

@@ -19,11 +19,18 @@ pub fn merge(shards: Vec<AuditReport>) -> Result<AuditReport, AuditError> {
         return bad("no report given".into());
     };
     let Some(count) = first.shard.map(|s| s.count) else {
-        return bad("report 1 is not a shard (it has no `shard`): merge the reports of `--shard I/N` runs".into());
+        return bad(
+            "report 1 is not a shard (it has no `shard`): merge the reports of `--shard I/N` runs"
+                .into(),
+        );
     };
     let mut seen: Vec<Option<usize>> = vec![None; count];
     for (k, r) in shards.iter().enumerate() {
-        let which = format!("report {} (shard {})", k + 1, r.shard.map_or("none".into(), |s| s.to_string()));
+        let which = format!(
+            "report {} (shard {})",
+            k + 1,
+            r.shard.map_or("none".into(), |s| s.to_string())
+        );
         let Some(shard) = r.shard else {
             return bad(format!("{which} is not a shard"));
         };
@@ -34,13 +41,20 @@ pub fn merge(shards: Vec<AuditReport>) -> Result<AuditReport, AuditError> {
             ));
         }
         if let Some(j) = seen[shard.index].replace(k) {
-            return bad(format!("shard {shard} is given twice: reports {} and {}", j + 1, k + 1));
+            return bad(format!(
+                "shard {shard} is given twice: reports {} and {}",
+                j + 1,
+                k + 1
+            ));
         }
         if r.cancelled || r.attacks.iter().any(|a| a.report.cancelled) {
             return bad(format!("{which} is partial (its run was cancelled)"));
         }
         if r.model != first.model {
-            return bad(format!("{which} is of model {}, report 1 of {}", r.model, first.model));
+            return bad(format!(
+                "{which} is of model {}, report 1 of {}",
+                r.model, first.model
+            ));
         }
         if r.data != first.data {
             return bad(format!(
@@ -49,7 +63,10 @@ pub fn merge(shards: Vec<AuditReport>) -> Result<AuditReport, AuditError> {
             ));
         }
         if r.attacks.len() != first.attacks.len()
-            || r.attacks.iter().zip(&first.attacks).any(|(a, b)| !same_attack(a, b))
+            || r.attacks
+                .iter()
+                .zip(&first.attacks)
+                .any(|(a, b)| !same_attack(a, b))
         {
             return bad(format!(
                 "{which} ran other attacks or settings than report 1 ({} vs {})",
@@ -74,7 +91,9 @@ pub fn merge(shards: Vec<AuditReport>) -> Result<AuditReport, AuditError> {
         let mut examples: Vec<ExampleReport> = Vec::with_capacity(total);
         let mut wall = 0.0_f64;
         for r in &shards {
-            let shard = r.shard.ok_or_else(|| AuditError::Merge("not a shard".into()))?;
+            let shard = r
+                .shard
+                .ok_or_else(|| AuditError::Merge("not a shard".into()))?;
             let report = &r.attacks[a].report;
             if let Some(e) = report.examples.iter().find(|e| !shard.contains(e.index)) {
                 return bad(format!(

@@ -22,8 +22,8 @@ mod run;
 pub use gate::{Gate, GateCheck, GateVerdict};
 pub use merge::merge;
 pub use plan::{
-    resolve_inline, AttackSpec, AuditPlan, BudgetSpec, DatasetFields, DatasetSpec,
-    InlineExample, LabelRef, ResolvedAttack, ResolvedPlan, Shard,
+    resolve_inline, AttackSpec, AuditPlan, BudgetSpec, DatasetFields, DatasetSpec, InlineExample,
+    LabelRef, ResolvedAttack, ResolvedPlan, Shard,
 };
 pub use report::{model_identity, AuditReport, DataIdentity, MergedFrom, NamedReport};
 pub use run::{run, AuditControl, AuditObserver, AuditTarget};

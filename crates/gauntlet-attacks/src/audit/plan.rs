@@ -236,7 +236,11 @@ pub struct AttackSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub curve: Option<Vec<f64>>,
     /// Targeted mode: the label (id, key or name) to drive predictions to.
-    #[serde(default, alias = "target_label", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        alias = "target_label",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub target: Option<LabelRef>,
     /// Change each word at most once.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -404,7 +408,10 @@ impl AuditPlan {
     pub fn validate(&self) -> Result<Vec<String>, AuditError> {
         let bad = |m: String| Err(AuditError::Plan(m));
         if self.attacks.is_empty() {
-            return bad("the plan lists no attack (add an [[attack]] table, or an entry to `attacks`)".into());
+            return bad(
+                "the plan lists no attack (add an [[attack]] table, or an entry to `attacks`)"
+                    .into(),
+            );
         }
         if self.limit == Some(0) {
             return bad("`limit` must be at least 1".into());
@@ -439,9 +446,7 @@ impl AuditPlan {
                         .unwrap_or_default()
                 }
             };
-            a.gate(None)
-                .validate(&at)
-                .map_err(AuditError::Plan)?;
+            a.gate(None).validate(&at).map_err(AuditError::Plan)?;
             if let Some(other) = &a.counts_from {
                 if a.kind != AttackKind::Random {
                     return bad(format!("{at}: counts_from applies to `random` only"));
@@ -485,10 +490,12 @@ impl AuditPlan {
                 .as_ref()
                 .map(BudgetSpec::resolve)
                 .transpose()
-                .map_err(|m| fail(AttackError::InvalidConfig {
-                    field: "budget",
-                    message: m,
-                }))?;
+                .map_err(|m| {
+                    fail(AttackError::InvalidConfig {
+                        field: "budget",
+                        message: m,
+                    })
+                })?;
             c.confidence = a.confidence.unwrap_or(c.confidence);
             c.curve = a.curve.clone().unwrap_or(c.curve);
             c.one_change_per_word = a.one_change_per_word.unwrap_or(c.one_change_per_word);
@@ -513,10 +520,11 @@ impl AuditPlan {
             }
             let model = model_ref_of(target, a.kind).map_err(fail)?;
             Attacker::check(model, target.codec(), &mut c).map_err(fail)?;
-            let counts_from = a
-                .counts_from
-                .as_ref()
-                .and_then(|other| attacks.iter().position(|p: &ResolvedAttack| &p.name == other));
+            let counts_from = a.counts_from.as_ref().and_then(|other| {
+                attacks
+                    .iter()
+                    .position(|p: &ResolvedAttack| &p.name == other)
+            });
             attacks.push(ResolvedAttack {
                 gate: a.gate(self.gate.as_ref()),
                 name,

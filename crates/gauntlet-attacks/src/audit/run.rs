@@ -59,7 +59,11 @@ pub fn run(
     control: &AuditControl<'_>,
 ) -> Result<AuditReport, AuditError> {
     let started = Instant::now();
-    let keep = plan.plan.limit.unwrap_or(examples.len()).min(examples.len());
+    let keep = plan
+        .plan
+        .limit
+        .unwrap_or(examples.len())
+        .min(examples.len());
     let examples = &examples[..keep];
     if examples.is_empty() {
         return Err(AuditError::Data("the dataset has no example".into()));

@@ -35,7 +35,9 @@ impl AuditTarget for Toy {
 
 fn lexicon() -> MemoryLexicon {
     let mut lexicon = MemoryLexicon::new();
-    for w in ["good", "great", "nice", "fine", "bad", "awful", "poor", "terrible"] {
+    for w in [
+        "good", "great", "nice", "fine", "bad", "awful", "poor", "terrible",
+    ] {
         lexicon.insert(w, &[Pos::Adjective], w);
     }
     for w in ["movie", "film", "plot", "story", "acting"] {
@@ -149,7 +151,15 @@ fn run_plan(target: &Toy, plan: &AuditPlan, shard: Option<Shard>, data: &[Exampl
     plan.shard = shard;
     let resolved = plan.resolve(target, true).unwrap();
     let lexicon = lexicon();
-    run(&resolved, target, "toy", Some(&lexicon), data, &AuditControl::default()).unwrap()
+    run(
+        &resolved,
+        target,
+        "toy",
+        Some(&lexicon),
+        data,
+        &AuditControl::default(),
+    )
+    .unwrap()
 }
 
 /// The report without wall times and provenance of merges.
@@ -182,8 +192,16 @@ fn shards_of(target: &Toy, plan: &AuditPlan, count: usize, data: &[Example]) -> 
 #[test]
 fn shards_merge_into_the_unsharded_report() {
     for (target, plan_of, base) in [
-        (word_target(), word_plan as fn(usize, usize) -> AuditPlan, WORD_TEXTS),
-        (char_target(), char_plan as fn(usize, usize) -> AuditPlan, CHAR_TEXTS),
+        (
+            word_target(),
+            word_plan as fn(usize, usize) -> AuditPlan,
+            WORD_TEXTS,
+        ),
+        (
+            char_target(),
+            char_plan as fn(usize, usize) -> AuditPlan,
+            CHAR_TEXTS,
+        ),
     ] {
         let data = dataset(&target, base, 15, 1);
         for beam in [1, 10] {
@@ -199,7 +217,10 @@ fn shards_merge_into_the_unsharded_report() {
                     let merged = merge(shards).unwrap();
                     assert_eq!(
                         merged.merged_from,
-                        Some(MergedFrom { count, shards: (0..count).collect() })
+                        Some(MergedFrom {
+                            count,
+                            shards: (0..count).collect()
+                        })
                     );
                     assert_same(
                         &comparable(merged),
@@ -211,9 +232,16 @@ fn shards_merge_into_the_unsharded_report() {
             }
             // Results do not depend on the batch size either (it is only in the configs).
             let examples = |r: &AuditReport| -> Vec<_> {
-                r.attacks.iter().map(|a| a.report.examples.clone()).collect()
+                r.attacks
+                    .iter()
+                    .map(|a| a.report.examples.clone())
+                    .collect()
             };
-            assert_eq!(examples(&per_batch[0]), examples(&per_batch[1]), "beam {beam}");
+            assert_eq!(
+                examples(&per_batch[0]),
+                examples(&per_batch[1]),
+                "beam {beam}"
+            );
         }
     }
 }
@@ -238,23 +266,49 @@ fn bad_merges_are_refused_and_name_the_shard() {
     let data = dataset(&target, WORD_TEXTS, 9, 3);
     let plan = word_plan(1, 4);
     let shards = shards_of(&target, &plan, 3, &data);
-    let err = |reports: Vec<AuditReport>| merge(reports).err().map(|e| e.to_string()).unwrap_or_default();
+    let err = |reports: Vec<AuditReport>| {
+        merge(reports)
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default()
+    };
 
     let missing = err(vec![shards[0].clone(), shards[2].clone()]);
     assert!(missing.contains("shard(s) 1/3 missing"), "{missing}");
-    let doubled = err(vec![shards[0].clone(), shards[1].clone(), shards[1].clone(), shards[2].clone()]);
+    let doubled = err(vec![
+        shards[0].clone(),
+        shards[1].clone(),
+        shards[1].clone(),
+        shards[2].clone(),
+    ]);
     assert!(doubled.contains("shard 1/3 is given twice"), "{doubled}");
 
     let mut other_seed = plan.clone();
     other_seed.seed = Some(12);
-    let foreign = run_plan(&target, &other_seed, Some(Shard { index: 2, count: 3 }), &data);
+    let foreign = run_plan(
+        &target,
+        &other_seed,
+        Some(Shard { index: 2, count: 3 }),
+        &data,
+    );
     let foreign = err(vec![shards[0].clone(), shards[1].clone(), foreign]);
-    assert!(foreign.contains("report 3 (shard 2/3) ran other attacks or settings"), "{foreign}");
+    assert!(
+        foreign.contains("report 3 (shard 2/3) ran other attacks or settings"),
+        "{foreign}"
+    );
 
     let other_data = dataset(&target, WORD_TEXTS, 9, 4);
-    let foreign = run_plan(&target, &plan, Some(Shard { index: 1, count: 3 }), &other_data);
+    let foreign = run_plan(
+        &target,
+        &plan,
+        Some(Shard { index: 1, count: 3 }),
+        &other_data,
+    );
     let foreign = err(vec![shards[0].clone(), foreign, shards[2].clone()]);
-    assert!(foreign.contains("report 2 (shard 1/3) is of another dataset"), "{foreign}");
+    assert!(
+        foreign.contains("report 2 (shard 1/3) is of another dataset"),
+        "{foreign}"
+    );
 
     let two = shards_of(&target, &plan, 2, &data);
     let mixed = err(vec![shards[0].clone(), two[1].clone()]);
@@ -302,7 +356,10 @@ fn the_three_spellings_are_one_plan() {
     let from_toml: AuditPlan = toml::from_str(toml_text).unwrap();
     let from_json: AuditPlan = serde_json::from_str(json_text).unwrap();
     let budgets = |p: &AuditPlan| -> Vec<_> {
-        p.attacks.iter().map(|a| a.budget.as_ref().map(|b| b.resolve().unwrap())).collect()
+        p.attacks
+            .iter()
+            .map(|a| a.budget.as_ref().map(|b| b.resolve().unwrap()))
+            .collect()
     };
     assert_eq!(budgets(&from_toml), budgets(&from_json));
     let mut a = from_toml.clone();
@@ -312,17 +369,33 @@ fn the_three_spellings_are_one_plan() {
     }
     assert_eq!(a, b);
     assert_eq!(from_toml.shard, Some(Shard { index: 1, count: 4 }));
-    let back: AuditPlan = serde_json::from_str(&serde_json::to_string(&from_toml).unwrap()).unwrap();
+    let back: AuditPlan =
+        serde_json::from_str(&serde_json::to_string(&from_toml).unwrap()).unwrap();
     assert_eq!(back, from_toml);
     assert_eq!(from_toml.validate().unwrap(), ["hotflip-word", "random"]);
 
     for (text, needle) in [
-        (r#"{"dataset": "d", "attacks": [], "x": 1}"#, "unknown field `x`"),
-        (r#"{"dataset": "d", "attacks": [{"kind": "hotflip"}]}"#, "unknown variant"),
-        (r#"{"dataset": "d", "attacks": [], "shard": "4/4"}"#, "invalid shard"),
-        (r#"{"dataset": {"nme": "d"}, "attacks": []}"#, "unknown field `nme`"),
+        (
+            r#"{"dataset": "d", "attacks": [], "x": 1}"#,
+            "unknown field `x`",
+        ),
+        (
+            r#"{"dataset": "d", "attacks": [{"kind": "hotflip"}]}"#,
+            "unknown variant",
+        ),
+        (
+            r#"{"dataset": "d", "attacks": [], "shard": "4/4"}"#,
+            "invalid shard",
+        ),
+        (
+            r#"{"dataset": {"nme": "d"}, "attacks": []}"#,
+            "unknown field `nme`",
+        ),
     ] {
-        let e = serde_json::from_str::<AuditPlan>(text).err().map(|e| e.to_string()).unwrap_or_default();
+        let e = serde_json::from_str::<AuditPlan>(text)
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
         assert!(e.contains(needle), "{text}: {e}");
     }
 }
@@ -331,13 +404,29 @@ fn the_three_spellings_are_one_plan() {
 fn invalid_plans_name_the_problem() {
     let target = word_target();
     let check = |plan: AuditPlan, needle: &str| {
-        let e = plan.resolve(&target, false).err().map(|e| e.to_string()).unwrap_or_default();
+        let e = plan
+            .resolve(&target, false)
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
         assert!(e.contains(needle), "{needle}: {e}");
     };
     check(AuditPlan::default(), "lists no attack");
-    let one = |a: AttackSpec| AuditPlan { attacks: vec![a], ..AuditPlan::default() };
-    check(AuditPlan { limit: Some(0), ..one(spec(AttackKind::Unk)) }, "`limit`");
-    check(one(spec(AttackKind::HotflipChar)), "needs a character-level model");
+    let one = |a: AttackSpec| AuditPlan {
+        attacks: vec![a],
+        ..AuditPlan::default()
+    };
+    check(
+        AuditPlan {
+            limit: Some(0),
+            ..one(spec(AttackKind::Unk))
+        },
+        "`limit`",
+    );
+    check(
+        one(spec(AttackKind::HotflipChar)),
+        "needs a character-level model",
+    );
     check(one(spec(AttackKind::Sem)), "needs a lexicon");
     let mut a = spec(AttackKind::HotflipWord);
     a.target = Some(LabelRef::Name("nope".into()));

@@ -14,10 +14,10 @@ use gauntlet_attacks::{AttackConfig, RunControl};
 use serde::Deserialize;
 
 use crate::error::ApiError;
-use gauntlet_attacks::audit::{resolve_inline, InlineExample};
 use crate::requests::{check_attack, check_texts};
 use crate::routes::method_not_allowed;
 use crate::state::{attacker, AppState};
+use gauntlet_attacks::audit::{resolve_inline, InlineExample};
 
 /// Registers the route.
 pub fn configure(cfg: &mut web::ServiceConfig) {

@@ -85,8 +85,15 @@ impl Scheduler {
         match result {
             Err(e) => {
                 let failed = finished.report.as_ref().map_or(0, |r| r.attacks.len());
-                let name = work.plan.attacks.get(failed).map_or("unknown", |a| a.config.kind.name());
-                self.metrics.attacks.with_label_values(&[name, "failed"]).inc();
+                let name = work
+                    .plan
+                    .attacks
+                    .get(failed)
+                    .map_or("unknown", |a| a.config.kind.name());
+                self.metrics
+                    .attacks
+                    .with_label_values(&[name, "failed"])
+                    .inc();
                 finished.state = JobState::Failed;
                 finished.error = Some(e.to_string());
             }
@@ -141,9 +148,10 @@ impl AuditObserver for JobObserver<'_> {
             return;
         };
         let stopped = last.report.cancelled;
-        self.scheduler
-            .metrics
-            .observe_report(&last.report, if stopped { "cancelled" } else { "completed" });
+        self.scheduler.metrics.observe_report(
+            &last.report,
+            if stopped { "cancelled" } else { "completed" },
+        );
         let done = partial.attacks.len();
         let snapshot = self.job.write(|r| {
             r.report = Some(partial.clone());

@@ -359,7 +359,8 @@ fn a_shard_job_reports_its_shard_and_the_report_waits_for_success() {
     assert_eq!(job["shard"], "1/3");
     assert_eq!(job["examples"], 3, "indices 1, 4, 7 of 10");
     api.wait_audit(&id, |s| s == "running");
-    api.get(&format!("/v1/audits/{id}/report")).err(409, "conflict");
+    api.get(&format!("/v1/audits/{id}/report"))
+        .err(409, "conflict");
     server.state.scheduler.set_hold(false);
     assert_eq!(api.wait_finished(&id)["state"], "succeeded");
     let report = api.get(&format!("/v1/audits/{id}/report"));
