@@ -14,7 +14,8 @@ fn demo_bundle_loads_with_provenance_and_classifies_sensibly() {
     assert!(manifest
         .training
         .command
-        .contains("gauntlet-train train --arch word-cnn"));
+        .as_deref()
+        .is_some_and(|c| c.contains("gauntlet-train train --arch word-cnn")));
     assert!(
         manifest.metrics["dev_accuracy"] >= 0.8,
         "{:?}",

@@ -198,14 +198,10 @@ def write_manifest(path: Path, *, architecture, hyper_parameters, labels, tokeni
     lines += [f"{k} = {toml_value(v)}" for k, v in tokenization.items()]
     lines += [
         "",
+        # Only what is known: the conversion command. Training provenance of the
+        # source model (epochs, data, seed...) is absent, and Gauntlet shows it as unknown.
         "[training]",
         f"command = {toml_string(command)}",
-        f"train_data = {toml_string(source)}",
-        "seed = 0",
-        'device = "cpu"',
-        "epochs = 0",
-        "best_epoch = 0",
-        "wall_seconds = 0.0",
         "",
         "[onnx]",
     ]

@@ -191,7 +191,9 @@ pub struct AttackConfig {
     /// Most texts per model call. Default 32.
     pub batch_size: usize,
     /// `loss-beam` and `random`: at most this many candidate changes per beam state,
-    /// sampled with the seed. `None` (default) evaluates all candidates.
+    /// sampled with the seed. `None` (default) evaluates all candidates, except `loss-beam`
+    /// word flips on a vocabulary above [`crate::engine::LARGE_VOCABULARY`] tokens, which
+    /// sample [`crate::engine::DEFAULT_LARGE_VOCABULARY_CAP`] (the report notes it).
     pub candidates_cap: Option<usize>,
     /// `random`: the number of changes to make on each example (indexed like the input,
     /// typically the adversary's changes, see [`crate::AttackReport::change_counts`]);

@@ -153,6 +153,15 @@ const EXACT_CHAR_NOTE: &str = "hotflip-char on a subword model: character edits 
     are re-tokenized and scored by their exact loss (forward passes only), since gradient \
     estimates over token embeddings do not transfer across re-tokenization";
 
+/// Vocabularies above this size give `loss-beam` word flips a default candidate cap: an
+/// exhaustive step costs positions × vocabulary forward passes (30 × 30,000 on a BERT
+/// vocabulary: minutes per example).
+pub const LARGE_VOCABULARY: usize = 5_000;
+
+/// The candidates per beam state `loss-beam` samples on a large vocabulary when no
+/// `candidates_cap` is set.
+pub const DEFAULT_LARGE_VOCABULARY_CAP: usize = 1_000;
+
 /// The note of an `unk` report on a black-box model.
 const EXACT_UNK_NOTE: &str = "unk on a model without gradients: the word to replace is chosen \
     by the exact loss of every candidate replacement (forward passes only) instead of the \
@@ -418,13 +427,21 @@ impl<'a> Attacker<'a> {
         }
         reports.sort_by_key(|r| r.index);
         let wall_time_ms = started.elapsed().as_secs_f64() * 1000.0;
-        let notes = match self.config.kind {
+        let mut notes = match self.config.kind {
             AttackKind::HotflipChar if self.retokenize => vec![EXACT_CHAR_NOTE.to_owned()],
             AttackKind::Unk if self.model.white_box().is_none() => {
                 vec![EXACT_UNK_NOTE.to_owned()]
             }
             _ => Vec::new(),
         };
+        if let Some(cap) = self.default_cap() {
+            notes.push(format!(
+                "loss-beam on a vocabulary of {} tokens: each beam state evaluates a seeded \
+                 sample of {cap} candidate flips (the default above {LARGE_VOCABULARY} tokens); \
+                 set candidates_cap to change it",
+                self.codec.size()
+            ));
+        }
         Ok(AttackReport {
             model: self.model_id.clone(),
             config: self.config.clone(),
@@ -434,6 +451,16 @@ impl<'a> Attacker<'a> {
             summary: Summary::compute(&reports, self.config.confidence, wall_time_ms),
             examples: reports,
         })
+    }
+
+    /// The candidate cap `loss-beam` word flips get on a large vocabulary when none is set.
+    fn default_cap(&self) -> Option<usize> {
+        let large = self.codec.kind() == InputKind::Word && self.codec.size() > LARGE_VOCABULARY;
+        (self.config.kind == AttackKind::LossBeam
+            && self.config.candidates_cap.is_none()
+            && !self.config.char_edits
+            && large)
+            .then_some(DEFAULT_LARGE_VOCABULARY_CAP)
     }
 
     fn context(&self) -> Result<search::Context<'a>, AttackError> {
@@ -481,8 +508,10 @@ impl<'a> Attacker<'a> {
         } else {
             (tokens, self.codec.max_word_chars().max(1), 2..rows as u32)
         };
+        let mut config = self.config.clone();
+        config.candidates_cap = config.candidates_cap.or(self.default_cap());
         Ok(search::Context {
-            config: self.config.clone(),
+            config,
             model: self.model,
             table,
             tokens: tokens.into(),

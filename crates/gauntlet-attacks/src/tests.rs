@@ -991,3 +991,46 @@ fn renderers_produce_valid_output() {
     );
     let _ = (PAD_ID, UNK_ID);
 }
+
+#[test]
+fn loss_beam_samples_a_default_cap_on_large_vocabularies() {
+    let words: Vec<String> = (0..crate::engine::LARGE_VOCABULARY + 100)
+        .map(|i| format!("w{i}"))
+        .collect();
+    let texts: Vec<String> = words.chunks(10).map(|c| c.join(" ")).collect();
+    let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
+    let codec = codec(InputKind::Word, &refs, 16, 0);
+    assert!(codec.size() > crate::engine::LARGE_VOCABULARY);
+    let model = LinearBag::random(InputKind::Word, codec.size(), 3, 2, 1.0, 9);
+    let examples = self_labelled(&model, &codec, &refs[..2]);
+    let run = |cap: Option<usize>| {
+        let config = AttackConfig {
+            beam_width: 1,
+            budget: Some(Budget::Changes(1)),
+            candidates_cap: cap,
+            ..AttackConfig::new(AttackKind::LossBeam)
+        };
+        Attacker::new(ModelRef::Classifier(&model), &codec, config)
+            .unwrap()
+            .run_examples(&examples, &RunControl::default())
+            .unwrap()
+    };
+    let defaulted = run(None);
+    assert!(
+        defaulted
+            .notes
+            .iter()
+            .any(|n| n.contains("sample of 1000 candidate flips")),
+        "{:?}",
+        defaulted.notes
+    );
+    assert_eq!(
+        defaulted.config.candidates_cap, None,
+        "the report keeps what was asked"
+    );
+    // The default is exactly the explicit cap of the same size.
+    let explicit = run(Some(crate::engine::DEFAULT_LARGE_VOCABULARY_CAP));
+    assert!(explicit.notes.is_empty());
+    let examples_of = |r: &AttackReport| without_times(r.clone()).examples;
+    assert_eq!(examples_of(&defaulted), examples_of(&explicit));
+}

@@ -86,30 +86,57 @@ pub struct Tokenization {
     pub scheme: TokenScheme,
 }
 
-/// Where a bundle came from.
+/// Where a bundle came from. Every field is optional: a bundle made outside Gauntlet
+/// (converted weights, an HF export) records what it knows, and an absent field reads as
+/// unknown ([`Provenance::describe`]).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Provenance {
     /// The exact command line that produced the bundle.
-    pub command: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub command: Option<String>,
     /// Training data file.
-    pub train_data: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub train_data: Option<String>,
     /// Development data file, if any.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub dev_data: Option<String>,
     /// Random seed.
-    pub seed: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub seed: Option<u64>,
     /// Device the model was trained on.
-    pub device: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub device: Option<String>,
     /// Epochs run.
-    pub epochs: usize,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub epochs: Option<usize>,
     /// The epoch kept (lowest dev loss), 1-based.
-    pub best_epoch: usize,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub best_epoch: Option<usize>,
     /// Training wall time in seconds.
-    pub wall_seconds: f64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub wall_seconds: Option<f64>,
     /// Adversarial training method and settings (`none` for clean training).
     #[serde(default)]
     pub adversarial: BTreeMap<String, serde_json::Value>,
+}
+
+impl Provenance {
+    /// One line for people: `12 epochs on cpu, kept epoch 7, 95.1 s, seed 42`, with
+    /// `unknown` for what the bundle does not record.
+    pub fn describe(&self) -> String {
+        fn or_unknown<T: std::fmt::Display>(v: Option<T>) -> String {
+            v.map_or_else(|| "unknown".to_owned(), |v| v.to_string())
+        }
+        format!(
+            "{} epochs on {}, kept epoch {}, {} s, seed {}",
+            or_unknown(self.epochs),
+            or_unknown(self.device.as_deref()),
+            or_unknown(self.best_epoch),
+            or_unknown(self.wall_seconds.map(|s| format!("{s:.1}"))),
+            or_unknown(self.seed)
+        )
+    }
 }
 
 /// What the graph's output holds.

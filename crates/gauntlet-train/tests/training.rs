@@ -41,7 +41,7 @@ fn every_architecture_learns_the_toy_task_and_round_trips_as_a_bundle() {
             .map(|r| r.dev_accuracy)
             .fold(0.0, f64::max);
         assert!(best >= 0.9, "{arch}: best dev accuracy {best}");
-        let kept = outcome.manifest.training.best_epoch;
+        let kept = outcome.manifest.training.best_epoch.unwrap();
         let min_loss = outcome
             .history
             .iter()
@@ -268,6 +268,74 @@ fn cli_trains_evaluates_and_reports_malformed_rows() {
     let report: serde_json::Value = serde_json::from_slice(&eval.stdout).unwrap();
     assert_eq!(report["examples"], 60);
     assert_eq!(report["per_class"].as_array().unwrap().len(), 2);
+
+    // A bundle made outside training (an ONNX graph, as the HF converter writes, with no
+    // training provenance) loads in eval, predict and compare through the server's loader.
+    let onnx = dir.path().join("onnx");
+    gauntlet_models::export::export_bundle(&out, &onnx).unwrap();
+    let manifest_path = onnx.join("gauntlet.toml");
+    let mut manifest: toml::Table = fs::read_to_string(&manifest_path).unwrap().parse().unwrap();
+    manifest.insert("training".into(), toml::Value::Table(toml::Table::new()));
+    fs::write(&manifest_path, toml::to_string(&manifest).unwrap()).unwrap();
+    let run = |args: &[&std::ffi::OsStr]| {
+        let o = Command::new(bin).args(args).output().unwrap();
+        assert!(
+            o.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+        String::from_utf8_lossy(&o.stdout).into_owned()
+    };
+    let (m, d) = (onnx.as_os_str(), data.as_os_str());
+    let text = run(&[
+        "eval".as_ref(),
+        "--device".as_ref(),
+        "cpu".as_ref(),
+        "--model".as_ref(),
+        m,
+        "--data".as_ref(),
+        d,
+    ]);
+    assert!(
+        text.contains("training  unknown epochs on unknown, kept epoch unknown"),
+        "{text}"
+    );
+    let onnx_report: serde_json::Value = serde_json::from_str(&run(&[
+        "eval".as_ref(),
+        "--json".as_ref(),
+        "--device".as_ref(),
+        "cpu".as_ref(),
+        "--model".as_ref(),
+        m,
+        "--data".as_ref(),
+        d,
+    ]))
+    .unwrap();
+    assert_eq!(
+        onnx_report["accuracy"], report["accuracy"],
+        "ONNX and native agree"
+    );
+    assert!(run(&[
+        "predict".as_ref(),
+        "--device".as_ref(),
+        "cpu".as_ref(),
+        "--model".as_ref(),
+        m,
+        "a good movie".as_ref()
+    ])
+    .contains("a good movie"));
+    let both = [out.as_os_str(), m];
+    let compare = run(&[
+        "compare".as_ref(),
+        "--device".as_ref(),
+        "cpu".as_ref(),
+        "--models".as_ref(),
+        both[0],
+        both[1],
+        "--data".as_ref(),
+        d,
+    ]);
+    assert!(compare.contains("paired t-test"), "{compare}");
 
     let bad = dir.path().join("bad.tsv");
     fs::write(&bad, "label\ttext\n1\tok\nbroken line\n").unwrap();

@@ -6,11 +6,12 @@ use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
 use clap::{Parser, Subcommand};
+use gauntlet_backends::{LoadOptions, LoadedBundle};
 use gauntlet_core::dataset::{read_labelled, read_raw};
-use gauntlet_core::{Classifier, DeviceChoice, TokenIds};
+use gauntlet_core::{DeviceChoice, TokenIds};
 use gauntlet_models::export::export_bundle;
 use gauntlet_models::network::apply_overrides;
-use gauntlet_models::{save_bundle, Architecture, NativeModel};
+use gauntlet_models::{save_bundle, Architecture};
 use gauntlet_train::adversarial::{AdversarialConfig, Method};
 use gauntlet_train::stats::paired_t_test;
 use gauntlet_train::{evaluate, read_split, train, Evaluation, Progress, TrainConfig};
@@ -297,7 +298,8 @@ fn run_train(args: TrainArgs) -> Result<()> {
     let t = &outcome.manifest.training;
     println!(
         "kept epoch {} (dev loss {:.4}, dev accuracy {:.2}%); wrote {} in {:.1}s",
-        t.best_epoch,
+        t.best_epoch
+            .map_or_else(|| "unknown".to_owned(), |e| e.to_string()),
         outcome
             .manifest
             .metrics
@@ -317,8 +319,19 @@ fn run_train(args: TrainArgs) -> Result<()> {
     Ok(())
 }
 
+/// Loads any bundle (native, ONNX, converted HF) through the loader the server and the
+/// `gauntlet` CLI use.
+fn load_bundle(model_dir: &std::path::Path, device: DeviceChoice) -> Result<LoadedBundle> {
+    let options = LoadOptions {
+        device,
+        ..LoadOptions::default()
+    };
+    LoadedBundle::load(model_dir, &options)
+        .with_context(|| format!("loading the model bundle {}", model_dir.display()))
+}
+
 fn encode_all(
-    model: &NativeModel,
+    model: &LoadedBundle,
     texts: &[String],
     path: &std::path::Path,
 ) -> Result<Vec<TokenIds>> {
@@ -340,16 +353,16 @@ fn evaluate_bundle(
     data: &std::path::Path,
     batch_size: usize,
     device: DeviceChoice,
-) -> Result<(NativeModel, Evaluation)> {
-    let model = NativeModel::load(model_dir, device)?;
-    let examples = read_labelled(data, model.labels())?;
+) -> Result<(LoadedBundle, Evaluation)> {
+    let model = load_bundle(model_dir, device)?;
+    let examples = read_labelled(data, &model.manifest().labels)?;
     let texts: Vec<String> = examples.iter().map(|e| e.text.clone()).collect();
     let ids = encode_all(&model, &texts, data)?;
     let pairs: Vec<(TokenIds, usize)> = ids
         .into_iter()
         .zip(examples.iter().map(|e| e.label))
         .collect();
-    let evaluation = evaluate(&model, &pairs, batch_size)?;
+    let evaluation = evaluate(model.classifier(), &pairs, batch_size)?;
     Ok((model, evaluation))
 }
 
@@ -364,7 +377,7 @@ fn run_compare(
     };
     let (model_a, eval_a) = evaluate_bundle(a, data, 256, device)?;
     let (model_b, eval_b) = evaluate_bundle(b, data, 256, device)?;
-    if model_a.labels() != model_b.labels() {
+    if model_a.manifest().labels != model_b.manifest().labels {
         bail!(
             "{} and {} have different labels; they cannot be compared on one dataset",
             a.display(),
@@ -420,6 +433,7 @@ fn run_eval(
         model.manifest().architecture,
         model.device_name()
     );
+    println!("training  {}", model.manifest().training.describe());
     println!(
         "data      {} ({} examples, {:.2}s)",
         data.display(),
@@ -443,15 +457,16 @@ fn run_eval(
 }
 
 fn run_predict(model_dir: &std::path::Path, device: DeviceChoice, texts: &[String]) -> Result<()> {
-    let model = NativeModel::load(model_dir, device)?;
+    let model = load_bundle(model_dir, device)?;
     let ids = encode_all(&model, texts, std::path::Path::new("argument"))?;
     if ids.is_empty() {
         bail!("no text given");
     }
-    let probs = model.predict(&ids)?;
+    let probs = model.classifier().predict(&ids)?;
+    let labels = &model.manifest().labels;
     for (i, text) in texts.iter().enumerate() {
         let (label, p) = probs.argmax(i);
-        println!("{:<10} {:.3}  {}", model.labels()[label].name, p, text);
+        println!("{:<10} {:.3}  {}", labels[label].name, p, text);
     }
     Ok(())
 }

@@ -250,12 +250,6 @@ unk_token = "[UNK]"
 
 [training]
 command = "python tools/hf_to_gauntlet.py some/bert-sst2 out"
-train_data = "huggingface:some/bert-sst2"
-seed = 0
-device = "cpu"
-epochs = 0
-best_epoch = 0
-wall_seconds = 0.0
 
 [onnx]
 file = "model.onnx"
