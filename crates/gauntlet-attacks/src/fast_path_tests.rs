@@ -39,7 +39,8 @@ fn positional_char_model(seed: u64, zero_padding: bool) -> (TextCodec, LinearBag
     (codec, model)
 }
 
-fn lexicon() -> MemoryLexicon {
+/// Parts of speech for the toy vocabulary (the `sem` attack's lexicon in tests).
+pub(crate) fn lexicon() -> MemoryLexicon {
     let mut lexicon = MemoryLexicon::new();
     for w in [
         "good", "great", "nice", "fine", "bad", "awful", "poor", "terrible",

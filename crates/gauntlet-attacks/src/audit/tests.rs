@@ -9,9 +9,10 @@ use rand::seq::SliceRandom;
 use rand::SeedableRng;
 
 use super::*;
+use crate::fast_path_tests::lexicon;
 use crate::testing::{codec, LinearBag};
 use crate::tests::{self_labelled, without_times, word_model, CHAR_TEXTS, WORD_TEXTS};
-use crate::{AttackKind, MemoryLexicon, Pos};
+use crate::AttackKind;
 
 struct Toy {
     codec: TextCodec,
@@ -31,19 +32,6 @@ impl AuditTarget for Toy {
     fn digest(&self) -> &str {
         "0123abcd"
     }
-}
-
-fn lexicon() -> MemoryLexicon {
-    let mut lexicon = MemoryLexicon::new();
-    for w in [
-        "good", "great", "nice", "fine", "bad", "awful", "poor", "terrible",
-    ] {
-        lexicon.insert(w, &[Pos::Adjective], w);
-    }
-    for w in ["movie", "film", "plot", "story", "acting"] {
-        lexicon.insert(w, &[Pos::Noun], w);
-    }
-    lexicon
 }
 
 /// `n` texts of shuffled words of `base`, labelled by the model except every fifth, which
