@@ -102,7 +102,7 @@ impl LoadedBundle {
             })
             .map(Box::new);
         let device = match &white_box {
-            Ok(interpreter) => gauntlet_models::device::device_name(interpreter.device()),
+            Ok(interpreter) => gauntlet_models::device_name(interpreter.device()),
             Err(_) => "cpu".to_owned(),
         };
         Ok(Self {

@@ -7,7 +7,7 @@
 //! every buffer they return is indexed by the *unpadded* positions of the input.
 
 use crate::error::ModelError;
-use crate::manifest::Label;
+use crate::manifest::{Label, Manifest};
 use crate::scoring::{
     check_gradients, check_queries, reference_state_flips, reference_top_flips, FlipBatch,
     FlipQuery, ScoredFlip, TargetMask,
@@ -119,6 +119,34 @@ pub trait Classifier: Send + Sync {
     /// Class probabilities for every text of the batch (padding and masks are the
     /// backend's business).
     fn predict(&self, batch: &[TokenIds]) -> Result<Probabilities, ModelError>;
+}
+
+/// A backend serving a model bundle. Labels, input kind and length are the manifest's, so a
+/// backend writes only its forward pass and is a [`Classifier`] by the blanket impl below
+/// (one adapter for the native, ONNX Runtime and interpreter backends).
+pub trait BundleModel: Send + Sync {
+    /// The bundle's manifest.
+    fn bundle_manifest(&self) -> &Manifest;
+    /// Class probabilities for every text of the batch ([`Classifier::predict`]).
+    fn forward_probabilities(&self, batch: &[TokenIds]) -> Result<Probabilities, ModelError>;
+}
+
+impl<T: BundleModel> Classifier for T {
+    fn labels(&self) -> &[Label] {
+        &self.bundle_manifest().labels
+    }
+
+    fn input_kind(&self) -> InputKind {
+        self.bundle_manifest().tokenization.kind
+    }
+
+    fn max_len(&self) -> usize {
+        self.bundle_manifest().tokenization.max_length
+    }
+
+    fn predict(&self, batch: &[TokenIds]) -> Result<Probabilities, ModelError> {
+        self.forward_probabilities(batch)
+    }
 }
 
 /// A host copy of an input-embedding matrix, row-major `[rows, dim]`.

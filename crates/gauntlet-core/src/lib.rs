@@ -16,8 +16,8 @@ pub mod padding;
 pub mod scoring;
 
 pub use classifier::{
-    Classifier, EmbeddingTable, ExampleGradient, GradientBatch, InputKind, Probabilities, TokenIds,
-    WhiteBox,
+    BundleModel, Classifier, EmbeddingTable, ExampleGradient, GradientBatch, InputKind,
+    Probabilities, TokenIds, WhiteBox,
 };
 pub use codec::{Encoded, TextCodec, TokenForm, TokenRole};
 pub use dataset::{Example, LabelSet};

@@ -14,16 +14,16 @@ use gauntlet_core::classifier::{check_labels, ExampleGradient, GradientBatch};
 use gauntlet_core::manifest::{bundle_digest, TOKENIZER_FILE, WEIGHTS_FILE, WORDS_FILE};
 use gauntlet_core::scoring::{check_gradients, check_queries};
 use gauntlet_core::{
-    gather_rows, scatter_rows, Classifier, DeviceChoice, EmbeddingTable, FlipBatch, FlipQuery,
-    InputKind, Label, Manifest, ModelError, Probabilities, ScoredFlip, TargetMask, TextCodec,
-    TokenIds, WhiteBox,
+    gather_rows, scatter_rows, BundleModel, DeviceChoice, EmbeddingTable, FlipBatch, FlipQuery,
+    InputKind, Manifest, ModelError, Probabilities, ScoredFlip, TargetMask, TextCodec, TokenIds,
+    WhiteBox,
 };
 use tch::{nn, Device, Kind, Tensor};
 
 use crate::batch::PaddedBatch;
-use crate::device::{device_name, resolve_device};
 use crate::error::ModelsError;
 use crate::network::{Architecture, Network};
+use gauntlet_tch::device::{device_name, resolve_device};
 
 /// Names of the files of a native bundle.
 pub struct BundleFiles;
@@ -232,27 +232,16 @@ impl NativeModel {
 }
 
 fn probabilities(logits: &Tensor) -> Result<Probabilities, ModelError> {
-    let probs = logits.softmax(-1, Kind::Float).to_device(Device::Cpu);
-    let classes = probs.size().last().copied().unwrap_or(0) as usize;
-    let values = Vec::<f32>::try_from(probs.flatten(0, -1))
-        .map_err(|e| ModelError::Backend(e.to_string()))?;
-    Ok(Probabilities { classes, values })
+    gauntlet_tch::probabilities(&logits.softmax(-1, Kind::Float))
+        .map_err(|e| ModelError::Backend(e.to_string()))
 }
 
-impl Classifier for NativeModel {
-    fn labels(&self) -> &[Label] {
-        &self.manifest.labels
+impl BundleModel for NativeModel {
+    fn bundle_manifest(&self) -> &Manifest {
+        &self.manifest
     }
 
-    fn input_kind(&self) -> InputKind {
-        self.manifest.tokenization.kind
-    }
-
-    fn max_len(&self) -> usize {
-        self.manifest.tokenization.max_length
-    }
-
-    fn predict(&self, batch: &[TokenIds]) -> Result<Probabilities, ModelError> {
+    fn forward_probabilities(&self, batch: &[TokenIds]) -> Result<Probabilities, ModelError> {
         let loaded = self.lock()?;
         let padded = self.pad(loaded.net.as_ref(), batch)?;
         let logits = tch::no_grad(|| loaded.net.forward(&padded, false));
@@ -323,7 +312,7 @@ impl WhiteBox for NativeModel {
         let loaded = self.lock()?;
         let (padded, pass) = self.backward(&loaded, batch, &labels)?;
         let table = tch::no_grad(|| loaded.net.embedding());
-        let flips = gauntlet_scoring_tch::top_word_flips(
+        let flips = gauntlet_tch::scoring::top_word_flips(
             &pass.grad,
             &table,
             &padded.positions,
@@ -352,7 +341,7 @@ impl WhiteBox for NativeModel {
         check_gradients(batch, gradients)?;
         let loaded = self.lock()?;
         let table = tch::no_grad(|| loaded.net.embedding());
-        gauntlet_scoring_tch::score_host_gradients(gradients, &table, batch, queries, masks, k)
+        gauntlet_tch::scoring::score_host_gradients(gradients, &table, batch, queries, masks, k)
             .map_err(backend_err)
     }
 

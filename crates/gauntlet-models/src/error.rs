@@ -19,8 +19,8 @@ pub enum ModelsError {
     #[error("{0}")]
     Config(String),
     /// The requested device is not available.
-    #[error("{0}")]
-    Device(String),
+    #[error(transparent)]
+    Device(#[from] gauntlet_tch::device::NoCuda),
     /// An error from the core layer (manifest, tokenizer, dataset).
     #[error(transparent)]
     Core(#[from] CoreError),

@@ -53,8 +53,8 @@ pub enum GraphError {
         message: String,
     },
     /// The requested device is not available.
-    #[error("{0}")]
-    Device(String),
+    #[error(transparent)]
+    Device(#[from] gauntlet_tch::device::NoCuda),
     /// libtorch reported an error.
     #[error("libtorch: {0}")]
     Torch(#[from] tch::TchError),

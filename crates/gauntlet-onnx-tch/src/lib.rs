@@ -9,13 +9,12 @@
 //! inference of arbitrary graphs is ONNX Runtime's job (`gauntlet-ort`); this crate covers
 //! the operators `torch.onnx.export` writes for text classifiers ([`ops::SUPPORTED`]).
 
-pub mod device;
 pub mod error;
 pub mod graph;
 pub mod ops;
 pub mod whitebox;
 
-pub use device::resolve_device;
 pub use error::GraphError;
+pub use gauntlet_tch::device::resolve_device;
 pub use graph::OnnxGraph;
 pub use whitebox::{find_embedding_site, EmbeddingSite, OnnxWhiteBox};

@@ -16,17 +16,17 @@ use std::sync::{Mutex, MutexGuard};
 use gauntlet_core::classifier::{check_labels, ExampleGradient, GradientBatch};
 use gauntlet_core::scoring::{check_gradients, check_queries};
 use gauntlet_core::{
-    gather_rows, scatter_rows, Classifier, DeviceChoice, EmbeddingTable, FlipBatch, FlipQuery,
-    InputKind, Label, Manifest, ModelError, OnnxOutput, OnnxSpec, PadSpec, PaddedIds,
-    Probabilities, ScoredFlip, TargetMask, TokenIds, WhiteBox,
+    gather_rows, scatter_rows, BundleModel, DeviceChoice, EmbeddingTable, FlipBatch, FlipQuery,
+    Manifest, ModelError, OnnxOutput, OnnxSpec, PadSpec, PaddedIds, Probabilities, ScoredFlip,
+    TargetMask, TokenIds, WhiteBox,
 };
 use gauntlet_onnx::{attribute, OnnxModel};
 use tch::{Device, Kind, Tensor};
 
-use crate::device::resolve_device;
 use crate::error::GraphError;
 use crate::graph::OnnxGraph;
 use crate::ops::math::kind_of;
+use gauntlet_tch::device::resolve_device;
 
 /// Where a graph looks its word (or character) embeddings up.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -309,26 +309,17 @@ fn embedding_table(graph: &OnnxGraph, site: &EmbeddingSite) -> Result<EmbeddingT
 }
 
 fn probabilities(log_probs: &Tensor) -> Result<Probabilities, GraphError> {
-    let probs = log_probs.f_detach()?.f_exp()?.f_to_device(Device::Cpu)?;
-    let classes = probs.size().last().copied().unwrap_or(0) as usize;
-    let values = Vec::<f32>::try_from(probs.f_flatten(0, -1)?)?;
-    Ok(Probabilities { classes, values })
+    Ok(gauntlet_tch::probabilities(
+        &log_probs.f_detach()?.f_exp()?,
+    )?)
 }
 
-impl Classifier for OnnxWhiteBox {
-    fn labels(&self) -> &[Label] {
-        &self.manifest.labels
+impl BundleModel for OnnxWhiteBox {
+    fn bundle_manifest(&self) -> &Manifest {
+        &self.manifest
     }
 
-    fn input_kind(&self) -> InputKind {
-        self.manifest.tokenization.kind
-    }
-
-    fn max_len(&self) -> usize {
-        self.manifest.tokenization.max_length
-    }
-
-    fn predict(&self, batch: &[TokenIds]) -> Result<Probabilities, ModelError> {
+    fn forward_probabilities(&self, batch: &[TokenIds]) -> Result<Probabilities, ModelError> {
         let padded = self.pad(batch)?;
         let graph = self.lock()?;
         let log_probs = tch::no_grad(|| self.log_probs(&graph, &padded, None))?;
@@ -411,7 +402,7 @@ impl WhiteBox for OnnxWhiteBox {
         let run = || -> Result<FlipBatch, GraphError> {
             let (grad, losses, probabilities) = self.backward(&graph, &padded, &labels)?;
             let table = self.device_table(&graph)?;
-            let flips = gauntlet_scoring_tch::top_word_flips(
+            let flips = gauntlet_tch::scoring::top_word_flips(
                 &grad,
                 &table,
                 &padded.positions,
@@ -442,7 +433,7 @@ impl WhiteBox for OnnxWhiteBox {
         let graph = self.lock()?;
         let run = || -> Result<Vec<Vec<ScoredFlip>>, GraphError> {
             let table = self.device_table(&graph)?;
-            Ok(gauntlet_scoring_tch::score_host_gradients(
+            Ok(gauntlet_tch::scoring::score_host_gradients(
                 gradients, &table, batch, queries, masks, k,
             )?)
         };

@@ -12,8 +12,8 @@ use std::sync::{Mutex, MutexGuard, PoisonError};
 
 use gauntlet_core::manifest::Manifest;
 use gauntlet_core::{
-    Classifier, DeviceChoice, InputKind, Label, ModelError, OnnxOutput, OnnxSpec, PadSpec,
-    PaddedIds, Probabilities, TokenIds,
+    BundleModel, Classifier, DeviceChoice, ModelError, OnnxOutput, OnnxSpec, PadSpec, PaddedIds,
+    Probabilities, TokenIds,
 };
 use ort::session::builder::GraphOptimizationLevel;
 use ort::session::Session;
@@ -233,20 +233,12 @@ fn softmax_rows(values: &mut [f32], classes: usize) {
     }
 }
 
-impl Classifier for OrtModel {
-    fn labels(&self) -> &[Label] {
-        &self.manifest.labels
+impl BundleModel for OrtModel {
+    fn bundle_manifest(&self) -> &Manifest {
+        &self.manifest
     }
 
-    fn input_kind(&self) -> InputKind {
-        self.manifest.tokenization.kind
-    }
-
-    fn max_len(&self) -> usize {
-        self.manifest.tokenization.max_length
-    }
-
-    fn predict(&self, batch: &[TokenIds]) -> Result<Probabilities, ModelError> {
+    fn forward_probabilities(&self, batch: &[TokenIds]) -> Result<Probabilities, ModelError> {
         let padded = PaddedIds::new(
             batch,
             PadSpec {

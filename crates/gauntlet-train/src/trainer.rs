@@ -15,9 +15,10 @@ use gauntlet_core::codec::{VocabularyOptions, PAD_TOKEN, UNK_TOKEN};
 use gauntlet_core::dataset::{resolve, LabelSet, RawExample};
 use gauntlet_core::manifest::{Provenance, FORMAT_VERSION};
 use gauntlet_core::{DeviceChoice, Manifest, TextCodec, TokenIds, Tokenization};
-use gauntlet_models::device::device_name;
 use gauntlet_models::network::HyperParameters;
-use gauntlet_models::{resolve_device, Architecture, Network, PaddedBatch};
+use gauntlet_models::{
+    device_name, resolve_device, Architecture, ModelsError, Network, PaddedBatch,
+};
 use rand::seq::SliceRandom;
 use rand::{rngs::StdRng, SeedableRng};
 use serde::Serialize;
@@ -272,7 +273,7 @@ pub fn train(
         hyper.insert("normalize_embeddings".into(), serde_json::Value::Bool(true));
     }
 
-    let device = resolve_device(config.device)?;
+    let device = resolve_device(config.device).map_err(ModelsError::from)?;
     tch::manual_seed(config.seed as i64);
     let vs = nn::VarStore::new(device);
     let net = config
