@@ -100,6 +100,38 @@ pub fn wordnet_default_root() -> Option<PathBuf> {
         .map(|h| PathBuf::from(h).join(".cache/gauntlet/wordnet"))
 }
 
+/// WordNet was looked for and not found.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum WordNetNotFound {
+    /// The place searched holds no `index.noun` at or below it.
+    #[error("{origin} {} holds no WordNet database (no index.noun at or below it)", root.display())]
+    Empty {
+        /// Where the directory came from (`the given directory`, `$GAUNTLET_WORDNET`,
+        /// `the cache`).
+        origin: &'static str,
+        /// The directory searched.
+        root: PathBuf,
+    },
+    /// Nothing says where to look.
+    #[error("no WordNet location: nothing was given and GAUNTLET_WORDNET, GAUNTLET_CACHE and HOME are unset")]
+    Nowhere,
+}
+
+/// The one rule by which the CLI and the server find WordNet: the `dict` directory at or
+/// below `given` (a flag or a setting), else below `env` (the value of
+/// `$GAUNTLET_WORDNET`), else below [`wordnet_default_root`] (the bootstrap's cache).
+pub fn locate_wordnet(given: Option<&Path>, env: Option<&str>) -> Result<PathBuf, WordNetNotFound> {
+    let (root, origin) = match (given, env.filter(|e| !e.is_empty())) {
+        (Some(dir), _) => (dir.to_owned(), "the given directory"),
+        (None, Some(env)) => (PathBuf::from(env), "$GAUNTLET_WORDNET"),
+        (None, None) => (
+            wordnet_default_root().ok_or(WordNetNotFound::Nowhere)?,
+            "the cache",
+        ),
+    };
+    find_wordnet_dict(&root).ok_or(WordNetNotFound::Empty { origin, root })
+}
+
 /// The WordNet `dict` directory (the one holding `index.noun`) at or below `root`, searched
 /// breadth first in sorted order down to [`WORDNET_MAX_DEPTH`] levels. Shared by the
 /// `gauntlet` CLI and the server, so both accept the same directories.

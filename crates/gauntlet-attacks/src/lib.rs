@@ -49,8 +49,8 @@ pub use config::{AttackConfig, AttackKind, Budget};
 pub use engine::{Attacker, ModelRef, PreparedExample, Progress, RunControl};
 pub use error::AttackError;
 pub use lexicon::{
-    find_wordnet_dict, is_stop_word, wordnet_default_root, Lexicon, MemoryLexicon, Pos,
-    WordNetLexicon, STOP_WORDS,
+    find_wordnet_dict, is_stop_word, locate_wordnet, wordnet_default_root, Lexicon, MemoryLexicon,
+    Pos, WordNetLexicon, WordNetNotFound, STOP_WORDS,
 };
 pub use report::{
     AttackReport, ChangesHistogram, CurvePoint, ExampleReport, Operation, Outcome, Prediction,

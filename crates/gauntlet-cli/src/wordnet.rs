@@ -7,35 +7,23 @@
 //! `$GAUNTLET_CACHE/wordnet` (the files land in `usr/share/wordnet` below it) and prints
 //! `GAUNTLET_WORDNET`. The directory given (flag, spec or `GAUNTLET_WORDNET`), else the
 //! cache, is searched for the directory that holds `index.noun`, by the rule the server
-//! shares ([`gauntlet_attacks::find_wordnet_dict`], [`gauntlet_attacks::wordnet_default_root`]).
+//! shares ([`gauntlet_attacks::locate_wordnet`]).
 
 use std::path::Path;
 
-use anyhow::{bail, Context, Result};
-use gauntlet_attacks::{find_wordnet_dict, wordnet_default_root, WordNetLexicon};
+use anyhow::{Context, Result};
+use gauntlet_attacks::{locate_wordnet, WordNetLexicon};
 
 /// Loads WordNet from `given` (flag, spec or environment) or the cache, with an error that
 /// says how to provide it.
 pub fn load(given: Option<&Path>) -> Result<WordNetLexicon> {
-    let (root, origin) = match given {
-        Some(dir) => (dir.to_owned(), "the given WordNet directory"),
-        None => match wordnet_default_root() {
-            Some(dir) => (dir, "the cache"),
-            None => bail!(
-                "attack `sem` needs WordNet: pass --wordnet DIR or set GAUNTLET_WORDNET \
-                 (neither GAUNTLET_CACHE nor HOME is set)"
-            ),
-        },
-    };
-    let Some(dict) = find_wordnet_dict(&root) else {
-        bail!(
-            "attack `sem` needs WordNet's database files (index.noun, index.verb, ...), but \
-             {origin} {} holds none; run scripts/bootstrap.sh (it unpacks Debian's \
-             wordnet-base into $GAUNTLET_CACHE/wordnet) or pass --wordnet DIR / set \
-             GAUNTLET_WORDNET",
-            root.display()
-        );
-    };
+    let dict = locate_wordnet(given, None).map_err(|e| {
+        anyhow::anyhow!(
+            "attack `sem` needs WordNet's database files (index.noun, index.verb, ...): {e}; \
+             run scripts/bootstrap.sh (it unpacks Debian's wordnet-base into \
+             $GAUNTLET_CACHE/wordnet) or pass --wordnet DIR / set GAUNTLET_WORDNET"
+        )
+    })?;
     WordNetLexicon::load(&dict).with_context(|| format!("loading WordNet from {}", dict.display()))
 }
 
@@ -43,6 +31,7 @@ pub fn load(given: Option<&Path>) -> Result<WordNetLexicon> {
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
+    use gauntlet_attacks::find_wordnet_dict;
 
     #[test]
     fn finds_the_dict_directory_below_the_root() {
@@ -54,7 +43,7 @@ mod tests {
             .err()
             .unwrap()
             .to_string()
-            .contains("holds none"));
+            .contains("holds no WordNet database"));
         for pos in ["noun", "verb", "adj", "adv"] {
             std::fs::write(dict.join(format!("index.{pos}")), "good a 1 0 1 0 0 \n").unwrap();
         }

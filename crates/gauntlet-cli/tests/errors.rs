@@ -129,7 +129,7 @@ fn bad_attacks_and_settings_exit_two() {
         model,
         "sem",
         &["--wordnet", empty.to_str().unwrap()],
-        "holds none",
+        "holds no WordNet database",
     );
     fails(
         dir.path(),

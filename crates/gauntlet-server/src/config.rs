@@ -382,9 +382,9 @@ impl Config {
         }
     }
 
-    /// The WordNet `dict` directory to load `sem`'s lexicon from, by the `gauntlet` CLI's
-    /// rule ([`gauntlet_attacks::find_wordnet_dict`] below the configured directory, else
-    /// below `env_wordnet` (the value of `$GAUNTLET_WORDNET`), else below the cache). An
+    /// The WordNet `dict` directory to load `sem`'s lexicon from, by the rule the `gauntlet`
+    /// CLI shares ([`gauntlet_attacks::locate_wordnet`]: the configured directory, else
+    /// `env_wordnet` (the value of `$GAUNTLET_WORDNET`), else the cache). An
     /// error only for a configured directory without WordNet; in auto mode a missing
     /// WordNet is [`WordNetLookup::Unavailable`].
     pub fn wordnet_dict(&self, env_wordnet: Option<&str>) -> Result<WordNetLookup, ConfigError> {
@@ -392,34 +392,18 @@ impl Config {
             WordNetSetting::Off => Ok(WordNetLookup::Unavailable(format!(
                 "attacks.wordnet = {WORDNET_OFF:?}"
             ))),
-            WordNetSetting::Dir(dir) => gauntlet_attacks::find_wordnet_dict(&dir)
+            WordNetSetting::Dir(dir) => gauntlet_attacks::locate_wordnet(Some(&dir), None)
                 .map(WordNetLookup::Found)
-                .ok_or_else(|| {
+                .map_err(|e| {
                     ConfigError(format!(
-                        "attacks.wordnet = {:?} holds no WordNet database (no index.noun at or below it); point it at a WordNet dict directory (scripts/bootstrap.sh unpacks one into $GAUNTLET_CACHE/wordnet), or set it to \"\" (auto: $GAUNTLET_WORDNET, else the cache) or \"{WORDNET_OFF}\" to run without `sem`, in the config file, GAUNTLET__ATTACKS__WORDNET or --wordnet",
+                        "attacks.wordnet = {:?}: {e}; point it at a WordNet dict directory (scripts/bootstrap.sh unpacks one into $GAUNTLET_CACHE/wordnet), or set it to \"\" (auto: $GAUNTLET_WORDNET, else the cache) or \"{WORDNET_OFF}\" to run without `sem`, in the config file, GAUNTLET__ATTACKS__WORDNET or --wordnet",
                         self.attacks.wordnet
                     ))
                 }),
-            WordNetSetting::Auto => {
-                let (root, origin) = match env_wordnet.filter(|w| !w.is_empty()) {
-                    Some(w) => (PathBuf::from(w), "$GAUNTLET_WORDNET"),
-                    None => match gauntlet_attacks::wordnet_default_root() {
-                        Some(root) => (root, "the cache"),
-                        None => {
-                            return Ok(WordNetLookup::Unavailable(
-                                "GAUNTLET_WORDNET, GAUNTLET_CACHE and HOME are unset".into(),
-                            ))
-                        }
-                    },
-                };
-                Ok(match gauntlet_attacks::find_wordnet_dict(&root) {
-                    Some(dict) => WordNetLookup::Found(dict),
-                    None => WordNetLookup::Unavailable(format!(
-                        "{origin} {} holds no WordNet database",
-                        root.display()
-                    )),
-                })
-            }
+            WordNetSetting::Auto => Ok(match gauntlet_attacks::locate_wordnet(None, env_wordnet) {
+                Ok(dict) => WordNetLookup::Found(dict),
+                Err(e) => WordNetLookup::Unavailable(e.to_string()),
+            }),
         }
     }
 
