@@ -3,30 +3,29 @@
 //!
 //! Layout (after meilisearch): [`create_app`] builds the actix [`App`] from an
 //! [`AppState`], so tests can run the real server in-process; [`routes`] holds one module
-//! per resource; [`error`] is the one error table; [`scheduler`] runs audit jobs on its own
+//! per resource ([`model_views`] the model responses); [`middleware`] authenticates `/v1`
+//! and counts requests; [`error`] is the one error table; [`scheduler`] runs audit jobs on its own
 //! threads with state in a `DashMap`; [`store`] persists them; [`registry`] holds the
 //! loaded models, each with the [`batcher`] that runs concurrent predict requests as one
 //! model call; [`config`] loads and validates the layered configuration; [`metrics`]
 //! exports Prometheus metrics. The server never sees gradients: it speaks only to the
 //! attack engine and the core traits.
 
-use std::future::{ready, Future};
 use std::net::{SocketAddr, TcpListener};
-use std::pin::Pin;
 use std::sync::Arc;
 use std::thread::JoinHandle;
-use std::time::Instant;
 
-use actix_web::body::{BoxBody, MessageBody};
-use actix_web::dev::{Service, ServiceFactory, ServiceRequest, ServiceResponse};
-use actix_web::http::header;
-use actix_web::{web, App, HttpServer, ResponseError};
+use actix_web::body::MessageBody;
+use actix_web::dev::{ServiceFactory, ServiceRequest, ServiceResponse};
+use actix_web::{web, App, HttpServer};
 
 pub mod batcher;
 pub mod config;
 pub mod error;
 pub mod jobs;
 pub mod metrics;
+pub mod middleware;
+pub mod model_views;
 pub mod names;
 pub mod registry;
 pub mod requests;
@@ -37,27 +36,8 @@ pub mod store;
 
 pub use config::{Config, ConfigError, Overrides};
 pub use error::ApiError;
+pub use middleware::constant_time_eq;
 pub use state::{AppState, StartError};
-
-type BoxedResponse =
-    Pin<Box<dyn Future<Output = Result<ServiceResponse<BoxBody>, actix_web::Error>>>>;
-
-/// Compares two byte strings in time independent of where they differ.
-pub fn constant_time_eq(given: &[u8], expected: &[u8]) -> bool {
-    let mut diff = u8::from(given.len() != expected.len());
-    for (i, e) in expected.iter().enumerate() {
-        diff |= given.get(i).copied().unwrap_or(0) ^ e;
-    }
-    diff == 0
-}
-
-fn authorized(req: &ServiceRequest, key: &str) -> bool {
-    req.headers()
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .is_some_and(|given| constant_time_eq(given.trim().as_bytes(), key.as_bytes()))
-}
 
 /// Builds the application: routes, extractor configuration, authentication on `/v1`,
 /// request metrics, and JSON errors for unknown routes.
@@ -78,15 +58,7 @@ pub fn create_app(
         .map(Arc::from);
     let metrics = Arc::clone(&state.metrics);
     let v1 = web::scope("/v1")
-        .wrap_fn(move |req, srv| -> BoxedResponse {
-            if key.as_deref().is_none_or(|k| authorized(&req, k)) {
-                let fut = srv.call(req);
-                Box::pin(async move { fut.await.map(ServiceResponse::map_into_boxed_body) })
-            } else {
-                let res = req.into_response(ApiError::Unauthorized.error_response());
-                Box::pin(ready(Ok(res)))
-            }
-        })
+        .wrap_fn(middleware::require_api_key(key))
         .configure(routes::models::configure)
         .configure(routes::attacks::configure)
         .configure(routes::audits::configure);
@@ -99,36 +71,7 @@ pub fn create_app(
         .configure(routes::metrics::configure)
         .service(v1)
         .default_service(web::to(routes::route_not_found))
-        .wrap_fn(move |req, srv| {
-            let started = Instant::now();
-            let method = req.method().to_string();
-            let metrics = Arc::clone(&metrics);
-            let fut = srv.call(req);
-            async move {
-                let res = fut.await;
-                match &res {
-                    Ok(r) => {
-                        let route = r
-                            .request()
-                            .match_pattern()
-                            .unwrap_or_else(|| "unmatched".into());
-                        metrics.observe_request(
-                            &route,
-                            &method,
-                            r.status().as_u16(),
-                            started.elapsed(),
-                        );
-                    }
-                    Err(e) => metrics.observe_request(
-                        "unmatched",
-                        &method,
-                        e.as_response_error().status_code().as_u16(),
-                        started.elapsed(),
-                    ),
-                }
-                res
-            }
-        })
+        .wrap_fn(middleware::observe_requests(metrics))
 }
 
 /// Builds the HTTP server on a bound listener (call inside an actix system).
