@@ -16,14 +16,14 @@ use serde_json::{json, Value};
 fn server(data_dir: &std::path::Path) -> RunningServer {
     let model = word_model();
     let mut c = Config::defaults().unwrap();
-    c.server.bind = "127.0.0.1:0".into();
-    c.server.http_workers = 1;
+    c.server.bind = Some("127.0.0.1:0".parse().unwrap());
+    c.server.http_workers = std::num::NonZeroUsize::MIN;
     c.models.dir = model.parent().unwrap().to_path_buf();
-    c.models.default_model = model.file_name().unwrap().to_string_lossy().into_owned();
-    c.models.device = "cpu".into();
+    c.models.default_model = Some(model.file_name().unwrap().to_string_lossy().into_owned());
+    c.models.device = gauntlet_core::DeviceChoice::Cpu;
     c.data.dir = data_dir.to_path_buf();
-    c.scheduler.workers = 1;
-    c.attacks.wordnet = "off".into();
+    c.scheduler.workers = std::num::NonZeroUsize::MIN;
+    c.attacks.wordnet = gauntlet_server::config::WordNetSetting::Off;
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     RunningServer::spawn(AppState::new(c).unwrap(), listener).unwrap()
 }

@@ -4,15 +4,23 @@
 //! file (`--config`), environment variables `GAUNTLET__SECTION__KEY`, then command-line
 //! flags ([`Overrides`]). Layers are merged as TOML tables and deserialized once with
 //! `deny_unknown_fields`, so a misspelled key anywhere is an error naming it.
-//! [`Config::validate`] then checks every value; every [`ConfigError`] names the setting
-//! and says how to fix it.
+//!
+//! The types carry the rules: counts that must be positive are `NonZero*`, a setting that
+//! may be absent is an `Option` (spelled `""` in files and the environment, since TOML has
+//! no null), WordNet is [`WordNetSetting`] and the device a [`DeviceChoice`]; so a value of
+//! the wrong shape fails while loading, naming its key. [`Config::validate`] then checks
+//! what types cannot (ranges, files); every [`ConfigError`] names the setting and says
+//! how to fix it.
 
 use std::net::SocketAddr;
+use std::num::{NonZeroU64, NonZeroUsize};
 use std::path::{Path, PathBuf};
+use std::str::FromStr;
 
 use gauntlet_backends::{LoadOptions, Optimization, OrtOptions};
 use gauntlet_core::DeviceChoice;
-use serde::{Deserialize, Serialize};
+use serde::de::{self, Deserializer};
+use serde::Deserialize;
 
 use crate::names::check_name;
 
@@ -28,34 +36,69 @@ pub const DEFAULT_PORT: u16 = 8080;
 #[error("configuration error: {0}")]
 pub struct ConfigError(pub String);
 
+/// Reads a setting whose "none" is spelled `""` in files and the environment (TOML has no
+/// null) as an `Option`, parsing anything else with `FromStr`.
+fn empty_as_none<'de, D, T>(d: D) -> Result<Option<T>, D::Error>
+where
+    D: Deserializer<'de>,
+    T: FromStr,
+    T::Err: std::fmt::Display,
+{
+    let text = String::deserialize(d)?;
+    let text = text.trim();
+    if text.is_empty() {
+        return Ok(None);
+    }
+    text.parse().map(Some).map_err(de::Error::custom)
+}
+
+/// A listen address: `HOST:PORT` with an IP address.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BindAddr(pub SocketAddr);
+
+impl FromStr for BindAddr {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        s.parse().map(Self).map_err(|_| {
+            format!(
+                "{s:?} is not HOST:PORT with an IP address (e.g. 127.0.0.1:8080); set it in the config file, GAUNTLET__SERVER__BIND or --bind"
+            )
+        })
+    }
+}
+
 /// `[server]`.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ServerSection {
-    /// Listen address; empty picks by whether an API key is set.
-    pub bind: String,
-    /// API key for /v1; empty disables authentication.
-    pub api_key: String,
+    /// Listen address; `""` (none) picks by whether an API key is set: localhost without
+    /// one, every interface with one.
+    #[serde(deserialize_with = "empty_as_none")]
+    pub bind: Option<BindAddr>,
+    /// API key for /v1; `""` (none) disables authentication.
+    #[serde(deserialize_with = "empty_as_none")]
+    pub api_key: Option<String>,
     /// actix HTTP worker threads.
-    pub http_workers: usize,
+    pub http_workers: NonZeroUsize,
     /// Log filter.
     pub log: String,
 }
 
 /// `[models]`.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ModelsSection {
     /// Directory of model bundles.
     pub dir: PathBuf,
-    /// Bundle loaded at start; empty for none.
-    pub default_model: String,
+    /// Bundle loaded at start; `""` (none) starts without a model.
+    #[serde(deserialize_with = "empty_as_none")]
+    pub default_model: Option<String>,
     /// `auto`, `cpu` or `cuda`.
-    pub device: String,
+    pub device: DeviceChoice,
 }
 
 /// `[data]`.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct DataSection {
     /// Data directory (jobs and datasets).
@@ -63,31 +106,31 @@ pub struct DataSection {
 }
 
 /// `[scheduler]`.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SchedulerSection {
     /// Audit worker threads.
-    pub workers: usize,
+    pub workers: NonZeroUsize,
     /// Jobs that may wait in the queue.
-    pub queue_capacity: usize,
+    pub queue_capacity: NonZeroUsize,
     /// Finished jobs kept.
-    pub jobs_kept: usize,
+    pub jobs_kept: NonZeroUsize,
 }
 
 /// `[batching]`: dynamic batching of predict requests (see [`crate::batcher`]).
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct BatchingSection {
     /// Whether concurrent predict requests for one model share model calls; `false` runs
     /// one model call per request on the blocking pool.
     pub enabled: bool,
     /// Most texts in one model call; a larger request runs alone.
-    pub max_batch_texts: usize,
+    pub max_batch_texts: NonZeroUsize,
     /// Longest wait, in microseconds, for more requests after the first of a batch; 0
     /// takes only what is already queued.
     pub max_wait_us: u64,
     /// Predict requests that may wait per model; one more is refused with 429 queue_full.
-    pub queue_capacity: usize,
+    pub queue_capacity: NonZeroUsize,
 }
 
 /// Longest `batching.max_wait_us` accepted (one second).
@@ -99,60 +142,61 @@ impl BatchingSection {
     /// The batcher's options.
     pub fn options(&self) -> crate::batcher::BatchOptions {
         crate::batcher::BatchOptions {
-            max_batch_texts: self.max_batch_texts,
+            max_batch_texts: self.max_batch_texts.get(),
             max_wait: std::time::Duration::from_micros(self.max_wait_us),
-            queue_capacity: self.queue_capacity,
+            queue_capacity: self.queue_capacity.get(),
         }
     }
 }
 
 /// `[limits]`.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Limits {
     /// Largest request body in bytes.
-    pub max_body_bytes: usize,
+    pub max_body_bytes: NonZeroUsize,
     /// Most texts per predict or synchronous attack request.
-    pub max_texts_per_request: usize,
+    pub max_texts_per_request: NonZeroUsize,
     /// Most characters per text.
-    pub max_chars_per_text: usize,
+    pub max_chars_per_text: NonZeroUsize,
     /// Largest beam width.
-    pub max_beam_width: usize,
+    pub max_beam_width: NonZeroUsize,
     /// Largest budget in changes.
-    pub max_budget_changes: usize,
+    pub max_budget_changes: NonZeroUsize,
     /// Largest attack batch size.
-    pub max_batch_size: usize,
+    pub max_batch_size: NonZeroUsize,
     /// Most examples per audit.
-    pub max_audit_examples: usize,
+    pub max_audit_examples: NonZeroUsize,
     /// Most attacks per audit.
-    pub max_attacks_per_audit: usize,
+    pub max_attacks_per_audit: NonZeroUsize,
     /// Synchronous attack time limit in milliseconds.
-    pub attack_timeout_ms: u64,
+    pub attack_timeout_ms: NonZeroU64,
     /// Largest page of audit examples.
-    pub max_page_size: usize,
+    pub max_page_size: NonZeroUsize,
 }
 
 /// `[attacks]`.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct AttacksSection {
     /// WordNet for the `sem` attack: `""` (auto), `"off"`, or a directory.
-    pub wordnet: String,
+    pub wordnet: WordNetSetting,
 }
 
 /// `[onnx]`: ONNX Runtime sessions of ONNX bundles.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct OnnxSection {
-    /// `libonnxruntime.so.1.31.1` to load: `""` for `$GAUNTLET_ORT_DYLIB`, else the
-    /// bootstrap's cache.
-    pub library: String,
+    /// `libonnxruntime.so.1.31.1` to load; `""` (none) takes `$GAUNTLET_ORT_DYLIB`, else
+    /// the bootstrap's cache.
+    #[serde(deserialize_with = "empty_as_none")]
+    pub library: Option<PathBuf>,
     /// Threads inside one operator; 0 lets ONNX Runtime use one per core.
     pub intra_threads: usize,
     /// Graph optimisation level: `disable`, `basic`, `extended` or `all`.
     pub optimization: Optimization,
     /// ONNX Runtime sessions per model (concurrent predictions).
-    pub sessions: usize,
+    pub sessions: NonZeroUsize,
 }
 
 /// Where the server takes WordNet from (`attacks.wordnet`).
@@ -165,6 +209,34 @@ pub enum WordNetSetting {
     Off,
     /// A directory that must hold WordNet (`index.noun` at or below it).
     Dir(PathBuf),
+}
+
+impl FromStr for WordNetSetting {
+    type Err = std::convert::Infallible;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Ok(match s.trim() {
+            "" => Self::Auto,
+            WORDNET_OFF => Self::Off,
+            dir => Self::Dir(PathBuf::from(dir)),
+        })
+    }
+}
+
+impl<'de> Deserialize<'de> for WordNetSetting {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(d)?;
+        text.parse().map_err(de::Error::custom)
+    }
+}
+
+impl std::fmt::Display for WordNetSetting {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Auto => f.write_str("\"\" (auto)"),
+            Self::Off => write!(f, "{WORDNET_OFF:?}"),
+            Self::Dir(d) => write!(f, "{:?}", d.display().to_string()),
+        }
+    }
 }
 
 /// The outcome of looking WordNet up ([`Config::wordnet_dict`]).
@@ -180,7 +252,7 @@ pub enum WordNetLookup {
 pub const WORDNET_OFF: &str = "off";
 
 /// The whole configuration.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Config {
     /// `[server]`.
@@ -214,6 +286,22 @@ pub struct Overrides {
     pub default_model: Option<String>,
     /// `--wordnet`.
     pub wordnet: Option<String>,
+}
+
+impl Overrides {
+    /// Writes the overrides that need parsing into the merged table, so a flag is read by
+    /// the same rules (and errors) as the setting it overrides.
+    fn apply_to(&self, table: &mut toml::Table) {
+        for (section, key, value) in [
+            ("server", "bind", &self.bind),
+            ("models", "default_model", &self.default_model),
+            ("attacks", "wordnet", &self.wordnet),
+        ] {
+            if let (Some(value), Some(toml::Value::Table(s))) = (value, table.get_mut(section)) {
+                s.insert(key.into(), toml::Value::String(value.clone()));
+            }
+        }
+    }
 }
 
 fn parse_table(text: &str, origin: &str) -> Result<toml::Table, ConfigError> {
@@ -283,9 +371,10 @@ impl Config {
         toml::Value::Table(table)
             .try_into()
             .map_err(|e: toml::de::Error| {
+                // The error's display ends with the key (`in `scheduler.workers``).
+                let text = e.to_string().trim().replace('\n', " ");
                 ConfigError(format!(
-                    "{}; see config/default.toml for every setting and its type",
-                    e.message()
+                    "{text}; see config/default.toml for every setting and its type"
                 ))
             })
     }
@@ -316,70 +405,42 @@ impl Config {
             );
         }
         apply_env(&mut table, env)?;
+        overrides.apply_to(&mut table);
         let mut config = Self::from_table(table)?;
-        config.apply(overrides);
+        if let Some(d) = &overrides.models_dir {
+            config.models.dir.clone_from(d);
+        }
+        if let Some(d) = &overrides.data_dir {
+            config.data.dir.clone_from(d);
+        }
         config.validate()?;
         Ok(config)
     }
 
-    /// Applies command-line overrides.
-    pub fn apply(&mut self, o: &Overrides) {
-        if let Some(b) = &o.bind {
-            self.server.bind.clone_from(b);
-        }
-        if let Some(d) = &o.models_dir {
-            self.models.dir.clone_from(d);
-        }
-        if let Some(d) = &o.data_dir {
-            self.data.dir.clone_from(d);
-        }
-        if let Some(m) = &o.default_model {
-            self.models.default_model.clone_from(m);
-        }
-        if let Some(w) = &o.wordnet {
-            self.attacks.wordnet.clone_from(w);
-        }
-    }
-
     /// Whether an API key is configured.
     pub fn auth_enabled(&self) -> bool {
-        !self.server.api_key.is_empty()
+        self.server.api_key.is_some()
     }
 
-    /// The address to listen on (resolving an empty `server.bind`).
-    pub fn bind_addr(&self) -> Result<SocketAddr, ConfigError> {
-        if self.server.bind.is_empty() {
-            let host = if self.auth_enabled() {
-                [0, 0, 0, 0]
-            } else {
-                [127, 0, 0, 1]
-            };
-            return Ok(SocketAddr::from((host, DEFAULT_PORT)));
-        }
-        self.server.bind.parse().map_err(|_| {
-            ConfigError(format!(
-                "server.bind = {:?} is not HOST:PORT with an IP address (e.g. 127.0.0.1:8080); set it in the config file, GAUNTLET__SERVER__BIND or --bind",
-                self.server.bind
-            ))
-        })
-    }
-
-    /// The device models run on.
-    pub fn device(&self) -> Result<DeviceChoice, ConfigError> {
-        self.models.device.parse().map_err(|e| {
-            ConfigError(format!(
-                "models.device: {e}; set GAUNTLET__MODELS__DEVICE=cpu for example"
-            ))
-        })
+    /// The address to listen on: `server.bind`, else localhost (no API key) or every
+    /// interface (with one) on [`DEFAULT_PORT`].
+    pub fn bind_addr(&self) -> SocketAddr {
+        self.server.bind.map_or_else(
+            || {
+                let host = if self.auth_enabled() {
+                    [0, 0, 0, 0]
+                } else {
+                    [127, 0, 0, 1]
+                };
+                SocketAddr::from((host, DEFAULT_PORT))
+            },
+            |b| b.0,
+        )
     }
 
     /// What `attacks.wordnet` asks for.
-    pub fn wordnet(&self) -> WordNetSetting {
-        match self.attacks.wordnet.trim() {
-            "" => WordNetSetting::Auto,
-            WORDNET_OFF => WordNetSetting::Off,
-            _ => WordNetSetting::Dir(PathBuf::from(&self.attacks.wordnet)),
-        }
+    pub fn wordnet(&self) -> &WordNetSetting {
+        &self.attacks.wordnet
     }
 
     /// The WordNet `dict` directory to load `sem`'s lexicon from, by the rule the `gauntlet`
@@ -392,11 +453,11 @@ impl Config {
             WordNetSetting::Off => Ok(WordNetLookup::Unavailable(format!(
                 "attacks.wordnet = {WORDNET_OFF:?}"
             ))),
-            WordNetSetting::Dir(dir) => gauntlet_attacks::locate_wordnet(Some(&dir), None)
+            WordNetSetting::Dir(dir) => gauntlet_attacks::locate_wordnet(Some(dir), None)
                 .map(WordNetLookup::Found)
                 .map_err(|e| {
                     ConfigError(format!(
-                        "attacks.wordnet = {:?}: {e}; point it at a WordNet dict directory (scripts/bootstrap.sh unpacks one into $GAUNTLET_CACHE/wordnet), or set it to \"\" (auto: $GAUNTLET_WORDNET, else the cache) or \"{WORDNET_OFF}\" to run without `sem`, in the config file, GAUNTLET__ATTACKS__WORDNET or --wordnet",
+                        "attacks.wordnet = {}: {e}; point it at a WordNet dict directory (scripts/bootstrap.sh unpacks one into $GAUNTLET_CACHE/wordnet), or set it to \"\" (auto: $GAUNTLET_WORDNET, else the cache) or \"{WORDNET_OFF}\" to run without `sem`, in the config file, GAUNTLET__ATTACKS__WORDNET or --wordnet",
                         self.attacks.wordnet
                     ))
                 }),
@@ -410,48 +471,22 @@ impl Config {
     /// How the model registry loads bundles.
     pub fn load_options(&self) -> Result<LoadOptions, ConfigError> {
         Ok(LoadOptions {
-            device: self.device()?,
+            device: self.models.device,
             ort: OrtOptions {
-                library: (!self.onnx.library.is_empty()).then(|| PathBuf::from(&self.onnx.library)),
+                library: self.onnx.library.clone(),
                 intra_threads: self.onnx.intra_threads,
                 optimization: self.onnx.optimization,
-                sessions: self.onnx.sessions,
-                device: self.device()?,
+                sessions: self.onnx.sessions.get(),
+                device: self.models.device,
             },
         })
     }
 
-    /// Checks every value; the error names the setting and the fix.
+    /// Checks what the types cannot: ranges, files, names; the error names the setting
+    /// and the fix.
     pub fn validate(&self) -> Result<(), ConfigError> {
-        self.bind_addr()?;
-        self.device()?;
-        let positive = |name: &str, value: usize| {
-            if value == 0 {
-                Err(ConfigError(format!(
-                    "{name} = 0; it must be at least 1 (see config/default.toml)"
-                )))
-            } else {
-                Ok(())
-            }
-        };
-        positive("server.http_workers", self.server.http_workers)?;
-        positive("scheduler.workers", self.scheduler.workers)?;
-        positive("scheduler.queue_capacity", self.scheduler.queue_capacity)?;
-        positive("scheduler.jobs_kept", self.scheduler.jobs_kept)?;
-        let l = &self.limits;
-        positive("limits.max_body_bytes", l.max_body_bytes)?;
-        positive("limits.max_texts_per_request", l.max_texts_per_request)?;
-        positive("limits.max_chars_per_text", l.max_chars_per_text)?;
-        positive("limits.max_beam_width", l.max_beam_width)?;
-        positive("limits.max_budget_changes", l.max_budget_changes)?;
-        positive("limits.max_batch_size", l.max_batch_size)?;
-        positive("limits.max_audit_examples", l.max_audit_examples)?;
-        positive("limits.max_attacks_per_audit", l.max_attacks_per_audit)?;
-        positive("limits.max_page_size", l.max_page_size)?;
         let b = &self.batching;
-        positive("batching.max_batch_texts", b.max_batch_texts)?;
-        positive("batching.queue_capacity", b.queue_capacity)?;
-        if b.max_batch_texts > MAX_BATCH_TEXTS {
+        if b.max_batch_texts.get() > MAX_BATCH_TEXTS {
             return Err(ConfigError(format!(
                 "batching.max_batch_texts = {}; at most {MAX_BATCH_TEXTS} texts per model call are allowed",
                 b.max_batch_texts
@@ -463,31 +498,30 @@ impl Config {
                 b.max_wait_us
             )));
         }
-        if l.attack_timeout_ms == 0 {
-            return Err(ConfigError(
-                "limits.attack_timeout_ms = 0; it must be at least 1 millisecond".into(),
-            ));
-        }
-        positive("onnx.sessions", self.onnx.sessions)?;
-        if self.onnx.sessions > 64 {
+        if self.onnx.sessions.get() > 64 {
             return Err(ConfigError(format!(
                 "onnx.sessions = {}; at most 64 sessions per model are allowed",
                 self.onnx.sessions
             )));
         }
-        if !self.onnx.library.is_empty() && !Path::new(&self.onnx.library).is_file() {
+        if let Some(library) = self.onnx.library.as_deref().filter(|l| !l.is_file()) {
             return Err(ConfigError(format!(
                 "onnx.library = {:?} is not a file; point it at libonnxruntime.so.1.31.1 (scripts/bootstrap.sh installs one), or set \"\" to use $GAUNTLET_ORT_DYLIB or the cache",
-                self.onnx.library
+                library.display().to_string()
             )));
         }
-        if self.scheduler.workers > 64 {
+        if self.scheduler.workers.get() > 64 {
             return Err(ConfigError(format!(
                 "scheduler.workers = {}; at most 64 audit workers are allowed",
                 self.scheduler.workers
             )));
         }
-        if self.server.api_key.chars().any(char::is_whitespace) {
+        if self
+            .server
+            .api_key
+            .as_deref()
+            .is_some_and(|k| k.chars().any(char::is_whitespace))
+        {
             return Err(ConfigError(
                 "server.api_key contains whitespace; use a key of visible characters".into(),
             ));
@@ -495,16 +529,16 @@ impl Config {
         if matches!(self.wordnet(), WordNetSetting::Dir(_)) {
             self.wordnet_dict(None)?;
         }
-        if !self.models.default_model.is_empty() {
-            check_name("model", &self.models.default_model).map_err(|e| {
+        if let Some(model) = &self.models.default_model {
+            check_name("model", model).map_err(|e| {
                 ConfigError(format!(
                     "models.default_model: {e}; give a bundle directory name inside models.dir, or \"\" for none"
                 ))
             })?;
             if !self.models.dir.is_dir() {
                 return Err(ConfigError(format!(
-                    "models.dir = {:?} is not a directory, but models.default_model = {:?} must be loaded from it; set --models-dir (or GAUNTLET__MODELS__DIR), or --default-model \"\" to start without a model",
-                    self.models.dir, self.models.default_model
+                    "models.dir = {:?} is not a directory, but models.default_model = {model:?} must be loaded from it; set --models-dir (or GAUNTLET__MODELS__DIR), or --default-model \"\" to start without a model",
+                    self.models.dir
                 )));
             }
         }
@@ -520,8 +554,10 @@ mod tests {
     #[test]
     fn defaults_parse_and_validate_shape() {
         let c = Config::defaults().unwrap();
-        assert_eq!(c.models.default_model, "sst2-word-cnn");
-        assert_eq!(c.bind_addr().unwrap().to_string(), "127.0.0.1:8080");
+        assert_eq!(c.models.default_model.as_deref(), Some("sst2-word-cnn"));
+        assert_eq!(c.bind_addr().to_string(), "127.0.0.1:8080");
+        assert_eq!(c.models.device, DeviceChoice::Auto);
+        assert!(c.server.api_key.is_none() && c.onnx.library.is_none());
     }
 
     #[test]
@@ -533,7 +569,7 @@ mod tests {
         };
         let c =
             Config::load_with_env(None, env("GAUNTLET__LIMITS__MAX_BEAM_WIDTH", "7"), &o).unwrap();
-        assert_eq!(c.limits.max_beam_width, 7);
+        assert_eq!(c.limits.max_beam_width.get(), 7);
         let e = Config::load_with_env(None, env("GAUNTLET__LIMITS__MAX_BEAM_WIDTH", "x"), &o)
             .unwrap_err()
             .to_string();
@@ -551,7 +587,18 @@ mod tests {
             .to_string();
         assert!(e.contains("server.bind"), "{e}");
         let c = Config::load_with_env(None, env("GAUNTLET__SERVER__API_KEY", "k"), &o).unwrap();
-        assert_eq!(c.bind_addr().unwrap().to_string(), "0.0.0.0:8080");
+        assert_eq!(c.bind_addr().to_string(), "0.0.0.0:8080");
+        let e = Config::load_with_env(None, env("GAUNTLET__MODELS__DEVICE", "tpu"), &o)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("models.device"), "{e}");
+        let e = Config::load_with_env(None, env("GAUNTLET__LIMITS__MAX_PAGE_SIZE", "0"), &o)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("limits.max_page_size") && e.contains("nonzero"),
+            "{e}"
+        );
     }
 
     #[test]
@@ -601,8 +648,16 @@ mod tests {
             "127.0.0.1:1".to_string(),
         )];
         let c = Config::load_with_env(Some(&path), env, &o).unwrap();
-        assert_eq!(c.limits.max_beam_width, 3);
-        assert_eq!(c.server.bind, "127.0.0.1:9999");
+        assert_eq!(c.limits.max_beam_width.get(), 3);
+        assert_eq!(c.bind_addr().to_string(), "127.0.0.1:9999");
+        let bad = Overrides {
+            bind: Some("nowhere".into()),
+            ..o.clone()
+        };
+        let e = Config::load_with_env(None, Vec::new(), &bad)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("server.bind") && e.contains("HOST:PORT"), "{e}");
         std::fs::write(&path, "[limits]\nmax_beam_widht = 3\n").unwrap();
         let e = Config::load_with_env(Some(&path), Vec::new(), &o)
             .unwrap_err()
@@ -613,8 +668,8 @@ mod tests {
     #[test]
     fn wordnet_setting_auto_off_and_dir() {
         let mut c = Config::defaults().unwrap();
-        c.models.default_model = String::new();
-        assert_eq!(c.wordnet(), WordNetSetting::Auto);
+        c.models.default_model = None;
+        assert_eq!(c.wordnet(), &WordNetSetting::Auto);
         let empty = tempfile::tempdir().unwrap();
         // Auto: $GAUNTLET_WORDNET without WordNet only makes `sem` unavailable.
         let lookup = c
@@ -625,14 +680,14 @@ mod tests {
             "{lookup:?}"
         );
         c.validate().unwrap();
-        c.attacks.wordnet = "off".into();
-        assert_eq!(c.wordnet(), WordNetSetting::Off);
+        c.attacks.wordnet = WordNetSetting::Off;
+        assert_eq!(c.wordnet(), &WordNetSetting::Off);
         assert!(matches!(
             c.wordnet_dict(Some("/anything")).unwrap(),
             WordNetLookup::Unavailable(_)
         ));
         // A configured directory must hold WordNet.
-        c.attacks.wordnet = empty.path().to_str().unwrap().into();
+        c.attacks.wordnet = WordNetSetting::Dir(empty.path().to_owned());
         let e = c.validate().unwrap_err().to_string();
         assert!(
             e.contains("attacks.wordnet") && e.contains("index.noun"),
@@ -647,7 +702,7 @@ mod tests {
             WordNetLookup::Found(dict.clone())
         );
         // Auto finds it through $GAUNTLET_WORDNET by the same rule.
-        c.attacks.wordnet = String::new();
+        c.attacks.wordnet = WordNetSetting::Auto;
         assert_eq!(
             c.wordnet_dict(Some(empty.path().to_str().unwrap()))
                 .unwrap(),

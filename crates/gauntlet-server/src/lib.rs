@@ -53,9 +53,7 @@ pub fn create_app(
     >,
 > {
     let limits = &state.config.limits;
-    let key: Option<Arc<str>> = Some(state.config.server.api_key.as_str())
-        .filter(|k| !k.is_empty())
-        .map(Arc::from);
+    let key: Option<Arc<str>> = state.config.server.api_key.as_deref().map(Arc::from);
     let metrics = Arc::clone(&state.metrics);
     let v1 = web::scope("/v1")
         .wrap_fn(middleware::require_api_key(key))
@@ -63,7 +61,7 @@ pub fn create_app(
         .configure(routes::attacks::configure)
         .configure(routes::audits::configure);
     App::new()
-        .app_data(error::json_config(limits.max_body_bytes))
+        .app_data(error::json_config(limits.max_body_bytes.get()))
         .app_data(error::path_config())
         .app_data(error::query_config())
         .app_data(state)
@@ -79,7 +77,7 @@ pub fn build_server(
     state: web::Data<AppState>,
     listener: TcpListener,
 ) -> std::io::Result<actix_web::dev::Server> {
-    let workers = state.config.server.http_workers;
+    let workers = state.config.server.http_workers.get();
     Ok(HttpServer::new(move || create_app(state.clone()))
         .workers(workers)
         .listen(listener)?

@@ -54,7 +54,7 @@ fn main() -> anyhow::Result<()> {
         )?;
     tracing_subscriber::fmt().with_env_filter(filter).init();
 
-    let addr = config.bind_addr()?;
+    let addr = config.bind_addr();
     if config.auth_enabled() {
         tracing::info!("API key authentication is on for /v1");
     } else if addr.ip().is_loopback() {

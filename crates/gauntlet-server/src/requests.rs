@@ -23,10 +23,10 @@ pub fn check_texts<'a>(
     if n == 0 {
         return Err(ApiError::BadRequest(format!("`{field}` is empty")));
     }
-    if n > limits.max_texts_per_request {
+    if n > limits.max_texts_per_request.get() {
         return Err(ApiError::PayloadTooLarge(format!(
-            "{n} items in `{field}`; at most {} are allowed per request (limits.max_texts_per_request)",
-            limits.max_texts_per_request
+            "{n} items in `{field}`; at most {} are allowed per request (limits.max_texts_per_request.get())",
+            limits.max_texts_per_request.get()
         )));
     }
     check_each_text(texts, limits, field)
@@ -43,10 +43,10 @@ pub fn check_each_text<'a>(
             return Err(ApiError::BadRequest(format!("`{field}[{i}]` is empty")));
         }
         let chars = text.chars().count();
-        if chars > limits.max_chars_per_text {
+        if chars > limits.max_chars_per_text.get() {
             return Err(ApiError::PayloadTooLarge(format!(
-                "`{field}[{i}]` has {chars} characters; at most {} are allowed (limits.max_chars_per_text)",
-                limits.max_chars_per_text
+                "`{field}[{i}]` has {chars} characters; at most {} are allowed (limits.max_chars_per_text.get())",
+                limits.max_chars_per_text.get()
             )));
         }
     }
@@ -55,24 +55,26 @@ pub fn check_each_text<'a>(
 
 /// Checks an attack configuration against the configured ceilings.
 pub fn check_attack(config: &AttackConfig, limits: &Limits) -> Result<(), ApiError> {
-    if config.beam_width > limits.max_beam_width {
+    if config.beam_width > limits.max_beam_width.get() {
         return Err(ApiError::LimitExceeded(format!(
-            "beam_width {} is above the server's ceiling of {} (limits.max_beam_width)",
-            config.beam_width, limits.max_beam_width
+            "beam_width {} is above the server's ceiling of {} (limits.max_beam_width.get())",
+            config.beam_width,
+            limits.max_beam_width.get()
         )));
     }
     if let Some(Budget::Changes(n)) = config.budget {
-        if n > limits.max_budget_changes {
+        if n > limits.max_budget_changes.get() {
             return Err(ApiError::LimitExceeded(format!(
-                "budget of {n} changes is above the server's ceiling of {} (limits.max_budget_changes)",
-                limits.max_budget_changes
+                "budget of {n} changes is above the server's ceiling of {} (limits.max_budget_changes.get())",
+                limits.max_budget_changes.get()
             )));
         }
     }
-    if config.batch_size > limits.max_batch_size {
+    if config.batch_size > limits.max_batch_size.get() {
         return Err(ApiError::LimitExceeded(format!(
-            "batch_size {} is above the server's ceiling of {} (limits.max_batch_size)",
-            config.batch_size, limits.max_batch_size
+            "batch_size {} is above the server's ceiling of {} (limits.max_batch_size.get())",
+            config.batch_size,
+            limits.max_batch_size.get()
         )));
     }
     Ok(())

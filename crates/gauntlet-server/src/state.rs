@@ -172,8 +172,8 @@ impl AppState {
         let scheduler = Arc::new(
             Scheduler::new(
                 store,
-                config.scheduler.queue_capacity,
-                config.scheduler.jobs_kept,
+                config.scheduler.queue_capacity.get(),
+                config.scheduler.jobs_kept.get(),
                 Arc::clone(&metrics),
             )
             .map_err(|e| StartError::Setup(format!("cannot restore audit jobs: {e}")))?,
@@ -184,8 +184,7 @@ impl AppState {
             config.batching.enabled.then(|| config.batching.options()),
             metrics.predict_batch_texts.clone(),
         ));
-        if !config.models.default_model.is_empty() {
-            let name = &config.models.default_model;
+        if let Some(name) = &config.models.default_model {
             let loaded = models.load(name).map_err(|e| {
                 StartError::DefaultModel(format!(
                     "{e}; check that {:?} holds the bundle {name:?}, pick another with --default-model, or pass --default-model \"\" to start without one",
@@ -201,7 +200,7 @@ impl AppState {
         }
         metrics.models_loaded.set(models.len() as i64);
         scheduler
-            .start(config.scheduler.workers)
+            .start(config.scheduler.workers.get())
             .map_err(|e| StartError::Setup(format!("cannot start audit workers: {e}")))?;
         Ok(Self {
             config: Arc::new(config),
@@ -220,10 +219,10 @@ impl AppState {
         if self.scheduler.is_shutting_down() {
             return Err(ApiError::NotReady("the server is shutting down".into()));
         }
-        if workers < self.config.scheduler.workers {
+        if workers < self.config.scheduler.workers.get() {
             return Err(ApiError::NotReady(format!(
                 "{workers} of {} audit workers are running",
-                self.config.scheduler.workers
+                self.config.scheduler.workers.get()
             )));
         }
         if models == 0 {
@@ -242,12 +241,12 @@ impl AppState {
     pub fn model(&self, name: Option<&str>) -> Result<Arc<LoadedModel>, ApiError> {
         match name {
             Some(n) => self.models.get(n),
-            None if !self.config.models.default_model.is_empty() => {
-                self.models.get(&self.config.models.default_model)
-            }
-            None => Err(ApiError::BadRequest(
-                "`model` is required: the server has no default model".into(),
-            )),
+            None => match &self.config.models.default_model {
+                Some(default) => self.models.get(default),
+                None => Err(ApiError::BadRequest(
+                    "`model` is required: the server has no default model".into(),
+                )),
+            },
         }
     }
 

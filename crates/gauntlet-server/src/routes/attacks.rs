@@ -2,7 +2,7 @@
 //! engine's report (per-example results and summary).
 //!
 //! The attack runs on the blocking pool under a per-request time limit
-//! (`limits.attack_timeout_ms`): on timeout the run's cancel flag is set, so the engine
+//! (`limits.attack_timeout_ms.get()`): on timeout the run's cancel flag is set, so the engine
 //! stops at its next beam step, and the client gets `504 attack_timeout`.
 
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -75,7 +75,7 @@ async fn attack(
             )
             .map_err(ApiError::from)
     });
-    let limit = limits.attack_timeout_ms;
+    let limit = limits.attack_timeout_ms.get();
     match tokio::time::timeout(Duration::from_millis(limit), task).await {
         Ok(Ok(Ok(report))) => {
             state.metrics.observe_report(&report, "completed");

@@ -90,11 +90,11 @@ fn blocking_error(e: actix_web::error::BlockingError) -> ApiError {
 
 fn prepare(state: &AppState, request: AuditRequest) -> Result<(JobRecord, JobWork), ApiError> {
     let limits = &state.config.limits;
-    if request.attacks.len() > limits.max_attacks_per_audit {
+    if request.attacks.len() > limits.max_attacks_per_audit.get() {
         return Err(ApiError::LimitExceeded(format!(
-            "{} attacks; at most {} per audit (limits.max_attacks_per_audit)",
+            "{} attacks; at most {} per audit (limits.max_attacks_per_audit.get())",
             request.attacks.len(),
-            limits.max_attacks_per_audit
+            limits.max_attacks_per_audit.get()
         )));
     }
     request.validate().map_err(audit_error)?;
@@ -123,10 +123,10 @@ fn prepare(state: &AppState, request: AuditRequest) -> Result<(JobRecord, JobWor
     if used == 0 {
         return Err(ApiError::BadRequest("the dataset has no example".into()));
     }
-    if used > limits.max_audit_examples {
+    if used > limits.max_audit_examples.get() {
         return Err(ApiError::PayloadTooLarge(format!(
-            "{used} examples; at most {} per audit (limits.max_audit_examples); use `limit`",
-            limits.max_audit_examples
+            "{used} examples; at most {} per audit (limits.max_audit_examples.get()); use `limit`",
+            limits.max_audit_examples.get()
         )));
     }
     check_each_text(
@@ -214,11 +214,11 @@ async fn examples(
     id: web::Path<Uuid>,
     query: web::Query<ExamplesQuery>,
 ) -> Result<HttpResponse, ApiError> {
-    let max = state.config.limits.max_page_size;
+    let max = state.config.limits.max_page_size.get();
     let limit = query.limit.unwrap_or(100.min(max));
     if limit == 0 || limit > max {
         return Err(ApiError::LimitExceeded(format!(
-            "limit {limit} must lie in 1..={max} (limits.max_page_size)"
+            "limit {limit} must lie in 1..={max} (limits.max_page_size.get())"
         )));
     }
     let job = state.scheduler.get(*id)?;

@@ -2,7 +2,7 @@
 
 use serde_json::json;
 
-use crate::common::{config, examples, start, Api};
+use crate::common::{config, examples, nz, start, Api};
 
 #[test]
 fn health_readiness_and_metrics_are_open() {
@@ -39,7 +39,7 @@ fn health_readiness_and_metrics_are_open() {
 fn models_load_describe_unload_and_readiness() {
     let data = tempfile::tempdir().unwrap();
     let mut c = config(data.path());
-    c.models.default_model = String::new();
+    c.models.default_model = None;
     let server = start(c);
     let api = Api::new(&server);
     api.get("/readyz").err(503, "not_ready");
@@ -93,9 +93,9 @@ fn models_load_describe_unload_and_readiness() {
 fn predict_answers_labels_and_rejects_bad_input() {
     let data = tempfile::tempdir().unwrap();
     let mut c = config(data.path());
-    c.limits.max_texts_per_request = 4;
-    c.limits.max_chars_per_text = 50;
-    c.limits.max_body_bytes = 2000;
+    c.limits.max_texts_per_request = nz(4);
+    c.limits.max_chars_per_text = nz(50);
+    c.limits.max_body_bytes = nz(2000);
     let server = start(c);
     let api = Api::new(&server);
     let path = "/v1/models/toy/predict";
@@ -149,7 +149,7 @@ fn predict_answers_labels_and_rejects_bad_input() {
 fn synchronous_attacks_report_and_enforce_limits() {
     let data = tempfile::tempdir().unwrap();
     let mut c = config(data.path());
-    c.limits.max_beam_width = 10;
+    c.limits.max_beam_width = nz(10);
     let server = start(c);
     let api = Api::new(&server);
     let r = api.post(
@@ -227,7 +227,7 @@ fn synchronous_attacks_stop_at_the_time_limit() {
     let data = tempfile::tempdir().unwrap();
     let mut c = config(data.path());
     // A limit no real attack of 64 texts with a wide beam can meet.
-    c.limits.attack_timeout_ms = 1;
+    c.limits.attack_timeout_ms = std::num::NonZeroU64::MIN;
     let server = start(c);
     let api = Api::new(&server);
     api.post(
@@ -243,7 +243,7 @@ fn synchronous_attacks_stop_at_the_time_limit() {
 fn api_key_guards_v1_only() {
     let data = tempfile::tempdir().unwrap();
     let mut c = config(data.path());
-    c.server.api_key = "s3cret-key".into();
+    c.server.api_key = Some("s3cret-key".into());
     let server = start(c);
     let open = Api::new(&server);
     open.get("/healthz").ok(200);

@@ -3,7 +3,7 @@
 
 use serde_json::{json, Value};
 
-use crate::common::{audit, config, examples, start, Api};
+use crate::common::{audit, config, examples, nz, start, Api};
 
 fn id_of(v: &Value) -> String {
     v["id"].as_str().unwrap().to_owned()
@@ -132,7 +132,7 @@ fn datasets_by_name_stay_inside_the_data_directory() {
     std::fs::write(datasets.join("bad.tsv"), "label\ttext\n7\tgood\n").unwrap();
     std::fs::write(data.path().join("secret.tsv"), "label\ttext\n1\tgood\n").unwrap();
     let mut c = config(data.path());
-    c.limits.max_audit_examples = 20;
+    c.limits.max_audit_examples = nz(20);
     let server = start(c);
     let api = Api::new(&server);
     let named = |name: &str, limit: Option<u64>| {
@@ -179,7 +179,7 @@ fn datasets_by_name_stay_inside_the_data_directory() {
 fn queue_fills_up_and_cancel_stops_queued_and_running_jobs() {
     let data = tempfile::tempdir().unwrap();
     let mut c = config(data.path());
-    c.scheduler.queue_capacity = 2;
+    c.scheduler.queue_capacity = nz(2);
     let server = start(c);
     let api = Api::new(&server);
     // Hold running jobs at their first progress report: "running" becomes a stable state.
@@ -244,7 +244,7 @@ fn queue_fills_up_and_cancel_stops_queued_and_running_jobs() {
 fn finished_jobs_beyond_jobs_kept_are_pruned() {
     let data = tempfile::tempdir().unwrap();
     let mut c = config(data.path());
-    c.scheduler.jobs_kept = 2;
+    c.scheduler.jobs_kept = nz(2);
     let server = start(c);
     let api = Api::new(&server);
     let mut ids = Vec::new();

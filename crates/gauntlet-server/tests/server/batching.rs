@@ -9,7 +9,7 @@ use gauntlet_server::registry::LoadedModel;
 use gauntlet_server::RunningServer;
 use serde_json::{json, Value};
 
-use crate::common::{config, rows, start, Api};
+use crate::common::{config, nz, rows, start, Api};
 
 const PREDICT: &str = "/v1/models/toy/predict";
 
@@ -80,8 +80,8 @@ fn concurrent_predicts_share_model_calls_and_answer_like_single_requests() {
     let data = tempfile::tempdir().unwrap();
     let mut c = config(data.path());
     c.batching.max_wait_us = 20_000;
-    c.batching.max_batch_texts = 64;
-    c.batching.queue_capacity = 64;
+    c.batching.max_batch_texts = nz(64);
+    c.batching.queue_capacity = nz(64);
     let server = start(c);
     let api = Api::new(&server);
     let texts: Vec<String> = rows(40, 17).into_iter().map(|r| r.text).collect();
@@ -133,7 +133,7 @@ fn concurrent_predicts_share_model_calls_and_answer_like_single_requests() {
 fn a_bad_request_fails_alone_and_a_large_one_runs_alone() {
     let data = tempfile::tempdir().unwrap();
     let mut c = config(data.path());
-    c.batching.max_batch_texts = 4;
+    c.batching.max_batch_texts = nz(4);
     let server = start(c);
     let api = Api::new(&server);
     let bodies = vec![
@@ -159,7 +159,7 @@ fn a_bad_request_fails_alone_and_a_large_one_runs_alone() {
 fn a_full_predict_queue_answers_429_with_retry_after() {
     let data = tempfile::tempdir().unwrap();
     let mut c = config(data.path());
-    c.batching.queue_capacity = 1;
+    c.batching.queue_capacity = nz(1);
     c.batching.max_wait_us = 0;
     let server = start(c);
     let api = Api::new(&server);

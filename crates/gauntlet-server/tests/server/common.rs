@@ -6,7 +6,9 @@ use std::path::Path;
 use std::sync::OnceLock;
 use std::time::Duration;
 
+use gauntlet_core::DeviceChoice;
 use gauntlet_models::Architecture;
+use gauntlet_server::config::WordNetSetting;
 use gauntlet_server::{AppState, Config, RunningServer};
 use gauntlet_train::testing::{tiny_config, train_toy_bundle};
 use gauntlet_train::TrainConfig;
@@ -54,15 +56,15 @@ pub fn models_dir() -> &'static Path {
 /// (explicitly, so `GAUNTLET_WORDNET` or a cache on the machine cannot change results).
 pub fn config(data: &Path) -> Config {
     let mut c = Config::defaults().unwrap();
-    c.server.bind = "127.0.0.1:0".into();
-    c.server.http_workers = 2;
+    c.server.bind = Some("127.0.0.1:0".parse().unwrap());
+    c.server.http_workers = nz(2);
     c.models.dir = models_dir().to_path_buf();
-    c.models.default_model = "toy".into();
-    c.models.device = "cpu".into();
+    c.models.default_model = Some("toy".into());
+    c.models.device = DeviceChoice::Cpu;
     c.data.dir = data.to_path_buf();
-    c.scheduler.workers = 1;
-    c.scheduler.queue_capacity = 4;
-    c.attacks.wordnet = "off".into();
+    c.scheduler.workers = nz(1);
+    c.scheduler.queue_capacity = nz(4);
+    c.attacks.wordnet = WordNetSetting::Off;
     c
 }
 
@@ -87,6 +89,11 @@ pub fn fake_wordnet(dir: &Path) -> std::path::PathBuf {
     std::fs::write(dict.join("index.adv"), lines(&["really"], "r")).unwrap();
     std::fs::write(dict.join("verb.exc"), "was be\n").unwrap();
     dir.join("wordnet")
+}
+
+/// A count for a configuration setting (those are `NonZeroUsize`).
+pub fn nz(n: usize) -> std::num::NonZeroUsize {
+    std::num::NonZeroUsize::new(n).unwrap()
 }
 
 /// Starts a real server on an ephemeral loopback port.

@@ -2,6 +2,7 @@
 //! configured directory without WordNet stops the start. Every test sets
 //! `attacks.wordnet` explicitly, so the machine's WordNet cannot change the results.
 
+use gauntlet_server::config::WordNetSetting;
 use gauntlet_server::{AppState, Config, Overrides, StartError};
 use serde_json::json;
 
@@ -20,7 +21,7 @@ fn sem_runs_and_is_listed_with_a_configured_wordnet() {
     let data = tempfile::tempdir().unwrap();
     let wordnet = tempfile::tempdir().unwrap();
     let mut c = config(data.path());
-    c.attacks.wordnet = fake_wordnet(wordnet.path()).to_string_lossy().into_owned();
+    c.attacks.wordnet = WordNetSetting::Dir(fake_wordnet(wordnet.path()));
     let server = start(c);
     assert!(server.state.lexicon.is_some());
     let api = Api::new(&server);
@@ -89,7 +90,7 @@ fn a_configured_directory_without_wordnet_stops_the_start() {
     expect_named(e.to_string());
     // A configuration built in code is validated at start too.
     let mut c = config(data.path());
-    c.attacks.wordnet = empty.path().to_string_lossy().into_owned();
+    c.attacks.wordnet = WordNetSetting::Dir(empty.path().to_owned());
     match AppState::new(c) {
         Err(e @ StartError::Config(_)) => expect_named(e.to_string()),
         Err(e) => panic!("unexpected error: {e}"),
@@ -105,6 +106,6 @@ fn a_configured_directory_without_wordnet_stops_the_start() {
             ..Overrides::default()
         };
         let c = Config::load_with_env(None, Vec::new(), &o).unwrap();
-        assert_eq!(c.attacks.wordnet, value);
+        assert_eq!(c.attacks.wordnet, value.parse().unwrap());
     }
 }
