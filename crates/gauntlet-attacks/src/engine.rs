@@ -27,6 +27,7 @@
 //! the exact-loss beam search, needs no gradients, and its report's configuration has
 //! `char_edits` set and a note saying so.
 
+use std::cell::Cell;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
@@ -108,6 +109,9 @@ pub struct Progress {
     pub total: usize,
     /// Successful attacks so far.
     pub successes: usize,
+    /// Texts the model has evaluated so far (clean pass, beam states and candidates):
+    /// moves within a slow example, when `done` does not.
+    pub evaluated: u64,
 }
 
 /// Cancellation flag and progress callback of a run.
@@ -152,6 +156,9 @@ pub struct Attacker<'a> {
 const EXACT_CHAR_NOTE: &str = "hotflip-char on a subword model: character edits of the text \
     are re-tokenized and scored by their exact loss (forward passes only), since gradient \
     estimates over token embeddings do not transfer across re-tokenization";
+
+/// How often a run tells its progress within a beam step (texts evaluated).
+const PROGRESS_INTERVAL: std::time::Duration = std::time::Duration::from_millis(250);
 
 /// Vocabularies above this size give `loss-beam` word flips a default candidate cap: an
 /// exhaustive step costs positions × vocabulary forward passes (30 × 30,000 on a BERT
@@ -331,7 +338,7 @@ impl<'a> Attacker<'a> {
                 });
             }
         }
-        let mut ctx = self.context()?;
+        let mut ctx: search::Context<'_> = self.context()?;
         let thresholds = self.config.thresholds();
         let total = examples.len();
 
@@ -368,23 +375,40 @@ impl<'a> Attacker<'a> {
             }
         }
         let mut successes = 0;
+        let evaluated = Cell::new(total as u64);
+        let (done_so_far, successes_so_far) = (Cell::new(0), Cell::new(0));
         let notify = |done: usize, successes: usize| {
+            done_so_far.set(done);
+            successes_so_far.set(successes);
             if let Some(progress) = control.progress {
                 progress(Progress {
                     done,
                     total,
                     successes,
+                    evaluated: evaluated.get(),
                 });
             }
         };
         notify(reports.len(), successes);
+        // Within a step, progress is told at most every PROGRESS_INTERVAL.
+        let last_told = Cell::new(Instant::now());
+        let hook = |texts: usize| {
+            evaluated.set(evaluated.get() + texts as u64);
+            if last_told.get().elapsed() >= PROGRESS_INTERVAL {
+                last_told.set(Instant::now());
+                notify(done_so_far.get(), successes_so_far.get());
+            }
+        };
+        if control.progress.is_some() {
+            ctx.on_evaluated = Some(&hook);
+        }
 
         let window = match self.config.kind {
             AttackKind::Random => self.config.batch_size,
             _ => (self.config.batch_size / self.config.beam_width).max(1),
         };
         let mut queue = queue.into_iter();
-        let mut active: Vec<ExampleRun<'a>> = Vec::new();
+        let mut active: Vec<ExampleRun<'_>> = Vec::new();
         let mut cancelled = false;
         loop {
             if control.cancel.is_some_and(|c| c.load(Ordering::Relaxed)) {
@@ -519,6 +543,7 @@ impl<'a> Attacker<'a> {
             masks,
             zero_padding: self.model.white_box().is_some_and(|m| m.padding_is_zero()),
             reference: self.reference,
+            on_evaluated: None,
             rules: Rules {
                 space,
                 one_change_per_word: self.config.one_change_per_word,
@@ -537,7 +562,7 @@ impl<'a> Attacker<'a> {
         ex: &PreparedExample,
         clean: &[f32],
         thresholds: &[f64],
-        ctx: &search::Context<'a>,
+        ctx: &search::Context<'_>,
     ) -> ExampleRun<'a> {
         let kind = self.model.classifier().input_kind();
         let (initial, editable, retokenize) = if self.retokenize {

@@ -59,6 +59,17 @@ pub(crate) struct Context<'a> {
     pub zero_padding: bool,
     /// Score on the reference path (full score matrices, every edit checked).
     pub reference: bool,
+    /// Told the number of texts of every model call as it returns, so a slow example shows
+    /// progress within its search.
+    pub on_evaluated: Option<&'a dyn Fn(usize)>,
+}
+
+impl Context<'_> {
+    fn evaluated(&self, texts: usize) {
+        if let Some(hook) = self.on_evaluated {
+            hook(texts);
+        }
+    }
 }
 
 /// A state and the probabilities the model gave it.
@@ -198,6 +209,7 @@ fn predict_uncounted(
         let probs = classifier.predict(&batch)?;
         check_rows(&probs, batch.len(), classes)?;
         out.extend((0..batch.len()).map(|k| probs.row(k).to_vec()));
+        ctx.evaluated(batch.len());
     }
     Ok(out)
 }
@@ -322,6 +334,7 @@ fn gradient_passes(
         let owners: Vec<(usize, usize)> = chunk.iter().map(|&(r, s, _)| (r, s)).collect();
         let batch: Vec<TokenIds> = chunk.into_iter().map(|(_, _, ids)| ids).collect();
         let (probabilities, scored) = pass(wb, runs, &owners, &batch)?;
+        ctx.evaluated(batch.len());
         check_rows(&probabilities, batch.len(), classes)?;
         if scored.len() != batch.len() {
             return Err(AttackError::model_output(format!(

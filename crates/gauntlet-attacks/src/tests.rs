@@ -1034,3 +1034,64 @@ fn loss_beam_samples_a_default_cap_on_large_vocabularies() {
     let examples_of = |r: &AttackReport| without_times(r.clone()).examples;
     assert_eq!(examples_of(&defaulted), examples_of(&explicit));
 }
+
+/// Counts the texts a classifier is asked about.
+struct Counting<'m> {
+    inner: &'m LinearBag,
+    texts: std::sync::atomic::AtomicU64,
+}
+
+impl Classifier for Counting<'_> {
+    fn labels(&self) -> &[gauntlet_core::Label] {
+        self.inner.labels()
+    }
+    fn input_kind(&self) -> InputKind {
+        self.inner.input_kind()
+    }
+    fn max_len(&self) -> usize {
+        self.inner.max_len()
+    }
+    fn predict(
+        &self,
+        batch: &[TokenIds],
+    ) -> Result<gauntlet_core::Probabilities, gauntlet_core::ModelError> {
+        self.texts
+            .fetch_add(batch.len() as u64, std::sync::atomic::Ordering::SeqCst);
+        self.inner.predict(batch)
+    }
+}
+
+#[test]
+fn progress_counts_every_text_the_model_evaluates() {
+    let (codec, model) = word_model();
+    let counting = Counting {
+        inner: &model,
+        texts: 0.into(),
+    };
+    let examples = self_labelled(&model, &codec, WORD_TEXTS);
+    let seen = std::sync::Mutex::new(Vec::new());
+    let on_progress = |p: Progress| seen.lock().unwrap().push(p);
+    let control = RunControl {
+        cancel: None,
+        progress: Some(&on_progress),
+    };
+    let config = AttackConfig {
+        beam_width: 2,
+        batch_size: 3,
+        ..AttackConfig::new(AttackKind::LossBeam)
+    };
+    Attacker::new(ModelRef::Classifier(&counting), &codec, config)
+        .unwrap()
+        .run_examples(&examples, &control)
+        .unwrap();
+    let seen = seen.into_inner().unwrap();
+    let last = seen.last().unwrap();
+    assert_eq!(last.done, examples.len());
+    assert_eq!(
+        last.evaluated,
+        counting.texts.load(std::sync::atomic::Ordering::SeqCst)
+    );
+    assert!(seen
+        .windows(2)
+        .all(|w| w[0].evaluated <= w[1].evaluated && w[0].done <= w[1].done));
+}

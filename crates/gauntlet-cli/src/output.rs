@@ -211,9 +211,10 @@ impl AttackBar {
         self.bar.set_length(p.total as u64);
         self.bar.set_position(p.done as u64);
         self.bar.set_message(format!(
-            "{} success{}",
+            "{} success{}, {} texts evaluated",
             p.successes,
-            if p.successes == 1 { "" } else { "es" }
+            if p.successes == 1 { "" } else { "es" },
+            p.evaluated
         ));
     }
 

@@ -77,6 +77,10 @@ pub struct JobProgress {
     pub total: usize,
     /// Successful attacks so far in the running attack.
     pub successes: usize,
+    /// Texts the model has evaluated so far in the running attack (moves while one slow
+    /// example is searched).
+    #[serde(default)]
+    pub evaluated: u64,
 }
 
 /// The durable record of a job (one JSON file in the store).

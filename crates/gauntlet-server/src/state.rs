@@ -67,6 +67,20 @@ pub fn model_ref(model: &LoadedBundle, kind: AttackKind) -> Result<ModelRef<'_>,
     )?)
 }
 
+/// Checks `config` against `model` as [`attacker`] would, normalizing it, without building
+/// an attacker; `sem` needs the server's lexicon.
+pub fn check_attack_fits(
+    model: &LoadedBundle,
+    config: &mut AttackConfig,
+    has_lexicon: bool,
+) -> Result<(), ApiError> {
+    if config.kind == AttackKind::Sem && !has_lexicon {
+        return Err(ApiError::AttackIncompatible(NO_WORDNET.into()));
+    }
+    Attacker::check(model_ref(model, config.kind)?, model.codec(), config)?;
+    Ok(())
+}
+
 /// An attacker for `model` with the server's `lexicon`, validated against the model;
 /// `sem` without a lexicon is refused with [`NO_WORDNET`].
 pub fn attacker<'a>(

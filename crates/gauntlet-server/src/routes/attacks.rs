@@ -10,14 +10,14 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use actix_web::{web, HttpResponse};
+use gauntlet_attacks::audit::{model_identity, resolve_inline, InlineExample};
 use gauntlet_attacks::{AttackConfig, RunControl};
 use serde::Deserialize;
 
 use crate::error::ApiError;
 use crate::requests::{check_attack, check_texts};
 use crate::routes::method_not_allowed;
-use crate::state::{attacker, AppState};
-use gauntlet_attacks::audit::{resolve_inline, InlineExample};
+use crate::state::{attacker, check_attack_fits, AppState};
 
 /// Registers the route.
 pub fn configure(cfg: &mut web::ServiceConfig) {
@@ -57,15 +57,17 @@ async fn attack(
     let examples = resolve_inline(&req.examples, &model.model.manifest().labels, "examples")
         .map_err(ApiError::BadRequest)?;
     let kind = req.attack.kind;
-    // Validate before spending blocking time: config errors are not subject to the limit.
-    attacker(&model.model, req.attack.clone(), state.lexicon.as_deref())?;
+    // Validate before spending blocking time (config errors are not subject to the limit);
+    // the attacker itself is built once, below.
+    let mut config = req.attack;
+    check_attack_fits(&model.model, &mut config, state.lexicon.is_some())?;
     let cancel = Arc::new(AtomicBool::new(false));
     let flag = Arc::clone(&cancel);
     let lexicon = state.lexicon.clone();
     let task = web::block(move || {
         let m = &model.model;
-        attacker(m, req.attack, lexicon.as_deref())?
-            .with_model_id(format!("{}@{}", model.name, m.digest()))
+        attacker(m, config, lexicon.as_deref())?
+            .with_model_id(model_identity(&model.name, m.digest()))
             .run_examples(
                 &examples,
                 &RunControl {

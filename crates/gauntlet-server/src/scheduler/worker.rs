@@ -133,6 +133,7 @@ impl AuditObserver for JobObserver<'_> {
         self.job.write(|r| {
             r.progress.done = attack * self.examples + p.done;
             r.progress.successes = p.successes;
+            r.progress.evaluated = p.evaluated;
         });
         let s = self.scheduler;
         while s.hold.load(Ordering::SeqCst)
