@@ -288,7 +288,7 @@ pub fn train(
         .map_err(gauntlet_models::ModelsError::from)?;
 
     let mut history = Vec::with_capacity(config.epochs);
-    let mut best: Option<(f64, HashMap<String, Tensor>)> = None;
+    let mut best: Option<(f64, usize, HashMap<String, Tensor>)> = None;
     let mut order: Vec<usize> = (0..train_data.len()).collect();
     for epoch in 1..=config.epochs {
         on_progress(Progress::EpochStart {
@@ -306,24 +306,25 @@ pub fn train(
             let targets: Vec<i64> = chunk.iter().map(|&i| train_data[i].1 as i64).collect();
             let batch = PaddedBatch::new(&ids, net.min_len(), device)?;
             let targets = Tensor::from_slice(&targets).to_device(device);
+            let extra = if unlabeled.is_empty() {
+                None
+            } else {
+                let end = (unlabeled_cursor + chunk.len()).min(unlabeled.len());
+                let extra =
+                    PaddedBatch::new(&unlabeled[unlabeled_cursor..end], net.min_len(), device)?;
+                unlabeled_cursor = if end == unlabeled.len() { 0 } else { end };
+                Some(extra)
+            };
             let step_loss = regularizer.loss(
                 net.as_ref(),
                 &Batch {
                     ids: &ids,
                     padded: &batch,
                     targets: &targets,
+                    unlabeled: extra.as_ref(),
                 },
             )?;
-            let mut total = step_loss.total;
-            if !unlabeled.is_empty() {
-                let end = (unlabeled_cursor + chunk.len()).min(unlabeled.len());
-                let extra =
-                    PaddedBatch::new(&unlabeled[unlabeled_cursor..end], net.min_len(), device)?;
-                unlabeled_cursor = if end == unlabeled.len() { 0 } else { end };
-                if let Some(term) = regularizer.unlabeled_loss(net.as_ref(), &extra) {
-                    total += term;
-                }
-            }
+            let total = step_loss.total;
             optimizer.zero_grad();
             total.backward();
             if config.clip_norm > 0.0 {
@@ -360,19 +361,19 @@ pub fn train(
             examples_per_second: done as f64 / seconds.max(1e-9),
         };
         on_progress(Progress::EpochEnd(report.clone()));
-        if best.as_ref().is_none_or(|(loss, _)| dev_loss < *loss) {
-            best = Some((dev_loss, snapshot(&vs)));
+        if best
+            .as_ref()
+            .is_none_or(|(loss, _, _)| improves(dev_loss, *loss))
+        {
+            best = Some((dev_loss, epoch, snapshot(&vs)));
         }
         history.push(report);
         regularizer.refresh();
     }
-    let (_, weights) = best.ok_or_else(|| TrainError::Invalid("no epoch was run".into()))?;
+    // The weights kept and the epoch the manifest names come from the same comparison.
+    let (_, best_epoch, weights) =
+        best.ok_or_else(|| TrainError::Invalid("no epoch was run".into()))?;
     restore(&vs, &weights);
-    let best_epoch = history
-        .iter()
-        .min_by(|a, b| a.dev_loss.total_cmp(&b.dev_loss))
-        .map(|r| r.epoch)
-        .unwrap_or(1);
     let kept = &history[best_epoch - 1];
     let manifest = Manifest {
         format_version: FORMAT_VERSION,
@@ -535,4 +536,37 @@ pub fn read_split(path: &Path) -> Result<DataSplit, TrainError> {
         path: path.to_owned(),
         rows: gauntlet_core::dataset::read_raw(path)?,
     })
+}
+
+/// Whether a dev loss improves on the best so far: strictly lower, and a number beats NaN
+/// (a diverged epoch is never kept over a finite one, and never replaces it).
+fn improves(dev_loss: f64, best: f64) -> bool {
+    !dev_loss.is_nan() && (best.is_nan() || dev_loss < best)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::improves;
+
+    #[test]
+    fn model_selection_keeps_the_lowest_finite_dev_loss() {
+        // Epoch by epoch, as the training loop applies it.
+        let keep = |losses: &[f64]| {
+            let mut best: Option<(f64, usize)> = None;
+            for (i, &l) in losses.iter().enumerate() {
+                if best.is_none_or(|(b, _)| improves(l, b)) {
+                    best = Some((l, i + 1));
+                }
+            }
+            best.map(|(_, e)| e)
+        };
+        assert_eq!(keep(&[0.9, 0.5, 0.7]), Some(2));
+        assert_eq!(
+            keep(&[f64::NAN, 0.8, 0.6]),
+            Some(3),
+            "a NaN first epoch is replaced"
+        );
+        assert_eq!(keep(&[0.8, f64::NAN, 0.9]), Some(1), "NaN never wins");
+        assert_eq!(keep(&[0.5, 0.5]), Some(1), "ties keep the earlier epoch");
+    }
 }

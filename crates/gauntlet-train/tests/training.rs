@@ -465,3 +465,67 @@ fn every_adversarial_method_trains_and_is_recorded_in_the_manifest() {
         .to_string();
     assert!(err.contains("--adv hotflip"), "{err}");
 }
+
+#[test]
+fn the_saved_bundle_is_the_kept_epoch_not_the_last() {
+    let _rng = torch_rng();
+    let dir = tempfile::tempdir().unwrap();
+    // Noisy training labels and a high learning rate: the model overfits, so the lowest dev
+    // loss comes before the last epoch and a restore that does nothing is visible.
+    let mut train_rows = toy_rows(60, 0);
+    for (i, r) in train_rows.iter_mut().enumerate() {
+        if i % 3 == 0 {
+            r.label = if r.label == "0" {
+                "1".into()
+            } else {
+                "0".into()
+            };
+        }
+    }
+    let config = TrainConfig {
+        epochs: 12,
+        learning_rate: 0.05,
+        ..tiny_config(Architecture::WordCnn)
+    };
+    let dev_rows = toy_rows(40, 1000);
+    let outcome = train(
+        &config,
+        &split("train.tsv", train_rows),
+        Some(&split("dev.tsv", dev_rows.clone())),
+        &mut |_| {},
+    )
+    .unwrap();
+    let kept = outcome.manifest.training.best_epoch.unwrap();
+    let last = outcome.history.last().unwrap().dev_loss;
+    let kept_loss = outcome.history[kept - 1].dev_loss;
+    assert!(
+        kept < config.epochs && (last - kept_loss).abs() > 1e-3,
+        "precondition: the kept epoch {kept} must differ from the last ({:?})",
+        outcome
+            .history
+            .iter()
+            .map(|r| r.dev_loss)
+            .collect::<Vec<_>>()
+    );
+    let bundle = dir.path().join("kept");
+    save_bundle(&bundle, &outcome.manifest, &outcome.codec, &outcome.vs).unwrap();
+    let model = NativeModel::load(&bundle, DeviceChoice::Cpu).unwrap();
+    let pairs: Vec<(TokenIds, usize)> = dev_rows
+        .iter()
+        .map(|r| {
+            let label = model
+                .manifest()
+                .labels
+                .iter()
+                .position(|l| l.key == r.label)
+                .unwrap();
+            (model.codec().encode(&r.text).unwrap().ids, label)
+        })
+        .collect();
+    let reloaded = gauntlet_train::evaluate(&model, &pairs, 64).unwrap();
+    assert!(
+        (reloaded.mean_loss - kept_loss).abs() < 1e-4,
+        "the reloaded bundle's dev loss {} is not the kept epoch's {kept_loss} (last epoch: {last})",
+        reloaded.mean_loss
+    );
+}

@@ -95,12 +95,20 @@ pub(super) fn l2(net: &dyn Network, batch: &Batch<'_>, epsilon: f64, weight: f64
     }
 }
 
-/// Mean `KL(p ‖ q)` from clean log-probabilities (detached) and perturbed logits.
-fn kl(clean_log_probs: &Tensor, logits: &Tensor) -> Tensor {
+/// Per-example `KL(p ‖ q)` `[B]` from clean log-probabilities (detached) and perturbed
+/// logits.
+fn kl_each(clean_log_probs: &Tensor, logits: &Tensor) -> Tensor {
     let log_q = logits.log_softmax(-1, Kind::Float);
-    (clean_log_probs.exp() * (clean_log_probs - log_q))
-        .sum_dim_intlist([-1].as_slice(), false, Kind::Float)
-        .mean(Kind::Float)
+    (clean_log_probs.exp() * (clean_log_probs - log_q)).sum_dim_intlist(
+        [-1].as_slice(),
+        false,
+        Kind::Float,
+    )
+}
+
+/// Mean `KL(p ‖ q)`.
+fn kl(clean_log_probs: &Tensor, logits: &Tensor) -> Tensor {
+    kl_each(clean_log_probs, logits).mean(Kind::Float)
 }
 
 /// The virtual adversarial perturbation (one power iteration from `ξ·d`), detached.
@@ -122,21 +130,27 @@ pub(super) fn vat_perturbation(
     (normalize_per_example(&g) * epsilon).detach()
 }
 
-/// VAT's term `KL(p(x) ‖ p(x + r_v-adv))` for a batch (labels unused).
-pub(super) fn vat_term(net: &dyn Network, padded: &PaddedBatch, epsilon: f64, xi: f64) -> Tensor {
+/// VAT's divergences `KL(p(x) ‖ p(x + r_v-adv))` `[B]` of a batch (labels unused).
+pub(super) fn vat_divergences(
+    net: &dyn Network,
+    padded: &PaddedBatch,
+    epsilon: f64,
+    xi: f64,
+) -> Tensor {
     let embedded = net.embed(padded);
     let clean_log_probs = net
         .logits(&embedded, padded, true)
         .log_softmax(-1, Kind::Float)
         .detach();
     let r = vat_perturbation(net, &embedded, padded, &clean_log_probs, epsilon, xi);
-    kl(
+    kl_each(
         &clean_log_probs,
         &net.logits(&(&embedded + r), padded, true),
     )
 }
 
-/// `J(x) + λ·KL(p(x) ‖ p(x + r_v-adv))` on a labelled batch.
+/// `J(x) + λ·mean KL(p(x) ‖ p(x + r_v-adv))`, the mean over the labelled batch and the
+/// unlabelled texts drawn with it.
 pub(super) fn vat_labelled(
     net: &dyn Network,
     batch: &Batch<'_>,
@@ -149,10 +163,18 @@ pub(super) fn vat_labelled(
     let clean = logits.cross_entropy_for_logits(batch.targets);
     let clean_log_probs = logits.log_softmax(-1, Kind::Float).detach();
     let r = vat_perturbation(net, &embedded, batch.padded, &clean_log_probs, epsilon, xi);
-    let adversarial = kl(
+    let labelled = kl_each(
         &clean_log_probs,
         &net.logits(&(&embedded + r), batch.padded, true),
     );
+    // Miyato et al. Eq. 8: ONE mean over the labelled and the unlabelled examples.
+    let adversarial = match batch.unlabeled {
+        Some(unlabeled) => {
+            Tensor::cat(&[labelled, vat_divergences(net, unlabeled, epsilon, xi)], 0)
+        }
+        None => labelled,
+    }
+    .mean(Kind::Float);
     StepLoss {
         total: &clean + &adversarial * weight,
         clean: clean.detach(),

@@ -25,7 +25,8 @@
 //! * `l2`: Miyato et al. (2017) on normalized embeddings: `r = ε·g/‖g‖₂` per example over the
 //!   whole sequence, loss `J(x) + λ·J(x+r)`.
 //! * `vat`: virtual adversarial training, one power iteration from a random `ξ`-scaled
-//!   direction (Eq. 7–8), loss `J(x) + λ·KL(p(x) ‖ p(x+r))`; also on unlabeled batches.
+//!   direction (Eq. 7–8), loss `J(x) + λ·KL(p(x) ‖ p(x+r))`, the KL averaged once over the
+//!   labelled batch and the unlabelled texts drawn with it (Eq. 8).
 //! * `hotflip`: character models; after the first backward pass apply the top-r flips
 //!   (r = `ratio` of the characters) at once and train on `αJ(x) + (1−α)J(x_adv)`.
 //! * `unk`, `sem`: word models; one word per example flipped to UNK, or by a semantic flip
@@ -172,6 +173,9 @@ pub struct Batch<'a> {
     pub padded: &'a PaddedBatch,
     /// Class ids, int64 on the model's device.
     pub targets: &'a Tensor,
+    /// Unlabelled texts drawn with the batch (VAT's `--unlabeled` data; other methods
+    /// ignore them).
+    pub unlabeled: Option<&'a PaddedBatch>,
 }
 
 /// The losses of one step.
@@ -266,14 +270,6 @@ impl Regularizer {
             }
             Method::None => unreachable_none(),
         }
-    }
-
-    /// VAT's loss on an unlabeled batch (`λ·KL`); `None` for other methods.
-    pub fn unlabeled_loss(&mut self, net: &dyn Network, padded: &PaddedBatch) -> Option<Tensor> {
-        (self.config.method == Method::Vat).then(|| {
-            embedding_space::vat_term(net, padded, self.config.epsilon, self.config.xi)
-                * self.config.weight
-        })
     }
 }
 

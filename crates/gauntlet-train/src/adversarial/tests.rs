@@ -7,18 +7,32 @@ use gauntlet_models::{Architecture, Network, PaddedBatch};
 use tch::{nn, Device, Kind, Tensor};
 
 use super::embedding_space::{
-    fgsm, fgsm_perturbation, l2, l2_perturbation, vat_labelled, vat_perturbation,
+    fgsm, fgsm_perturbation, l2, l2_perturbation, vat_divergences, vat_labelled, vat_perturbation,
 };
 use super::token_space::{flips_for, hotflip_batch, sem_batch, unk_batch, SemContext};
 use super::*;
 
-fn network(arch: Architecture, rows: usize) -> (nn::VarStore, Box<dyn Network>) {
+/// libtorch's random generator is global and tests run on parallel threads: every test
+/// holds this lock (from [`network`]) so seeded draws happen in a known order.
+static TORCH_RNG: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn network(
+    arch: Architecture,
+    rows: usize,
+) -> (
+    std::sync::MutexGuard<'static, ()>,
+    nn::VarStore,
+    Box<dyn Network>,
+) {
+    let guard = TORCH_RNG
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
     tch::manual_seed(11);
     let vs = nn::VarStore::new(Device::Cpu);
     let mut hyper = arch.default_hyper_parameters();
     hyper.insert("dropout".into(), 0.0.into());
     let net = arch.build(&vs.root(), &hyper, rows, 3).unwrap();
-    (vs, net)
+    (guard, vs, net)
 }
 
 fn word_ids() -> Vec<TokenIds> {
@@ -42,13 +56,14 @@ fn run<T>(net: &dyn Network, ids: &[TokenIds], f: impl FnOnce(&Batch<'_>) -> T) 
         ids,
         padded: &padded,
         targets: &targets,
+        unlabeled: None,
     })
 }
 
 #[test]
 fn fgsm_and_l2_raise_the_loss_at_small_epsilon() {
     for arch in Architecture::ALL {
-        let (_vs, net) = network(arch, 12);
+        let (_rng, _vs, net) = network(arch, 12);
         let ids = if arch == Architecture::CharCnnLstm {
             char_ids()
         } else {
@@ -73,7 +88,7 @@ fn fgsm_and_l2_raise_the_loss_at_small_epsilon() {
 
 #[test]
 fn perturbations_have_the_stated_norms() {
-    let (_vs, net) = network(Architecture::WordCnn, 12);
+    let (_rng, _vs, net) = network(Architecture::WordCnn, 12);
     let ids = word_ids();
     run(net.as_ref(), &ids, |batch| {
         let embedded = net.embed(batch.padded);
@@ -113,18 +128,48 @@ fn perturbations_have_the_stated_norms() {
 }
 
 #[test]
-fn vat_term_is_a_non_negative_divergence() {
-    let (_vs, net) = network(Architecture::BiRnn, 12);
+fn vat_takes_one_mean_over_labelled_and_unlabelled_examples() {
+    // Miyato Eq. 8: with 2 labelled and 4 unlabelled texts the divergence term is the mean
+    // of all 6, not mean(labelled) + mean(unlabelled).
+    let (_rng, _vs, net) = network(Architecture::BiRnn, 12);
     let ids = word_ids();
-    run(net.as_ref(), &ids, |batch| {
-        let step = vat_labelled(net.as_ref(), batch, 0.5, 0.1, 1.0);
-        assert!(step.adversarial.unwrap().double_value(&[]) >= 0.0);
-    });
+    let extra: Vec<TokenIds> = (0..4)
+        .map(|i| TokenIds::Words(vec![2 + i, 5, 9 - i, 3]))
+        .collect();
+    let unlabeled = PaddedBatch::new(&extra, net.min_len(), Device::Cpu).unwrap();
+    let padded = PaddedBatch::new(&ids, net.min_len(), Device::Cpu).unwrap();
+    let targets = Tensor::from_slice(&[0i64, 2]);
+    let batch = Batch {
+        ids: &ids,
+        padded: &padded,
+        targets: &targets,
+        unlabeled: Some(&unlabeled),
+    };
+    tch::manual_seed(3);
+    let combined = vat_labelled(net.as_ref(), &batch, 0.5, 0.1, 1.0)
+        .adversarial
+        .unwrap()
+        .double_value(&[]);
+    // The same random directions, drawn in the same order.
+    tch::manual_seed(3);
+    let labelled = vat_divergences(net.as_ref(), &padded, 0.5, 0.1);
+    let unlabelled = vat_divergences(net.as_ref(), &unlabeled, 0.5, 0.1);
+    let sum = |t: &Tensor| t.sum(Kind::Double).double_value(&[]);
+    let one_mean = (sum(&labelled) + sum(&unlabelled)) / 6.0;
+    let two_means = sum(&labelled) / 2.0 + sum(&unlabelled) / 4.0;
+    assert!(
+        (combined - one_mean).abs() < 1e-6,
+        "{combined} vs {one_mean}"
+    );
+    assert!(
+        (combined - two_means).abs() > 1e-4,
+        "the sizes must make the means differ"
+    );
 }
 
 #[test]
 fn top_r_hotflip_changes_exactly_r_characters_per_example() {
-    let (_vs, net) = network(Architecture::CharCnnLstm, 12);
+    let (_rng, _vs, net) = network(Architecture::CharCnnLstm, 12);
     let ids = char_ids();
     for ratio in [0.2, 0.5, 1.0] {
         run(net.as_ref(), &ids, |batch| {
@@ -152,7 +197,7 @@ fn top_r_hotflip_changes_exactly_r_characters_per_example() {
 
 #[test]
 fn unk_regularizer_replaces_exactly_one_word() {
-    let (_vs, net) = network(Architecture::WordCnn, 12);
+    let (_rng, _vs, net) = network(Architecture::WordCnn, 12);
     let ids = word_ids();
     run(net.as_ref(), &ids, |batch| {
         let (_, adversarial) = unk_batch(net.as_ref(), batch);
@@ -194,7 +239,7 @@ fn sem_regularizer_flips_only_to_allowed_words() {
         .insert("film", &[Pos::Noun], "film")
         .insert("movie", &[Pos::Noun], "movie");
     let id = |w: &str| codec.id(w).unwrap();
-    let (_vs, net) = network(Architecture::WordCnn, codec.size());
+    let (_rng, _vs, net) = network(Architecture::WordCnn, codec.size());
     let ids = vec![
         TokenIds::Words(vec![id("good"), id("film"), id("bad")]),
         TokenIds::Words(vec![id("awful"), id("bad")]),
@@ -232,7 +277,7 @@ fn sem_regularizer_flips_only_to_allowed_words() {
 
 #[test]
 fn regularizer_none_is_plain_cross_entropy_and_validation_names_flags() {
-    let (_vs, net) = network(Architecture::WordCnn, 12);
+    let (_rng, _vs, net) = network(Architecture::WordCnn, 12);
     let ids = word_ids();
     run(net.as_ref(), &ids, |batch| {
         let mut none = Regularizer::new(AdversarialConfig::default(), None).unwrap();
