@@ -119,6 +119,27 @@ pub struct Provenance {
     /// Adversarial training method and settings (`none` for clean training).
     #[serde(default)]
     pub adversarial: BTreeMap<String, serde_json::Value>,
+    /// Pretrained word vectors the input embeddings started from.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub embeddings: Option<EmbeddingsProvenance>,
+}
+
+/// The pretrained vectors a word model started from (`gauntlet-train train --embeddings`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EmbeddingsProvenance {
+    /// The file as given.
+    pub file: String,
+    /// SHA-256 of the file.
+    pub digest: String,
+    /// Vector width.
+    pub dim: usize,
+    /// Vocabulary words (special tokens aside) that took a pretrained vector.
+    pub found: usize,
+    /// Vocabulary words, special tokens aside.
+    pub words: usize,
+    /// Whether the embeddings were frozen during training (CNN-static).
+    pub frozen: bool,
 }
 
 impl Provenance {

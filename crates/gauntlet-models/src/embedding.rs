@@ -60,6 +60,44 @@ impl InputEmbedding {
         }
     }
 
+    /// Overwrites rows of the embedding matrix (pretrained vectors): `(row, values)`, every
+    /// `values` as wide as the matrix.
+    pub fn set_rows(&self, rows: &[(usize, &[f32])]) -> Result<(), String> {
+        let size = self.weight.size();
+        let (n, dim) = (size[0] as usize, size[1] as usize);
+        tch::no_grad(|| {
+            for &(row, values) in rows {
+                if row >= n || values.len() != dim {
+                    return Err(format!(
+                        "row {row} with {} values does not fit the [{n}, {dim}] embedding",
+                        values.len()
+                    ));
+                }
+                let v = Tensor::from_slice(values)
+                    .to_kind(self.weight.kind())
+                    .to_device(self.weight.device());
+                self.weight.get(row as i64).copy_(&v);
+            }
+            Ok(())
+        })
+    }
+
+    /// Zeroes the matrix's gradient. Called after every backward pass, it keeps the matrix
+    /// fixed (Kim's CNN-static): with zero gradients from the start Adam's moments stay
+    /// zero and its steps are zero, while gradients still flow to the embedded inputs, which
+    /// the adversarial methods differentiate.
+    pub fn clear_grad(&self) {
+        let mut grad = self.weight.grad();
+        if grad.defined() {
+            let _ = grad.zero_();
+        }
+    }
+
+    /// The raw (unnormalized) matrix `[rows, dim]`.
+    pub fn weight(&self) -> &Tensor {
+        &self.weight
+    }
+
     /// Whether the layer normalizes.
     pub fn is_normalized(&self) -> bool {
         self.frequencies.is_some()

@@ -14,7 +14,7 @@ use std::time::Instant;
 use gauntlet_core::codec::{VocabularyOptions, PAD_TOKEN, UNK_TOKEN};
 use gauntlet_core::dataset::{resolve, LabelSet, RawExample};
 use gauntlet_core::manifest::{Provenance, FORMAT_VERSION};
-use gauntlet_core::{DeviceChoice, Manifest, TextCodec, TokenIds, Tokenization};
+use gauntlet_core::{DeviceChoice, InputKind, Manifest, TextCodec, TokenIds, Tokenization};
 use gauntlet_models::network::HyperParameters;
 use gauntlet_models::{
     device_name, resolve_device, Architecture, ModelsError, Network, PaddedBatch,
@@ -26,6 +26,7 @@ use tch::{nn, nn::OptimizerConfig, Kind, Tensor};
 
 use crate::adversarial::{AdversarialConfig, Batch, Regularizer};
 use crate::error::TrainError;
+use crate::vectors::WordVectors;
 
 /// A dataset file and its rows.
 #[derive(Debug, Clone)]
@@ -77,6 +78,11 @@ pub struct TrainConfig {
     pub unlabeled: Vec<String>,
     /// WordNet directory for the `sem` regularizer.
     pub wordnet: Option<PathBuf>,
+    /// Pretrained word vectors (word2vec text or binary, GloVe text) to start the input
+    /// embeddings of a word model from; their width sets `embedding_dim`.
+    pub embeddings: Option<PathBuf>,
+    /// Keep the pretrained embeddings fixed (CNN-static) instead of fine-tuning them.
+    pub freeze_embeddings: bool,
 }
 
 impl Default for TrainConfig {
@@ -101,6 +107,8 @@ impl Default for TrainConfig {
             adversarial: AdversarialConfig::default(),
             unlabeled: Vec::new(),
             wordnet: None,
+            embeddings: None,
+            freeze_embeddings: false,
         }
     }
 }
@@ -273,6 +281,26 @@ pub fn train(
         hyper.insert("normalize_embeddings".into(), serde_json::Value::Bool(true));
     }
 
+    let vectors = match &config.embeddings {
+        Some(_) if kind != InputKind::Word => {
+            return Err(TrainError::Invalid(format!(
+                "--embeddings initialises word embeddings; {} reads characters",
+                config.arch.name()
+            )))
+        }
+        Some(path) => {
+            let v = WordVectors::read(path)?;
+            hyper.insert("embedding_dim".into(), serde_json::json!(v.dim));
+            Some((path, v))
+        }
+        None if config.freeze_embeddings => {
+            return Err(TrainError::Invalid(
+                "--freeze-embeddings needs --embeddings FILE".into(),
+            ))
+        }
+        None => None,
+    };
+
     let device = resolve_device(config.device).map_err(ModelsError::from)?;
     tch::manual_seed(config.seed as i64);
     let vs = nn::VarStore::new(device);
@@ -281,6 +309,13 @@ pub fn train(
         .build(&vs.root(), &hyper, codec.size(), labels.len())?;
     net.input_embedding()
         .set_frequencies(&token_counts(&train_data, codec.size()));
+    let embeddings = match &vectors {
+        Some((path, v)) => {
+            let coverage = v.apply(&codec, config.lowercase, net.input_embedding())?;
+            Some(v.provenance(path, coverage, config.freeze_embeddings))
+        }
+        None => None,
+    };
     let mut regularizer = make_regularizer(config, &codec)?;
     let mut unlabeled_cursor = 0;
     let mut optimizer = nn::Adam::default()
@@ -327,6 +362,9 @@ pub fn train(
             let total = step_loss.total;
             optimizer.zero_grad();
             total.backward();
+            if config.freeze_embeddings {
+                net.input_embedding().clear_grad();
+            }
             if config.clip_norm > 0.0 {
                 optimizer.clip_grad_norm(config.clip_norm);
             }
@@ -391,6 +429,7 @@ pub fn train(
             best_epoch: Some(best_epoch),
             wall_seconds: Some(started.elapsed().as_secs_f64()),
             adversarial: adversarial_record(&config.adversarial),
+            embeddings,
         },
         metrics: [
             ("dev_loss".to_owned(), kept.dev_loss),

@@ -529,3 +529,70 @@ fn the_saved_bundle_is_the_kept_epoch_not_the_last() {
         reloaded.mean_loss
     );
 }
+
+#[test]
+fn pretrained_vectors_start_the_embeddings_and_freezing_keeps_them() {
+    use gauntlet_core::WhiteBox;
+    let _rng = torch_rng();
+    let dir = tempfile::tempdir().unwrap();
+    // Vectors for two toy words (one spelled with a capital, found by lowercasing) and one
+    // word the vocabulary lacks.
+    let file = dir.path().join("vectors.txt");
+    fs::write(
+        &file,
+        "3 4\ngreat 0.5 -0.25 1 2\nDull -1 0.5 0.25 -2\nzebra 1 1 1 1\n",
+    )
+    .unwrap();
+    let run = |freeze: bool| {
+        let config = TrainConfig {
+            epochs: 2,
+            embeddings: Some(file.clone()),
+            freeze_embeddings: freeze,
+            ..tiny_config(Architecture::WordCnn)
+        };
+        let outcome = train(
+            &config,
+            &split("train.tsv", toy_rows(80, 0)),
+            Some(&split("dev.tsv", toy_rows(20, 1000))),
+            &mut |_| {},
+        )
+        .unwrap();
+        let bundle = dir.path().join(format!("b-{freeze}"));
+        save_bundle(&bundle, &outcome.manifest, &outcome.codec, &outcome.vs).unwrap();
+        NativeModel::load(&bundle, DeviceChoice::Cpu).unwrap()
+    };
+    let row = |m: &NativeModel, word: &str| {
+        let id = (0..m.codec().size() as u32)
+            .find(|&i| m.codec().token(i) == Some(word))
+            .unwrap();
+        m.embedding_table().row(id as usize).to_vec()
+    };
+    let frozen = run(true);
+    assert_eq!(row(&frozen, "great"), [0.5, -0.25, 1.0, 2.0]);
+    assert_eq!(row(&frozen, "dull"), [-1.0, 0.5, 0.25, -2.0]);
+    let record = frozen.manifest().training.embeddings.clone().unwrap();
+    assert_eq!((record.found, record.dim, record.frozen), (2, 4, true));
+    assert!(record.words > 2 && record.digest.len() == 64);
+    assert_eq!(frozen.manifest().hyper_parameters["embedding_dim"], 4);
+    let tuned = run(false);
+    assert_ne!(
+        row(&tuned, "great"),
+        [0.5, -0.25, 1.0, 2.0],
+        "non-static embeddings move"
+    );
+
+    let char_config = TrainConfig {
+        embeddings: Some(file.clone()),
+        ..tiny_config(Architecture::CharCnnLstm)
+    };
+    let e = train(
+        &char_config,
+        &split("train.tsv", toy_rows(20, 0)),
+        None,
+        &mut |_| {},
+    )
+    .err()
+    .map(|e| e.to_string())
+    .unwrap_or_default();
+    assert!(e.contains("reads characters"), "{e}");
+}

@@ -172,6 +172,13 @@ struct TrainArgs {
     /// Unlabeled texts for --adv vat (a dataset file; its labels are ignored).
     #[arg(long)]
     unlabeled: Option<PathBuf>,
+    /// Pretrained word vectors for a word model's embeddings (word2vec text or binary,
+    /// GloVe text); their width sets embedding_dim (tools/train_vectors.py makes some).
+    #[arg(long, value_name = "FILE")]
+    embeddings: Option<PathBuf>,
+    /// Keep the pretrained embeddings fixed (CNN-static) instead of fine-tuning them.
+    #[arg(long, requires = "embeddings")]
+    freeze_embeddings: bool,
 }
 
 /// Default ε per method: small for sign perturbations, larger for L2 norms over a sequence.
@@ -249,6 +256,8 @@ fn run_train(args: TrainArgs) -> Result<()> {
             None => Vec::new(),
         },
         wordnet: args.wordnet,
+        embeddings: args.embeddings,
+        freeze_embeddings: args.freeze_embeddings,
         command: std::env::args().collect::<Vec<_>>().join(" "),
         ..TrainConfig::default()
     };
