@@ -28,6 +28,7 @@
 //! `char_edits` set and a note saying so.
 
 use std::cell::Cell;
+use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
@@ -114,13 +115,20 @@ pub struct Progress {
     pub evaluated: u64,
 }
 
-/// Cancellation flag and progress callback of a run.
+/// Cancellation flag, progress callbacks and resumed results of a run.
 #[derive(Default, Clone, Copy)]
 pub struct RunControl<'a> {
     /// Set to `true` to stop at the next beam step.
     pub cancel: Option<&'a AtomicBool>,
     /// Called whenever examples finish.
     pub progress: Option<&'a (dyn Fn(Progress) + Sync)>,
+    /// Called with each example's report as it is produced (not for `resumed` ones), in
+    /// the order examples finish: what a checkpoint appends.
+    pub on_example: Option<&'a (dyn Fn(&ExampleReport) + Sync)>,
+    /// Reports of a previous, interrupted run of the same attack, by dataset index: those
+    /// examples are not evaluated again and their reports are taken as they are. Per-example
+    /// seeding makes the result equal to an uninterrupted run, wall times aside.
+    pub resumed: Option<&'a BTreeMap<usize, ExampleReport>>,
 }
 
 /// An example ready to attack: its text, true label and encoding for the model.
@@ -342,18 +350,44 @@ impl<'a> Attacker<'a> {
         let thresholds = self.config.thresholds();
         let total = examples.len();
 
-        // Clean pass: one forward pass per example.
-        let mut clean: Vec<Vec<f32>> = Vec::with_capacity(total);
-        for chunk in examples.chunks(self.config.batch_size) {
-            let batch: Vec<TokenIds> = chunk.iter().map(|e| e.encoded.ids.clone()).collect();
+        // A resumed report counts only for the same text at the same index.
+        let resumed = |ex: &PreparedExample| {
+            control
+                .resumed
+                .and_then(|r| r.get(&ex.index))
+                .filter(|r| r.original_text == ex.text)
+        };
+        // Clean pass: one forward pass per example not resumed.
+        let fresh: Vec<usize> = (0..total)
+            .filter(|&i| resumed(&examples[i]).is_none())
+            .collect();
+        let mut clean: Vec<Vec<f32>> = vec![Vec::new(); total];
+        for chunk in fresh.chunks(self.config.batch_size) {
+            let batch: Vec<TokenIds> = chunk
+                .iter()
+                .map(|&i| examples[i].encoded.ids.clone())
+                .collect();
             let probs = classifier.predict(&batch)?;
             search::check_rows(&probs, batch.len(), labels)?;
-            clean.extend((0..batch.len()).map(|i| probs.row(i).to_vec()));
+            for (row, &i) in chunk.iter().enumerate() {
+                clean[i] = probs.row(row).to_vec();
+            }
         }
+        let told = |report: &ExampleReport| {
+            if let Some(on_example) = control.on_example {
+                on_example(report);
+            }
+        };
 
         let mut reports: Vec<ExampleReport> = Vec::with_capacity(total);
         let mut queue = Vec::new();
+        let mut successes = 0;
         for (index, (ex, probs)) in examples.iter().zip(&clean).enumerate() {
+            if let Some(report) = resumed(ex) {
+                successes += usize::from(report.outcome == Outcome::Success);
+                reports.push(report.clone());
+                continue;
+            }
             let before = search::prediction(probs);
             let skip = if before.label != ex.label {
                 Some(SkipReason::Misclassified)
@@ -363,19 +397,22 @@ impl<'a> Attacker<'a> {
                 None
             };
             match skip {
-                Some(reason) => reports.push(skipped(
-                    ex,
-                    self.units(ex),
-                    before,
-                    reason,
-                    &thresholds,
-                    self.config.target_label,
-                )),
+                Some(reason) => {
+                    let report = skipped(
+                        ex,
+                        self.units(ex),
+                        before,
+                        reason,
+                        &thresholds,
+                        self.config.target_label,
+                    );
+                    told(&report);
+                    reports.push(report);
+                }
                 None => queue.push(index),
             }
         }
-        let mut successes = 0;
-        let evaluated = Cell::new(total as u64);
+        let evaluated = Cell::new(fresh.len() as u64);
         let (done_so_far, successes_so_far) = (Cell::new(0), Cell::new(0));
         let notify = |done: usize, successes: usize| {
             done_so_far.set(done);
@@ -439,6 +476,7 @@ impl<'a> Attacker<'a> {
                 if run.done {
                     let report = self.finish(run, examples, &thresholds);
                     successes += usize::from(report.outcome == Outcome::Success);
+                    told(&report);
                     reports.push(report);
                 } else {
                     still.push(run);

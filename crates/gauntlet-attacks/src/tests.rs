@@ -906,6 +906,7 @@ fn cancellation_and_progress() {
             &RunControl {
                 cancel: None,
                 progress: Some(&progress),
+                ..RunControl::default()
             },
         )
         .unwrap();
@@ -923,6 +924,7 @@ fn cancellation_and_progress() {
             &RunControl {
                 cancel: Some(&cancel),
                 progress: None,
+                ..RunControl::default()
             },
         )
         .unwrap();
@@ -1074,6 +1076,7 @@ fn progress_counts_every_text_the_model_evaluates() {
     let control = RunControl {
         cancel: None,
         progress: Some(&on_progress),
+        ..RunControl::default()
     };
     let config = AttackConfig {
         beam_width: 2,

@@ -97,8 +97,8 @@ impl Session {
             bar: Mutex::new(None),
         };
         let control = AuditControl {
-            cancel: None,
             observer: Some(&observer),
+            ..AuditControl::default()
         };
         let report = audit::run(
             &resolved,

@@ -1,5 +1,6 @@
 //! [`run`]: a resolved plan over a dataset, on one model, attack after attack.
 
+use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
@@ -10,6 +11,7 @@ use super::report::{model_identity, AuditReport, DataIdentity, NamedReport};
 use super::AuditError;
 use crate::engine::{Attacker, Progress, RunControl};
 use crate::lexicon::Lexicon;
+use crate::report::ExampleReport;
 
 /// A model an audit can run on: its codec, its black-box and (when it has one) white-box
 /// views, and its digest.
@@ -35,8 +37,21 @@ pub trait AuditObserver: Sync {
     fn prepared(&self, _attack: usize, _name: &str, _examples: usize, _truncated: &[usize]) {}
     /// Examples of attack `attack` finished.
     fn progress(&self, _attack: usize, _progress: Progress) {}
+    /// One example of attack `attack` finished (resumed examples are not told again).
+    fn example_finished(&self, _attack: usize, _example: &ExampleReport) {}
     /// An attack finished (or was cancelled): the audit so far.
     fn attack_finished(&self, _partial: &AuditReport) {}
+}
+
+/// Where an interrupted audit picks up: the attacks it finished, and the example reports
+/// of the attack it was running. [`run`] takes both as they are, so a resumed audit reports
+/// exactly what an uninterrupted one does, wall times aside.
+#[derive(Debug, Clone, Default)]
+pub struct AuditResume {
+    /// Attacks finished before the interruption, in plan order, examples included.
+    pub finished: Vec<NamedReport>,
+    /// Reports of the next attack's examples that had finished, by dataset index.
+    pub partial: BTreeMap<usize, ExampleReport>,
 }
 
 /// Cancellation and observation of a run.
@@ -46,6 +61,8 @@ pub struct AuditControl<'a> {
     pub cancel: Option<&'a AtomicBool>,
     /// Told about progress.
     pub observer: Option<&'a dyn AuditObserver>,
+    /// Results of an interrupted run of the same plan on the same model and data.
+    pub resume: Option<&'a AuditResume>,
 }
 
 /// Runs `plan` over `examples` (the whole dataset: the plan's `limit` and `shard` select
@@ -85,7 +102,13 @@ pub fn run(
         wall_time_ms: 0.0,
     };
     let observer = control.observer;
-    for (i, attack) in plan.attacks.iter().enumerate() {
+    let resume = control.resume;
+    if let Some(resume) = resume {
+        check_resume(plan, resume)?;
+        audit.attacks.extend(resume.finished.iter().cloned());
+    }
+    let first = audit.attacks.len();
+    for (i, attack) in plan.attacks.iter().enumerate().skip(first) {
         if control.cancel.is_some_and(|c| c.load(Ordering::SeqCst)) {
             audit.cancelled = true;
             break;
@@ -122,9 +145,16 @@ pub fn run(
                 o.progress(i, p);
             }
         };
+        let on_example = |e: &ExampleReport| {
+            if let Some(o) = observer {
+                o.example_finished(i, e);
+            }
+        };
         let run_control = RunControl {
             cancel: control.cancel,
             progress: Some(&progress),
+            on_example: Some(&on_example),
+            resumed: resume.filter(|_| i == first).map(|r| &r.partial),
         };
         let mut report = attacker.run(&prepared, &run_control).map_err(fail)?;
         let counts_from = counts_from.map(|a| a.name.clone());
@@ -150,4 +180,30 @@ pub fn run(
     audit.wall_time_ms = started.elapsed().as_secs_f64() * 1000.0;
     audit.judge()?;
     Ok(audit)
+}
+
+/// A resume must continue this plan: its finished attacks are the plan's first ones, by
+/// name, each complete.
+fn check_resume(plan: &ResolvedPlan, resume: &AuditResume) -> Result<(), AuditError> {
+    if resume.finished.len() > plan.attacks.len() {
+        return Err(AuditError::Plan(format!(
+            "cannot resume: {} attacks finished, but the plan has {}",
+            resume.finished.len(),
+            plan.attacks.len()
+        )));
+    }
+    for (done, attack) in resume.finished.iter().zip(&plan.attacks) {
+        if done.name != attack.name || done.report.cancelled {
+            return Err(AuditError::Plan(format!(
+                "cannot resume: finished attack {:?} is not the plan's complete attack {:?}",
+                done.name, attack.name
+            )));
+        }
+    }
+    if resume.finished.len() == plan.attacks.len() && !resume.partial.is_empty() {
+        return Err(AuditError::Plan(
+            "cannot resume: example results beyond the plan's last attack".into(),
+        ));
+    }
+    Ok(())
 }

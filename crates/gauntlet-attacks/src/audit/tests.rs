@@ -435,3 +435,121 @@ fn invalid_plans_name_the_problem() {
     };
     assert_eq!(plan.validate().unwrap(), ["unk", "unk-2"]);
 }
+
+/// Records what a checkpoint would (finished attacks, the running attack's examples) and
+/// cancels the run once `stop_after` new examples have finished.
+struct Interrupter<'a> {
+    cancel: &'a std::sync::atomic::AtomicBool,
+    stop_after: usize,
+    told: std::sync::Mutex<(usize, AuditResume)>,
+}
+
+impl AuditObserver for Interrupter<'_> {
+    fn example_finished(&self, attack: usize, example: &crate::ExampleReport) {
+        let mut told = self.told.lock().unwrap();
+        assert_eq!(
+            attack,
+            told.1.finished.len(),
+            "examples come attack by attack"
+        );
+        assert!(told
+            .1
+            .partial
+            .insert(example.index, example.clone())
+            .is_none());
+        told.0 += 1;
+        if told.0 >= self.stop_after {
+            self.cancel.store(true, std::sync::atomic::Ordering::SeqCst);
+        }
+    }
+    fn attack_finished(&self, partial: &AuditReport) {
+        let mut told = self.told.lock().unwrap();
+        let last = partial.attacks.last().unwrap();
+        if !last.report.cancelled {
+            told.1.finished.push(last.clone());
+            told.1.partial.clear();
+        }
+    }
+}
+
+#[test]
+fn interrupted_audits_resume_into_the_uninterrupted_report() {
+    for (target, plan, base) in [
+        (word_target(), word_plan(3, 4), WORD_TEXTS),
+        (char_target(), char_plan(3, 4), CHAR_TEXTS),
+    ] {
+        let data = dataset(&target, base, 12, 3);
+        let whole = run_plan(&target, &plan, None, &data);
+        let resolved = plan.clone().resolve(&target, true).unwrap();
+        let lexicon = lexicon();
+        let mut resume = AuditResume::default();
+        let mut interruptions = 0;
+        let mut evaluated = 0;
+        let resumed = loop {
+            let cancel = std::sync::atomic::AtomicBool::new(false);
+            let observer = Interrupter {
+                cancel: &cancel,
+                stop_after: 5,
+                told: std::sync::Mutex::new((0, resume.clone())),
+            };
+            let report = run(
+                &resolved,
+                &target,
+                "toy",
+                Some(&lexicon),
+                &data,
+                &AuditControl {
+                    cancel: Some(&cancel),
+                    observer: Some(&observer),
+                    resume: Some(&resume),
+                },
+            )
+            .unwrap();
+            let (told, next) = observer.told.into_inner().unwrap();
+            evaluated += told;
+            if !report.cancelled {
+                break report;
+            }
+            interruptions += 1;
+            resume = next;
+        };
+        // Each example was attacked once: resumed results are taken, not recomputed.
+        assert_eq!(evaluated, plan.attacks.len() * data.len());
+        // 12 examples × every attack, 5 at a time: many interruptions, some mid-attack.
+        assert!(interruptions >= plan.attacks.len() * 2, "{interruptions}");
+        assert_same(
+            &comparable(resumed),
+            &comparable(whole),
+            "resumed after interruptions",
+        );
+    }
+}
+
+#[test]
+fn a_resume_from_another_plan_is_refused() {
+    let target = word_target();
+    let data = dataset(&target, WORD_TEXTS, 6, 4);
+    let plan = word_plan(2, 8);
+    let whole = run_plan(&target, &plan, None, &data);
+    let mut reordered = plan.clone();
+    reordered.attacks.swap(0, 1);
+    let resolved = reordered.resolve(&target, true).unwrap();
+    let resume = AuditResume {
+        finished: whole.attacks[..1].to_vec(),
+        ..AuditResume::default()
+    };
+    let lexicon = lexicon();
+    let err = run(
+        &resolved,
+        &target,
+        "toy",
+        Some(&lexicon),
+        &data,
+        &AuditControl {
+            resume: Some(&resume),
+            ..AuditControl::default()
+        },
+    )
+    .unwrap_err();
+    assert!(err.to_string().contains("cannot resume"), "{err}");
+}

@@ -73,6 +73,7 @@ async fn attack(
                 &RunControl {
                     cancel: Some(&flag),
                     progress: None,
+                    ..RunControl::default()
                 },
             )
             .map_err(ApiError::from)
