@@ -82,6 +82,18 @@ pub struct ServerSection {
     pub http_workers: NonZeroUsize,
     /// Log filter.
     pub log: String,
+    /// Longest time, in seconds, from SIGTERM or SIGINT to exit: running jobs stop at their
+    /// next beam step and checkpoint, then open requests finish.
+    pub shutdown_grace_secs: NonZeroU64,
+    /// Time a client has to send a request's head (slowloris), in milliseconds; then 408.
+    pub client_request_timeout_ms: NonZeroU64,
+    /// Time a client has to send a request's whole body, in milliseconds; then 408
+    /// `request_timeout` and the connection is closed.
+    pub request_body_timeout_ms: NonZeroU64,
+    /// Idle time, in seconds, before a keep-alive connection is closed.
+    pub keep_alive_secs: NonZeroU64,
+    /// Most open connections per HTTP worker; more wait in the listen backlog.
+    pub max_connections_per_worker: NonZeroUsize,
 }
 
 /// `[models]`.
@@ -115,6 +127,24 @@ pub struct SchedulerSection {
     pub queue_capacity: NonZeroUsize,
     /// Finished jobs kept.
     pub jobs_kept: NonZeroUsize,
+    /// Whether jobs queued or running when the server stopped run again at the next start,
+    /// running ones from their last checkpoint; `false` marks them `interrupted`.
+    pub resume: bool,
+    /// Longest time, in milliseconds, between two checkpoints of a running job while its
+    /// examples finish (there is always one at each attack's end).
+    pub checkpoint_interval_ms: NonZeroU64,
+}
+
+impl SchedulerSection {
+    /// The scheduler's options.
+    pub fn options(&self) -> crate::scheduler::SchedulerOptions {
+        crate::scheduler::SchedulerOptions {
+            capacity: self.queue_capacity.get(),
+            jobs_kept: self.jobs_kept.get(),
+            resume: self.resume,
+            checkpoint_interval: std::time::Duration::from_millis(self.checkpoint_interval_ms.get()),
+        }
+    }
 }
 
 /// `[batching]`: dynamic batching of predict requests (see [`crate::batcher`]).

@@ -63,8 +63,13 @@ pub enum ApiError {
     #[error("no route for {0}")]
     RouteNotFound(String),
     /// The route exists but not with this method.
-    #[error("{0}")]
-    MethodNotAllowed(String),
+    #[error("{message}")]
+    MethodNotAllowed {
+        /// What was asked and what is allowed.
+        message: String,
+        /// The resource's methods, for the `Allow` header.
+        allow: &'static str,
+    },
     /// The resource is in a state that forbids the request.
     #[error("{0}")]
     Conflict(String),
@@ -86,9 +91,22 @@ pub enum ApiError {
     /// The synchronous attack ran past the per-request time limit.
     #[error("the attack exceeded the per-request time limit of {0} ms; submit long runs as audits (POST /v1/audits)")]
     Timeout(u64),
-    /// The server cannot serve yet (no model loaded, workers down, shutting down).
+    /// The server cannot serve yet (no model loaded, workers down).
     #[error("{0}")]
     NotReady(String),
+    /// The server is draining after SIGTERM or SIGINT: no new audits.
+    #[error("the server is shutting down and accepts no new audits; retry on another instance or after the restart")]
+    ShuttingDown,
+    /// The job store has no space left: nothing was acknowledged.
+    #[error("{0}")]
+    StorageFull(String),
+    /// The job store cannot be written (read-only, permissions, I/O errors): nothing was
+    /// acknowledged.
+    #[error("{0}")]
+    StorageUnavailable(String),
+    /// The client did not send its request in time (`server.request_timeout_ms`).
+    #[error("{0}")]
+    RequestTimeout(String),
     /// A bug or an I/O failure on the server.
     #[error("internal error: {0}")]
     Internal(String),
@@ -121,7 +139,7 @@ impl ApiError {
             Self::AuditNotFound(_) => (S::NOT_FOUND, "audit_not_found"),
             Self::DatasetNotFound(_) => (S::NOT_FOUND, "dataset_not_found"),
             Self::RouteNotFound(_) => (S::NOT_FOUND, "route_not_found"),
-            Self::MethodNotAllowed(_) => (S::METHOD_NOT_ALLOWED, "method_not_allowed"),
+            Self::MethodNotAllowed { .. } => (S::METHOD_NOT_ALLOWED, "method_not_allowed"),
             Self::Conflict(_) => (S::CONFLICT, "conflict"),
             Self::PayloadTooLarge(_) => (S::PAYLOAD_TOO_LARGE, "payload_too_large"),
             Self::AttackIncompatible(_) => (S::UNPROCESSABLE_ENTITY, "attack_incompatible"),
@@ -129,6 +147,10 @@ impl ApiError {
             Self::QueueFull(_) | Self::PredictQueueFull(_) => (S::TOO_MANY_REQUESTS, "queue_full"),
             Self::Timeout(_) => (S::GATEWAY_TIMEOUT, "attack_timeout"),
             Self::NotReady(_) => (S::SERVICE_UNAVAILABLE, "not_ready"),
+            Self::ShuttingDown => (S::SERVICE_UNAVAILABLE, "shutting_down"),
+            Self::StorageFull(_) => (S::INSUFFICIENT_STORAGE, "storage_full"),
+            Self::StorageUnavailable(_) => (S::SERVICE_UNAVAILABLE, "storage_unavailable"),
+            Self::RequestTimeout(_) => (S::REQUEST_TIMEOUT, "request_timeout"),
             Self::Internal(_) => (S::INTERNAL_SERVER_ERROR, "internal"),
         };
         ErrorKind { status, code }
@@ -158,8 +180,14 @@ impl ResponseError for ApiError {
             response.insert_header((header::WWW_AUTHENTICATE, "Bearer"));
         }
         match self {
-            Self::QueueFull(_) => {
+            Self::MethodNotAllowed { allow, .. } => {
+                response.insert_header((header::ALLOW, *allow));
+            }
+            Self::QueueFull(_) | Self::ShuttingDown | Self::StorageUnavailable(_) => {
                 response.insert_header((header::RETRY_AFTER, "5"));
+            }
+            Self::StorageFull(_) => {
+                response.insert_header((header::RETRY_AFTER, "60"));
             }
             // Predict queues drain in milliseconds.
             Self::PredictQueueFull(_) => {
@@ -193,9 +221,30 @@ impl From<AttackError> for ApiError {
     }
 }
 
+impl ApiError {
+    /// A failed write of the job store, by cause: no space is 507 `storage_full`, anything
+    /// else (read-only, permissions, I/O) 503 `storage_unavailable`.
+    pub fn storage(what: &str, err: &std::io::Error) -> Self {
+        let message = format!("{what}: the job store cannot be written ({err})");
+        if err.kind() == std::io::ErrorKind::StorageFull
+            || err.raw_os_error() == Some(28)
+            || err.kind() == std::io::ErrorKind::QuotaExceeded
+        {
+            Self::StorageFull(message)
+        } else {
+            Self::StorageUnavailable(message)
+        }
+    }
+}
+
 impl From<JsonPayloadError> for ApiError {
     fn from(err: JsonPayloadError) -> Self {
         match err {
+            JsonPayloadError::Payload(actix_web::error::PayloadError::Io(e))
+                if e.kind() == std::io::ErrorKind::TimedOut =>
+            {
+                Self::RequestTimeout(format!("{e}"))
+            }
             JsonPayloadError::Overflow { limit } => Self::PayloadTooLarge(format!(
                 "the request body exceeds the limit of {limit} bytes (limits.max_body_bytes)"
             )),

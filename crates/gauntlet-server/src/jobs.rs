@@ -7,10 +7,12 @@
 //! examples over all attacks. The gate's verdict is the report's, given once the job has
 //! succeeded (never for one shard).
 
-use gauntlet_attacks::audit::{AuditPlan, AuditReport, GateVerdict};
+use gauntlet_attacks::audit::{AuditPlan, AuditReport, DataIdentity, GateVerdict};
 use gauntlet_attacks::Summary;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
+
+use crate::store::Checkpoint;
 
 /// The lifecycle of a job.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -26,7 +28,8 @@ pub enum JobState {
     Failed,
     /// Cancelled by a client.
     Cancelled,
-    /// The server stopped before the job finished.
+    /// The server stopped before the job finished and the job cannot resume (resuming is
+    /// off, or its model or dataset is gone); `error` says why.
     Interrupted,
 }
 
@@ -108,11 +111,27 @@ pub struct JobRecord {
     pub cancel_requested: bool,
     /// Progress.
     pub progress: JobProgress,
-    /// The audit report of the attacks finished (or cancelled) so far.
+    /// The audit report of the attacks finished (or cancelled) so far. When
+    /// `examples_in_results` holds (every record this server writes), its attacks'
+    /// `examples` are empty here and live in the job's results file.
     #[serde(default)]
     pub report: Option<AuditReport>,
     /// Why the job failed or was interrupted.
     pub error: Option<String>,
+    /// The dataset the job was submitted with (the examples before `shard`): a resumed job
+    /// must find the same data.
+    #[serde(default)]
+    pub data: Option<DataIdentity>,
+    /// What of the results file is durable (see [`crate::store`]).
+    #[serde(default)]
+    pub checkpoint: Option<Checkpoint>,
+    /// Whether the report's examples live in the results file (records written before
+    /// results files held them inline).
+    #[serde(default)]
+    pub examples_in_results: bool,
+    /// How many times the job resumed after a restart.
+    #[serde(default)]
+    pub resumed: u32,
 }
 
 /// One attack's aggregate in a [`JobView`].
@@ -154,6 +173,10 @@ pub struct JobView {
     pub cancel_requested: bool,
     /// Progress.
     pub progress: JobProgress,
+    /// How many times the job resumed from its checkpoint after a restart.
+    pub resumed: u32,
+    /// When the last checkpoint was written, ms since the epoch.
+    pub checkpoint_at_ms: Option<u64>,
     /// Aggregates of the attacks finished so far.
     pub results: Vec<AttackResult>,
     /// Gate verdict.
@@ -178,6 +201,8 @@ impl JobRecord {
             finished_at_ms: self.finished_at_ms,
             cancel_requested: self.cancel_requested,
             progress: self.progress.clone(),
+            resumed: self.resumed,
+            checkpoint_at_ms: self.checkpoint.map(|c| c.at_ms),
             results: self
                 .report
                 .iter()
@@ -192,4 +217,14 @@ impl JobRecord {
             error: self.error.clone(),
         }
     }
+}
+
+/// The report without its example lists (what a record keeps; examples live in the
+/// results file).
+pub fn summaries_only(report: &AuditReport) -> AuditReport {
+    let mut report = report.clone();
+    for attack in &mut report.attacks {
+        attack.report.examples = Vec::new();
+    }
+    report
 }

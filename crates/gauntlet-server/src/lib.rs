@@ -33,6 +33,7 @@ pub mod routes;
 pub mod scheduler;
 pub mod state;
 pub mod store;
+pub mod work;
 
 pub use config::{Config, ConfigError, Overrides};
 pub use error::ApiError;

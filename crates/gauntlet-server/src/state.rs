@@ -184,13 +184,8 @@ impl AppState {
             ))
         })?;
         let scheduler = Arc::new(
-            Scheduler::new(
-                store,
-                config.scheduler.queue_capacity.get(),
-                config.scheduler.jobs_kept.get(),
-                Arc::clone(&metrics),
-            )
-            .map_err(|e| StartError::Setup(format!("cannot restore audit jobs: {e}")))?,
+            Scheduler::new(store, config.scheduler.options(), Arc::clone(&metrics))
+                .map_err(|e| StartError::Setup(format!("cannot restore audit jobs: {e}")))?,
         );
         let models = Arc::new(ModelRegistry::new(
             config.models.dir.clone(),
@@ -212,18 +207,27 @@ impl AppState {
                 loaded.model.device_name()
             );
         }
-        metrics.models_loaded.set(models.len() as i64);
-        scheduler
-            .start(config.scheduler.workers.get())
-            .map_err(|e| StartError::Setup(format!("cannot start audit workers: {e}")))?;
-        Ok(Self {
+        let workers = config.scheduler.workers.get();
+        let state = Self {
             config: Arc::new(config),
             models,
             scheduler,
             metrics,
             datasets_dir,
             lexicon,
-        })
+        };
+        state
+            .scheduler
+            .restore(|record| crate::work::rebuild(&state, record));
+        state
+            .metrics
+            .models_loaded
+            .set(state.models.len() as i64);
+        state
+            .scheduler
+            .start(workers)
+            .map_err(|e| StartError::Setup(format!("cannot start audit workers: {e}")))?;
+        Ok(state)
     }
 
     /// Ready when every audit worker runs and at least one model is loaded.
@@ -231,7 +235,7 @@ impl AppState {
         let workers = self.scheduler.workers_alive();
         let models = self.models.len();
         if self.scheduler.is_shutting_down() {
-            return Err(ApiError::NotReady("the server is shutting down".into()));
+            return Err(ApiError::ShuttingDown);
         }
         if workers < self.config.scheduler.workers.get() {
             return Err(ApiError::NotReady(format!(
@@ -264,7 +268,8 @@ impl AppState {
         }
     }
 
-    /// Stops the audit workers (running jobs end `interrupted`).
+    /// Stops the audit workers: running jobs stop at their next beam step and checkpoint
+    /// (and resume at the next start when `scheduler.resume` is on).
     pub fn shutdown(&self) {
         self.scheduler.shutdown();
     }

@@ -9,14 +9,10 @@ use serde_json::json;
 use uuid::Uuid;
 
 use crate::error::ApiError;
-use gauntlet_attacks::audit::resolve_inline;
-
-use crate::jobs::{AuditRequest, JobProgress, JobRecord, JobState};
-use crate::registry::now_ms;
-use crate::requests::{check_attack, check_each_text, read_dataset};
+use crate::jobs::{AuditRequest, JobRecord, JobState};
 use crate::routes::method_not_allowed;
-use crate::scheduler::{Cancelled, JobWork};
-use crate::state::{audit_error, AppState};
+use crate::scheduler::Cancelled;
+use crate::state::AppState;
 
 /// Registers the routes.
 pub fn configure(cfg: &mut web::ServiceConfig) {
@@ -24,28 +20,28 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         web::resource("/audits")
             .route(web::get().to(list))
             .route(web::post().to(submit))
-            .default_service(web::to(method_not_allowed)),
+            .default_service(method_not_allowed("GET, POST")),
     )
     .service(
         web::resource("/audits/{id}")
             .route(web::get().to(show))
             .route(web::delete().to(delete))
-            .default_service(web::to(method_not_allowed)),
+            .default_service(method_not_allowed("GET, DELETE")),
     )
     .service(
         web::resource("/audits/{id}/report")
             .route(web::get().to(report))
-            .default_service(web::to(method_not_allowed)),
+            .default_service(method_not_allowed("GET")),
     )
     .service(
         web::resource("/audits/{id}/examples")
             .route(web::get().to(examples))
-            .default_service(web::to(method_not_allowed)),
+            .default_service(method_not_allowed("GET")),
     )
     .service(
         web::resource("/audits/{id}/cancel")
             .route(web::post().to(cancel))
-            .default_service(web::to(method_not_allowed)),
+            .default_service(method_not_allowed("POST")),
     );
 }
 
@@ -88,85 +84,6 @@ fn blocking_error(e: actix_web::error::BlockingError) -> ApiError {
     ApiError::Internal(format!("the blocking pool failed: {e}"))
 }
 
-fn prepare(state: &AppState, request: AuditRequest) -> Result<(JobRecord, JobWork), ApiError> {
-    let limits = &state.config.limits;
-    if request.attacks.len() > limits.max_attacks_per_audit.get() {
-        return Err(ApiError::LimitExceeded(format!(
-            "{} attacks; at most {} per audit (limits.max_attacks_per_audit.get())",
-            request.attacks.len(),
-            limits.max_attacks_per_audit.get()
-        )));
-    }
-    request.validate().map_err(audit_error)?;
-    let model = state.model(request.model.as_deref())?;
-    let plan = request
-        .clone()
-        .resolve(&model.model, state.lexicon.is_some())
-        .map_err(audit_error)?;
-    for attack in &plan.attacks {
-        check_attack(&attack.config, limits)?;
-    }
-    let labels = &model.model.manifest().labels;
-    let dataset = &request.dataset.0;
-    let examples = match (&dataset.name, &dataset.examples) {
-        (Some(name), None) => read_dataset(&state.datasets_dir, name, labels)?,
-        (None, Some(inline)) => {
-            resolve_inline(inline, labels, "dataset.examples").map_err(ApiError::BadRequest)?
-        }
-        _ => {
-            return Err(ApiError::BadRequest(
-                "`dataset` needs exactly one of `name` (a file in the data directory) and `examples` (inline)".into(),
-            ))
-        }
-    };
-    let used = request.limit.unwrap_or(examples.len()).min(examples.len());
-    if used == 0 {
-        return Err(ApiError::BadRequest("the dataset has no example".into()));
-    }
-    if used > limits.max_audit_examples.get() {
-        return Err(ApiError::PayloadTooLarge(format!(
-            "{used} examples; at most {} per audit (limits.max_audit_examples.get()); use `limit`",
-            limits.max_audit_examples.get()
-        )));
-    }
-    check_each_text(
-        examples[..used].iter().map(|e| e.text.as_str()),
-        limits,
-        "dataset.examples",
-    )?;
-    let attacked = request
-        .shard
-        .map_or(used, |s| (0..used).filter(|&i| s.contains(i)).count());
-    let record = JobRecord {
-        id: Uuid::new_v4(),
-        state: JobState::Queued,
-        model: model.name.clone(),
-        model_digest: model.model.digest().to_owned(),
-        examples: attacked,
-        created_at_ms: now_ms(),
-        started_at_ms: None,
-        finished_at_ms: None,
-        cancel_requested: false,
-        progress: JobProgress {
-            attacks_total: request.attacks.len(),
-            total: request.attacks.len() * attacked,
-            ..JobProgress::default()
-        },
-        report: None,
-        error: None,
-        request,
-    };
-    Ok((
-        record,
-        JobWork {
-            model,
-            plan,
-            examples,
-            lexicon: state.lexicon.clone(),
-        },
-    ))
-}
-
 async fn submit(
     state: web::Data<AppState>,
     body: web::Json<AuditRequest>,
@@ -174,7 +91,7 @@ async fn submit(
     let request = body.into_inner();
     let st = state.clone();
     let view = web::block(move || {
-        let (record, work) = prepare(&st, request)?;
+        let (record, work) = crate::work::prepare(&st, request)?;
         st.scheduler.submit(record, work)
     })
     .await
@@ -195,20 +112,37 @@ async fn show(state: web::Data<AppState>, id: web::Path<Uuid>) -> Result<HttpRes
 }
 
 /// The audit report of a job that has succeeded: what `gauntlet run` writes as
-/// `audit.json` for the same plan (a shard's, for a shard job).
+/// `audit.json` for the same plan (a shard's, for a shard job), its examples read from the
+/// job's results file.
 async fn report(state: web::Data<AppState>, id: web::Path<Uuid>) -> Result<HttpResponse, ApiError> {
-    let job = state.scheduler.get(*id)?;
-    job.read(|r| match (&r.report, r.state) {
-        (Some(report), JobState::Succeeded) => Ok(HttpResponse::Ok().json(report)),
-        (_, s) => Err(ApiError::Conflict(format!(
-            "audit {} is {}; its report is available once it has succeeded (GET /v1/audits/{} for progress, /examples for partial results)",
-            r.id,
-            s.name(),
-            r.id
-        ))),
+    let record = state.scheduler.get(*id)?.record();
+    let report = match (&record.report, record.state) {
+        (Some(report), JobState::Succeeded) => report.clone(),
+        (_, s) => {
+            return Err(ApiError::Conflict(format!(
+                "audit {} is {}; its report is available once it has succeeded (GET /v1/audits/{} for progress, /examples for partial results)",
+                record.id,
+                s.name(),
+                record.id
+            )))
+        }
+    };
+    let st = state.clone();
+    let report = web::block(move || -> Result<_, ApiError> {
+        let mut report = report;
+        let examples = st.scheduler.examples(&record)?;
+        for (attack, examples) in report.attacks.iter_mut().zip(examples) {
+            attack.report.examples = examples;
+        }
+        Ok(report)
     })
+    .await
+    .map_err(blocking_error)??;
+    Ok(HttpResponse::Ok().json(report))
 }
 
+/// A page of a job's example reports, attack by attack in index order: those of finished
+/// attacks and, while a job runs, those its last checkpoint holds.
 async fn examples(
     state: web::Data<AppState>,
     id: web::Path<Uuid>,
@@ -218,20 +152,23 @@ async fn examples(
     let limit = query.limit.unwrap_or(100.min(max));
     if limit == 0 || limit > max {
         return Err(ApiError::LimitExceeded(format!(
-            "limit {limit} must lie in 1..={max} (limits.max_page_size.get())"
+            "limit {limit} must lie in 1..={max} (limits.max_page_size)"
         )));
     }
-    let job = state.scheduler.get(*id)?;
-    let page = job.read(|r| {
-        let all: Vec<ExampleItem<'_>> = r
-            .report
+    let record = state.scheduler.get(*id)?.record();
+    let st = state.clone();
+    let query = query.into_inner();
+    let page = web::block(move || -> Result<_, ApiError> {
+        let names = record.request.validate().unwrap_or_default();
+        let by_attack = st.scheduler.examples(&record)?;
+        let all: Vec<ExampleItem<'_>> = by_attack
             .iter()
-            .flat_map(|report| &report.attacks)
             .enumerate()
             .filter(|(i, _)| query.attack.is_none_or(|a| a == *i))
-            .flat_map(|(i, named)| {
-                named.report.examples.iter().map(move |e| ExampleItem {
-                    attack: named.name.as_str(),
+            .flat_map(|(i, examples)| {
+                let name = names.get(i).map_or("", String::as_str);
+                examples.iter().map(move |e| ExampleItem {
+                    attack: name,
                     attack_index: i,
                     example: e,
                 })
@@ -240,8 +177,10 @@ async fn examples(
             .collect();
         let total = all.len();
         let items: Vec<_> = all.into_iter().skip(query.offset).take(limit).collect();
-        json!({ "total": total, "offset": query.offset, "limit": limit, "items": items })
-    });
+        Ok(json!({ "total": total, "offset": query.offset, "limit": limit, "items": items }))
+    })
+    .await
+    .map_err(blocking_error)??;
     Ok(HttpResponse::Ok().json(page))
 }
 

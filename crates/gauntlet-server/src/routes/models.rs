@@ -22,18 +22,18 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         web::resource("/models")
             .route(web::get().to(list))
             .route(web::post().to(load))
-            .default_service(web::to(method_not_allowed)),
+            .default_service(method_not_allowed("GET, POST")),
     )
     .service(
         web::resource("/models/{name}")
             .route(web::get().to(describe))
             .route(web::delete().to(unload))
-            .default_service(web::to(method_not_allowed)),
+            .default_service(method_not_allowed("GET, DELETE")),
     )
     .service(
         web::resource("/models/{name}/predict")
             .route(web::post().to(predict))
-            .default_service(web::to(method_not_allowed)),
+            .default_service(method_not_allowed("POST")),
     );
 }
 

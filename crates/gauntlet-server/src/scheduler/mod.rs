@@ -3,29 +3,51 @@
 //!
 //! Lock order: the queue mutex before a job's record lock; no lock is held while an attack
 //! runs except for the brief progress updates. Every state change is written to the
-//! [`JobStore`] before it is acknowledged, so a restart finds every accepted job; jobs found
-//! queued or running at start are marked `interrupted`. Cancelling a queued job is
-//! immediate; cancelling a running one sets its flag, which the engine checks once per beam
-//! step. At shutdown running jobs are stopped the same way and end `interrupted`.
+//! [`JobStore`] before it is acknowledged, so a restart finds every accepted job; a job that
+//! cannot be written is refused (507/503), never acknowledged and lost.
+//!
+//! Recovery: a running job checkpoints its finished examples ([`checkpoint`]). On restart,
+//! with `scheduler.resume` on, queued and running jobs are queued again through
+//! [`Scheduler::restore`] and resume from their checkpoint, or end `interrupted` with the
+//! reason when they cannot (their model or dataset changed or is gone); with it off they
+//! all end `interrupted`. Cancelling a queued job is immediate; cancelling a running one
+//! sets its flag, which the engine checks once per beam step. A graceful stop
+//! ([`Scheduler::begin_shutdown`]) stops running jobs the same way at their next beam step;
+//! they write a last checkpoint and stay `running` on disk, so the next start resumes them.
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex, RwLock};
 use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
 
 use dashmap::DashMap;
 use gauntlet_attacks::audit::ResolvedPlan;
-use gauntlet_attacks::Lexicon;
+use gauntlet_attacks::{ExampleReport, Lexicon};
 use gauntlet_core::Example;
 use uuid::Uuid;
 
 use crate::error::ApiError;
-use crate::jobs::{JobRecord, JobState, JobView};
+use crate::jobs::{summaries_only, JobRecord, JobState, JobView};
 use crate::metrics::Metrics;
 use crate::registry::{now_ms, LoadedModel};
-use crate::store::JobStore;
+use crate::store::{result_line, Checkpoint, JobStore};
 
+mod checkpoint;
 mod worker;
+
+/// How the scheduler runs and keeps jobs (`[scheduler]`).
+#[derive(Debug, Clone, Copy)]
+pub struct SchedulerOptions {
+    /// Jobs that may wait in the queue.
+    pub capacity: usize,
+    /// Finished jobs kept.
+    pub jobs_kept: usize,
+    /// Whether unfinished jobs resume after a restart.
+    pub resume: bool,
+    /// Longest time between two checkpoints of a running job.
+    pub checkpoint_interval: Duration,
+}
 
 /// What a queued job needs to run (in memory only).
 pub struct JobWork {
@@ -93,8 +115,7 @@ pub struct Scheduler {
     jobs: DashMap<Uuid, Arc<Job>>,
     queue: Mutex<VecDeque<Uuid>>,
     wake: Condvar,
-    capacity: usize,
-    jobs_kept: usize,
+    options: SchedulerOptions,
     store: JobStore,
     metrics: Arc<Metrics>,
     hold: AtomicBool,
@@ -104,19 +125,18 @@ pub struct Scheduler {
 }
 
 impl Scheduler {
-    /// Opens the store, restores its jobs (marking unfinished ones `interrupted`).
+    /// Opens the store and loads its jobs. Unfinished jobs wait for [`Scheduler::restore`]
+    /// when resuming is on, and end `interrupted` when it is off.
     pub fn new(
         store: JobStore,
-        capacity: usize,
-        jobs_kept: usize,
+        options: SchedulerOptions,
         metrics: Arc<Metrics>,
     ) -> std::io::Result<Self> {
         let scheduler = Self {
             jobs: DashMap::new(),
             queue: Mutex::new(VecDeque::new()),
             wake: Condvar::new(),
-            capacity,
-            jobs_kept,
+            options,
             store,
             metrics,
             hold: AtomicBool::new(false),
@@ -125,15 +145,20 @@ impl Scheduler {
             threads: Mutex::new(Vec::new()),
         };
         for mut record in scheduler.store.load_all()? {
-            if !record.state.is_finished() {
+            if !record.examples_in_results {
+                scheduler.move_examples_to_results(&mut record)?;
+            }
+            if !record.state.is_finished() && !options.resume {
                 tracing::warn!(
-                    "audit {} was {} when the server stopped; marking it interrupted",
+                    "audit {} was {} when the server stopped; marking it interrupted (scheduler.resume is off)",
                     record.id,
                     record.state.name()
                 );
                 record.state = JobState::Interrupted;
-                record.error =
-                    Some("the server stopped before the job finished; submit it again".into());
+                record.error = Some(
+                    "the server stopped before the job finished and scheduler.resume is off; submit it again"
+                        .into(),
+                );
                 record.finished_at_ms = Some(now_ms());
                 scheduler.store.save(&record)?;
             }
@@ -143,6 +168,80 @@ impl Scheduler {
         }
         scheduler.prune();
         Ok(scheduler)
+    }
+
+    /// Moves the examples of a record written before results files into its results file.
+    fn move_examples_to_results(&self, record: &mut JobRecord) -> std::io::Result<()> {
+        let mut results = self.store.results(record.id, 0)?;
+        let mut lines = Vec::new();
+        let mut count = 0;
+        for (i, attack) in record.report.iter().flat_map(|r| &r.attacks).enumerate() {
+            for example in &attack.report.examples {
+                lines.extend(result_line(i, example));
+                count += 1;
+            }
+        }
+        let bytes = results.append(&lines)?;
+        record.checkpoint = Some(Checkpoint {
+            results_bytes: bytes,
+            results: count,
+            at_ms: now_ms(),
+        });
+        record.report = record.report.as_ref().map(summaries_only);
+        record.examples_in_results = true;
+        self.store.save(record)
+    }
+
+    /// Queues again every job that was queued or running when the server stopped, oldest
+    /// first, with the work `work_of` rebuilds for it; a job it cannot rebuild (its model or
+    /// dataset is gone or changed) ends `interrupted` with the reason. Call it once, before
+    /// [`Scheduler::start`].
+    pub fn restore(&self, work_of: impl Fn(&JobRecord) -> Result<JobWork, String>) {
+        let mut pending: Vec<Arc<Job>> = self
+            .jobs
+            .iter()
+            .filter(|j| j.read(|r| !r.state.is_finished()))
+            .map(|j| Arc::clone(j.value()))
+            .collect();
+        pending.sort_by_key(|j| j.read(|r| (r.created_at_ms, r.id)));
+        for job in pending {
+            let record = job.record();
+            let restored = match work_of(&record) {
+                Ok(work) => {
+                    let was = record.state;
+                    let record = job.write(|r| {
+                        r.state = JobState::Queued;
+                        r.resumed += u32::from(r.checkpoint.is_some());
+                        r.clone()
+                    });
+                    tracing::info!(
+                        "audit {} was {} when the server stopped; queued again{}",
+                        record.id,
+                        was.name(),
+                        match record.checkpoint {
+                            Some(c) => format!(", resuming after {} finished examples", c.results),
+                            None => String::new(),
+                        }
+                    );
+                    *lock(&job.work) = Some(work);
+                    lock(&self.queue).push_back(record.id);
+                    record
+                }
+                Err(why) => {
+                    tracing::warn!("audit {} cannot resume: {why}", record.id);
+                    job.write(|r| {
+                        r.state = JobState::Interrupted;
+                        r.error = Some(format!(
+                            "the server stopped before the job finished, and it cannot resume: {why}"
+                        ));
+                        r.finished_at_ms = Some(now_ms());
+                        r.clone()
+                    })
+                }
+            };
+            self.persist(&restored);
+        }
+        self.wake.notify_all();
     }
 
     /// Starts `n` worker threads.
@@ -184,40 +283,94 @@ impl Scheduler {
         self.hold.store(hold, Ordering::SeqCst);
     }
 
-    /// Stops the workers: queued jobs stay queued (and are interrupted on restart),
-    /// running ones stop at their next beam step and end `interrupted`. Waits for the
-    /// workers to exit.
-    pub fn shutdown(&self) {
+    /// Begins a graceful stop: new audits are refused (503 `shutting_down`), idle workers
+    /// exit, and running jobs stop at their next beam step, write a last checkpoint and
+    /// stay unfinished on disk (so the next start resumes them). Returns at once; see
+    /// [`Scheduler::join_workers`].
+    pub fn begin_shutdown(&self) {
         self.shutdown.store(true, Ordering::SeqCst);
         for job in self.jobs.iter() {
             job.cancel.store(true, Ordering::SeqCst);
         }
+        // Taking the queue lock orders this wake-up after any worker's check of the flag.
+        drop(lock(&self.queue));
         self.wake.notify_all();
+    }
+
+    /// Waits until every worker has exited, at most `grace`; returns whether they did.
+    pub fn join_workers(&self, grace: Duration) -> bool {
+        let deadline = Instant::now() + grace;
+        while self.workers_alive() > 0 {
+            if Instant::now() >= deadline {
+                return false;
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        for t in lock(&self.threads).drain(..) {
+            let _ = t.join();
+        }
+        true
+    }
+
+    /// [`Scheduler::begin_shutdown`], then waits for the workers however long they take.
+    pub fn shutdown(&self) {
+        self.begin_shutdown();
         let threads: Vec<_> = lock(&self.threads).drain(..).collect();
         for t in threads {
             let _ = t.join();
         }
     }
 
-    /// Queues a new job (persisted before it is acknowledged); 429 when the queue is full.
+    /// Queues a new job, written to the store (record and an empty results file) before it
+    /// is acknowledged; 429 when the queue is full, 507/503 when the store cannot be
+    /// written, 503 while shutting down.
     pub fn submit(&self, record: JobRecord, work: JobWork) -> Result<JobView, ApiError> {
         if self.is_shutting_down() {
-            return Err(ApiError::NotReady("the server is shutting down".into()));
+            return Err(ApiError::ShuttingDown);
         }
         let mut queue = lock(&self.queue);
-        if queue.len() >= self.capacity {
+        if queue.len() >= self.options.capacity {
             return Err(ApiError::QueueFull(queue.len()));
         }
-        self.store
-            .save(&record)
-            .map_err(|e| ApiError::Internal(format!("cannot persist the job: {e}")))?;
         let id = record.id;
+        let written = self
+            .store
+            .results(id, 0)
+            .and_then(|_| self.store.save(&record));
+        if let Err(e) = written {
+            let _ = self.store.remove(id);
+            return Err(ApiError::storage("the audit was not accepted", &e));
+        }
         let view = record.view();
         self.jobs.insert(id, Arc::new(Job::new(record, Some(work))));
         queue.push_back(id);
         drop(queue);
         self.wake.notify_one();
         Ok(view)
+    }
+
+    /// A job's example reports, by attack index (its plan's attacks that have any), each in
+    /// index order, as far as its last checkpoint holds them.
+    pub fn examples(&self, record: &JobRecord) -> Result<Vec<Vec<ExampleReport>>, ApiError> {
+        let upto = record.checkpoint.map_or(0, |c| c.results_bytes);
+        let lines = self.store.read_results(record.id, upto).map_err(|e| {
+            ApiError::Internal(format!("cannot read the results of audit {}: {e}", record.id))
+        })?;
+        let mut by_attack: Vec<Vec<ExampleReport>> = Vec::new();
+        for line in lines {
+            if by_attack.len() <= line.attack {
+                by_attack.resize_with(line.attack + 1, Vec::new);
+            }
+            by_attack[line.attack].push(line.example);
+        }
+        let attacks = record.report.as_ref().map_or(0, |r| r.attacks.len());
+        if by_attack.len() < attacks {
+            by_attack.resize_with(attacks, Vec::new);
+        }
+        for examples in &mut by_attack {
+            examples.sort_by_key(|e| e.index);
+        }
+        Ok(by_attack)
     }
 
     /// A job.
@@ -247,10 +400,17 @@ impl Scheduler {
         let mut queue = lock(&self.queue);
         let outcome = job.write(|r| match r.state {
             JobState::Queued => {
+                // On disk first: a cancel that cannot be written is refused, not forgotten
+                // by the next start.
+                let mut cancelled = r.clone();
+                cancelled.state = JobState::Cancelled;
+                cancelled.cancel_requested = true;
+                cancelled.finished_at_ms = Some(now_ms());
+                self.store
+                    .save(&cancelled)
+                    .map_err(|e| ApiError::storage("the audit was not cancelled", &e))?;
                 queue.retain(|q| *q != id);
-                r.state = JobState::Cancelled;
-                r.cancel_requested = true;
-                r.finished_at_ms = Some(now_ms());
+                *r = cancelled;
                 Ok(true)
             }
             JobState::Running => {
@@ -265,7 +425,9 @@ impl Scheduler {
         })?;
         drop(queue);
         let record = job.record();
-        self.persist(&record);
+        if !outcome {
+            self.persist(&record);
+        }
         if outcome {
             *lock(&job.work) = None;
             self.prune();
@@ -285,10 +447,11 @@ impl Scheduler {
                 state.name()
             )));
         }
-        self.jobs.remove(&id);
         self.store
             .remove(id)
-            .map_err(|e| ApiError::Internal(format!("cannot delete the job file: {e}")))
+            .map_err(|e| ApiError::storage("the audit was not deleted", &e))?;
+        self.jobs.remove(&id);
+        Ok(())
     }
 
     /// Refreshes the queue-depth and jobs-by-state gauges.
@@ -326,11 +489,11 @@ impl Scheduler {
                 })
             })
             .collect();
-        if finished.len() <= self.jobs_kept {
+        if finished.len() <= self.options.jobs_kept {
             return;
         }
         finished.sort();
-        let excess = finished.len() - self.jobs_kept;
+        let excess = finished.len() - self.options.jobs_kept;
         // The file goes first: once a job is gone from the listing, its file must be too,
         // or a restart would resurrect a job the API already dropped.
         for (_, id) in finished.into_iter().take(excess) {

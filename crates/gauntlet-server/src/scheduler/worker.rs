@@ -1,18 +1,21 @@
 //! The audit worker loop: takes jobs from the queue and runs their plans through the
-//! engine's audit runner ([`gauntlet_attacks::audit::run`]), reporting progress into the job
-//! record, honouring the cancel flag (checked by the engine once per beam step) and the
-//! hold hook, and persisting every finished attack.
+//! engine's audit runner ([`gauntlet_attacks::audit::run`]), from their checkpoint when
+//! they resume, with a [`JobObserver`] that reports progress and writes checkpoints,
+//! honouring the cancel flag (checked by the engine once per beam step) and the hold hook.
 
+use std::collections::BTreeMap;
 use std::panic::AssertUnwindSafe;
 use std::sync::atomic::Ordering;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
-use gauntlet_attacks::audit::{self, AuditControl, AuditObserver, AuditReport};
-use gauntlet_attacks::{Lexicon, Progress};
+use gauntlet_attacks::audit::{self, AuditControl, AuditResume, NamedReport};
+use gauntlet_attacks::Lexicon;
 
+use super::checkpoint::JobObserver;
 use super::{lock, Job, Scheduler};
-use crate::jobs::JobState;
+use crate::jobs::{summaries_only, JobRecord, JobState};
 use crate::registry::now_ms;
+use crate::store::ResultsFile;
 
 impl Scheduler {
     pub(super) fn work_loop(&self) {
@@ -55,20 +58,31 @@ impl Scheduler {
                 return None;
             }
             r.state = JobState::Running;
-            r.started_at_ms = Some(now_ms());
+            r.started_at_ms.get_or_insert_with(now_ms);
             Some(r.clone())
         });
         let Some(record) = starting else { return };
-        self.persist(&record);
         let started = Instant::now();
-        let observer = JobObserver {
-            scheduler: self,
-            job,
-            examples: record.examples,
+        let prepared = self
+            .store
+            .save(&record)
+            .map_err(|e| format!("the job store cannot be written: {e}"))
+            .and_then(|()| self.resume_point(&record));
+        let (resume, results, committed) = match prepared {
+            Ok(p) => p,
+            Err(why) => {
+                self.finish(job, |r| {
+                    r.state = JobState::Failed;
+                    r.error = Some(why);
+                });
+                return;
+            }
         };
+        let observer = JobObserver::new(self, job, record.examples, results, committed);
         let control = AuditControl {
             cancel: Some(&job.cancel),
             observer: Some(&observer),
+            resume: resume.as_ref(),
         };
         let result = audit::run(
             &work.plan,
@@ -78,13 +92,15 @@ impl Scheduler {
             &work.examples,
             &control,
         );
-        // Persist the final state before publishing it: once a client can see the job as
-        // finished, its file must already say so (a crash right after loses nothing).
-        let mut finished = job.record();
-        finished.finished_at_ms = Some(now_ms());
-        match result {
-            Err(e) => {
-                let failed = finished.report.as_ref().map_or(0, |r| r.attacks.len());
+        observer.checkpoint(true);
+        let draining = self.is_shutting_down() && self.options.resume;
+        let state = self.finish(job, |r| match (result, observer.failure()) {
+            (_, Some(why)) => {
+                r.state = JobState::Failed;
+                r.error = Some(why);
+            }
+            (Err(e), None) => {
+                let failed = r.report.as_ref().map_or(0, |r| r.attacks.len());
                 let name = work
                     .plan
                     .attacks
@@ -94,74 +110,107 @@ impl Scheduler {
                     .attacks
                     .with_label_values(&[name, "failed"])
                     .inc();
-                finished.state = JobState::Failed;
-                finished.error = Some(e.to_string());
+                r.state = JobState::Failed;
+                r.error = Some(e.to_string());
             }
-            Ok(report) if report.cancelled || job.cancel.load(Ordering::SeqCst) => {
-                finished.report = Some(report);
-                if finished.cancel_requested {
-                    finished.state = JobState::Cancelled;
+            (Ok(report), None) if report.cancelled || job.cancel.load(Ordering::SeqCst) => {
+                if r.cancel_requested {
+                    r.state = JobState::Cancelled;
+                    r.report = Some(summaries_only(&report));
+                } else if draining {
+                    // Stays running on disk, with its last checkpoint: the next start
+                    // resumes it.
+                    r.finished_at_ms = None;
                 } else {
-                    finished.state = JobState::Interrupted;
-                    finished.error = Some("the server shut down while the job ran".into());
+                    r.state = JobState::Interrupted;
+                    r.report = Some(summaries_only(&report));
+                    r.error = Some(
+                        "the server shut down while the job ran and scheduler.resume is off"
+                            .into(),
+                    );
                 }
             }
-            Ok(report) => {
-                finished.report = Some(report);
-                finished.state = JobState::Succeeded;
+            (Ok(report), None) => {
+                r.report = Some(summaries_only(&report));
+                r.state = JobState::Succeeded;
             }
-        }
-        self.persist(&finished);
-        job.write(|r| *r = finished.clone());
+        });
         self.metrics
             .audit_duration
             .observe(started.elapsed().as_secs_f64());
-        tracing::info!("audit {} {}", finished.id, finished.state.name());
-    }
-}
-
-/// Progress and finished attacks of one job, into its record.
-struct JobObserver<'a> {
-    scheduler: &'a Scheduler,
-    job: &'a Job,
-    /// Examples the job attacks (its shard), per attack.
-    examples: usize,
-}
-
-impl AuditObserver for JobObserver<'_> {
-    fn progress(&self, attack: usize, p: Progress) {
-        self.job.write(|r| {
-            r.progress.done = attack * self.examples + p.done;
-            r.progress.successes = p.successes;
-            r.progress.evaluated = p.evaluated;
-        });
-        let s = self.scheduler;
-        while s.hold.load(Ordering::SeqCst)
-            && !self.job.cancel.load(Ordering::SeqCst)
-            && !s.is_shutting_down()
-        {
-            std::thread::sleep(Duration::from_millis(5));
-        }
-    }
-
-    fn attack_finished(&self, partial: &AuditReport) {
-        let Some(last) = partial.attacks.last() else {
-            return;
-        };
-        let stopped = last.report.cancelled;
-        self.scheduler.metrics.observe_report(
-            &last.report,
-            if stopped { "cancelled" } else { "completed" },
-        );
-        let done = partial.attacks.len();
-        let snapshot = self.job.write(|r| {
-            r.report = Some(partial.clone());
-            if !stopped {
-                r.progress.attacks_done = done;
-                r.progress.done = done * self.examples;
+        tracing::info!(
+            "audit {} {}",
+            record.id,
+            if state == JobState::Running {
+                "stopped at a checkpoint; it resumes at the next start"
+            } else {
+                state.name()
             }
-            r.clone()
-        });
-        self.scheduler.persist(&snapshot);
+        );
+    }
+
+    /// Applies the job's final change: on disk first, then in memory (once a client can
+    /// see the job as finished, its file already says so, unless the store failed, which
+    /// is logged). Returns the new state.
+    fn finish(&self, job: &Job, change: impl FnOnce(&mut JobRecord)) -> JobState {
+        let mut finished = job.record();
+        finished.finished_at_ms = Some(now_ms());
+        change(&mut finished);
+        self.persist(&finished);
+        let state = finished.state;
+        job.write(|r| *r = finished);
+        state
+    }
+
+    /// What an interrupted job resumes from (its finished attacks and the running attack's
+    /// examples, read from its results file up to the checkpoint), its results file cut to
+    /// that checkpoint, and the lines it counts.
+    fn resume_point(
+        &self,
+        record: &JobRecord,
+    ) -> Result<(Option<AuditResume>, ResultsFile, usize), String> {
+        let checkpoint = record.checkpoint.unwrap_or_default();
+        let results = self
+            .store
+            .results(record.id, checkpoint.results_bytes)
+            .map_err(|e| format!("cannot open the job's results file: {e}"))?;
+        if record.checkpoint.is_none() {
+            return Ok((None, results, 0));
+        }
+        let lines = self
+            .store
+            .read_results(record.id, checkpoint.results_bytes)
+            .map_err(|e| format!("cannot read the job's checkpoint: {e}"))?;
+        let mut finished: Vec<NamedReport> = record
+            .report
+            .iter()
+            .flat_map(|r| r.attacks.iter().cloned())
+            .take_while(|a| !a.report.cancelled)
+            .collect();
+        let mut partial = BTreeMap::new();
+        let running = finished.len();
+        for line in lines {
+            match finished.get_mut(line.attack) {
+                Some(attack) => attack.report.examples.push(line.example),
+                None if line.attack == running => {
+                    partial.insert(line.example.index, line.example);
+                }
+                None => {
+                    return Err(format!(
+                        "the results file holds attack {} beyond the checkpoint's attacks",
+                        line.attack
+                    ))
+                }
+            }
+        }
+        for attack in &mut finished {
+            attack.report.examples.sort_by_key(|e| e.index);
+        }
+        Ok((
+            Some(AuditResume { finished, partial }),
+            results,
+            checkpoint.results,
+        ))
     }
 }
+
