@@ -40,6 +40,15 @@ pub enum AttackKind {
 }
 
 impl AttackKind {
+    /// The attack a model gets when a request names none: HotFlip at the model's level
+    /// (`hotflip-word` for word and subword models, `hotflip-char` for character models).
+    pub fn default_for(input: InputKind) -> Self {
+        match input {
+            InputKind::Word => Self::HotflipWord,
+            InputKind::Char => Self::HotflipChar,
+        }
+    }
+
     /// Every attack, in a stable order.
     pub const ALL: [AttackKind; 7] = [
         Self::HotflipChar,

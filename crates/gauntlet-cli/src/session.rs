@@ -84,7 +84,7 @@ impl Session {
     /// Runs `plan` (its model and dataset are this session's), loading WordNet from
     /// `wordnet` (or the default places) when an attack is `sem`.
     pub fn run(&self, plan: AuditPlan, wordnet: Option<&Path>) -> Result<AuditReport> {
-        let lexicon = if plan.attacks.iter().any(|a| a.kind == AttackKind::Sem) {
+        let lexicon = if plan.attacks.iter().any(|a| a.kind == Some(AttackKind::Sem)) {
             Some(wordnet::load(wordnet)?)
         } else {
             None

@@ -189,6 +189,10 @@ impl ResponseError for ApiError {
             Self::StorageFull(_) => {
                 response.insert_header((header::RETRY_AFTER, "60"));
             }
+            // The rest of a trickled body is not worth reading.
+            Self::RequestTimeout(_) => {
+                response.force_close();
+            }
             // Predict queues drain in milliseconds.
             Self::PredictQueueFull(_) => {
                 response.insert_header((header::RETRY_AFTER, "1"));

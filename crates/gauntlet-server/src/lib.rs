@@ -14,6 +14,7 @@
 use std::net::{SocketAddr, TcpListener};
 use std::sync::Arc;
 use std::thread::JoinHandle;
+use std::time::Duration;
 
 use actix_web::body::MessageBody;
 use actix_web::dev::{ServiceFactory, ServiceRequest, ServiceResponse};
@@ -56,6 +57,7 @@ pub fn create_app(
     let limits = &state.config.limits;
     let key: Option<Arc<str>> = state.config.server.api_key.as_deref().map(Arc::from);
     let metrics = Arc::clone(&state.metrics);
+    let state_body_timeout_ms = state.config.server.request_body_timeout_ms.get();
     let v1 = web::scope("/v1")
         .wrap_fn(middleware::require_api_key(key))
         .configure(routes::models::configure)
@@ -70,19 +72,103 @@ pub fn create_app(
         .configure(routes::metrics::configure)
         .service(v1)
         .default_service(web::to(routes::route_not_found))
+        .wrap_fn(middleware::body_deadline(Duration::from_millis(
+            state_body_timeout_ms,
+        )))
         .wrap_fn(middleware::observe_requests(metrics))
 }
 
-/// Builds the HTTP server on a bound listener (call inside an actix system).
+/// Builds the HTTP server on a bound listener (call inside an actix system), with the
+/// client bounds of `[server]`. It does not handle signals: [`serve_until_signal`] does,
+/// so that a stop first drains the audit workers.
 pub fn build_server(
     state: web::Data<AppState>,
     listener: TcpListener,
 ) -> std::io::Result<actix_web::dev::Server> {
-    let workers = state.config.server.http_workers.get();
+    let server = &state.config.server;
+    let workers = server.http_workers.get();
+    let (head, keep_alive, connections) = (
+        Duration::from_millis(server.client_request_timeout_ms.get()),
+        Duration::from_secs(server.keep_alive_secs.get()),
+        server.max_connections_per_worker.get(),
+    );
+    let http_grace = http_grace(server.shutdown_grace_secs.get());
     Ok(HttpServer::new(move || create_app(state.clone()))
         .workers(workers)
+        .client_request_timeout(head)
+        .client_disconnect_timeout(Duration::from_secs(1))
+        .keep_alive(keep_alive)
+        .max_connections(connections)
+        .shutdown_timeout(http_grace)
+        .disable_signals()
         .listen(listener)?
         .run())
+}
+
+/// The part of the shutdown grace left to open requests (the rest goes to the audit
+/// workers' last beam step and checkpoint): a third, at least a second.
+fn http_grace(grace_secs: u64) -> u64 {
+    (grace_secs / 3).max(1)
+}
+
+/// Serves until SIGTERM or SIGINT, then stops gracefully within `server.shutdown_grace_secs`:
+/// new audits get 503 `shutting_down` (and `/readyz` 503) while reads are still served,
+/// running jobs stop at their next beam step and write a checkpoint, then the HTTP server
+/// lets open requests finish and stops. Call inside an actix system.
+pub async fn serve_until_signal(
+    state: web::Data<AppState>,
+    listener: TcpListener,
+) -> std::io::Result<()> {
+    let server = build_server(state.clone(), listener)?;
+    let handle = server.handle();
+    let grace_secs = state.config.server.shutdown_grace_secs.get();
+    actix_web::rt::spawn(async move {
+        let signal = wait_for_signal().await;
+        let started = std::time::Instant::now();
+        tracing::info!(
+            "{signal}: refusing new audits; running jobs stop at their next beam step and checkpoint (grace {grace_secs} s)"
+        );
+        state.scheduler.begin_shutdown();
+        let scheduler = Arc::clone(&state.scheduler);
+        let workers_grace = Duration::from_secs(grace_secs - http_grace(grace_secs).min(grace_secs - 1));
+        let joined = actix_web::rt::task::spawn_blocking(move || scheduler.join_workers(workers_grace))
+            .await
+            .unwrap_or(false);
+        if joined {
+            tracing::info!(
+                "audit workers stopped after {} ms; stopping the HTTP server",
+                started.elapsed().as_millis()
+            );
+        } else {
+            tracing::warn!("audit workers still running after {} s; they resume from their last checkpoint at the next start", workers_grace.as_secs());
+        }
+        handle.stop(true).await;
+    });
+    server.await
+}
+
+/// The first SIGTERM or SIGINT (Ctrl-C), by name.
+async fn wait_for_signal() -> &'static str {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => tokio::select! {
+                _ = term.recv() => "SIGTERM",
+                _ = tokio::signal::ctrl_c() => "SIGINT",
+            },
+            Err(e) => {
+                tracing::warn!("cannot listen for SIGTERM ({e}); stopping on SIGINT only");
+                let _ = tokio::signal::ctrl_c().await;
+                "SIGINT"
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+        "Ctrl-C"
+    }
 }
 
 /// A server running on a background thread (tests, embedding).

@@ -9,7 +9,7 @@ use std::path::PathBuf;
 
 use anyhow::Context;
 use clap::Parser;
-use gauntlet_server::{build_server, AppState, Config, Overrides};
+use gauntlet_server::{serve_until_signal, AppState, Config, Overrides};
 use tracing_subscriber::EnvFilter;
 
 /// Gauntlet attack server: REST API, audit jobs, Prometheus metrics.
@@ -70,8 +70,10 @@ fn main() -> anyhow::Result<()> {
     let state = actix_web::web::Data::new(AppState::new(config)?);
     tracing::info!("listening on http://{addr}");
     let data = state.clone();
-    actix_web::rt::System::new().block_on(async move { build_server(data, listener)?.await })?;
-    tracing::info!("HTTP server stopped; stopping audit workers");
-    state.shutdown();
+    actix_web::rt::System::new().block_on(serve_until_signal(data, listener))?;
+    // After a signal the workers have stopped (or the grace ran out: their jobs resume from
+    // their last checkpoint at the next start); this only joins idle threads.
+    state.scheduler.begin_shutdown();
+    tracing::info!("stopped");
     Ok(())
 }

@@ -1,5 +1,6 @@
-//! The application's two middlewares: API-key authentication of `/v1` ([`require_api_key`])
-//! and request metrics for every route ([`observe_requests`]).
+//! The application's middlewares: API-key authentication of `/v1` ([`require_api_key`]),
+//! request metrics for every route ([`observe_requests`]), and a deadline on request bodies
+//! ([`body_deadline`]).
 
 use std::future::{ready, Future};
 use std::pin::Pin;
@@ -9,7 +10,7 @@ use std::time::Instant;
 use actix_web::body::{BoxBody, MessageBody};
 use actix_web::dev::{Service, ServiceRequest, ServiceResponse};
 use actix_web::http::header;
-use actix_web::ResponseError;
+use actix_web::{HttpMessage, ResponseError};
 
 use crate::error::ApiError;
 use crate::metrics::Metrics;
@@ -105,5 +106,64 @@ mod tests {
         assert!(!constant_time_eq(b"secre", b"secret"));
         assert!(!constant_time_eq(b"secretx", b"secret"));
         assert!(!constant_time_eq(b"", b"secret"));
+    }
+}
+
+/// A request body that must arrive whole within a time limit: past it, the stream ends with
+/// a `TimedOut` error, which the extractors answer as `408 request_timeout` (and the
+/// connection is closed). Only a body that is still being read is cut: a trickling client
+/// cannot hold a worker's connection slot longer than the limit.
+struct Deadline {
+    inner: actix_web::dev::Payload,
+    sleep: Pin<Box<tokio::time::Sleep>>,
+    limit: std::time::Duration,
+}
+
+impl futures_core::Stream for Deadline {
+    type Item = Result<actix_web::web::Bytes, actix_web::error::PayloadError>;
+
+    fn poll_next(
+        mut self: Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Self::Item>> {
+        use std::task::Poll;
+        if let Poll::Ready(item) = Pin::new(&mut self.inner).poll_next(cx) {
+            return Poll::Ready(item);
+        }
+        match self.sleep.as_mut().poll(cx) {
+            Poll::Ready(()) => Poll::Ready(Some(Err(actix_web::error::PayloadError::Io(
+                std::io::Error::new(
+                    std::io::ErrorKind::TimedOut,
+                    format!(
+                        "the request body did not arrive within {} ms (server.request_body_timeout_ms)",
+                        self.limit.as_millis()
+                    ),
+                ),
+            )))),
+            Poll::Pending => Poll::Pending,
+        }
+    }
+}
+
+/// Puts a deadline of `limit` on every request body (see [`Deadline`]).
+pub fn body_deadline<S, B>(
+    limit: std::time::Duration,
+) -> impl Fn(ServiceRequest, &S) -> Answer<B> + Clone + 'static
+where
+    S: Service<ServiceRequest, Response = ServiceResponse<B>, Error = actix_web::Error>,
+    S::Future: 'static,
+    B: 'static,
+{
+    move |mut req: ServiceRequest, srv: &S| {
+        let inner = req.take_payload();
+        let body = Deadline {
+            inner,
+            sleep: Box::pin(tokio::time::sleep(limit)),
+            limit,
+        };
+        req.set_payload(actix_web::dev::Payload::Stream {
+            payload: Box::pin(body),
+        });
+        Box::pin(srv.call(req))
     }
 }

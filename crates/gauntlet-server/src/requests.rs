@@ -25,7 +25,7 @@ pub fn check_texts<'a>(
     }
     if n > limits.max_texts_per_request.get() {
         return Err(ApiError::PayloadTooLarge(format!(
-            "{n} items in `{field}`; at most {} are allowed per request (limits.max_texts_per_request.get())",
+            "{n} items in `{field}`; at most {} are allowed per request (limits.max_texts_per_request)",
             limits.max_texts_per_request.get()
         )));
     }
@@ -45,7 +45,7 @@ pub fn check_each_text<'a>(
         let chars = text.chars().count();
         if chars > limits.max_chars_per_text.get() {
             return Err(ApiError::PayloadTooLarge(format!(
-                "`{field}[{i}]` has {chars} characters; at most {} are allowed (limits.max_chars_per_text.get())",
+                "`{field}[{i}]` has {chars} characters; at most {} are allowed (limits.max_chars_per_text)",
                 limits.max_chars_per_text.get()
             )));
         }
@@ -57,7 +57,7 @@ pub fn check_each_text<'a>(
 pub fn check_attack(config: &AttackConfig, limits: &Limits) -> Result<(), ApiError> {
     if config.beam_width > limits.max_beam_width.get() {
         return Err(ApiError::LimitExceeded(format!(
-            "beam_width {} is above the server's ceiling of {} (limits.max_beam_width.get())",
+            "beam_width {} is above the server's ceiling of {} (limits.max_beam_width)",
             config.beam_width,
             limits.max_beam_width.get()
         )));
@@ -65,14 +65,14 @@ pub fn check_attack(config: &AttackConfig, limits: &Limits) -> Result<(), ApiErr
     if let Some(Budget::Changes(n)) = config.budget {
         if n > limits.max_budget_changes.get() {
             return Err(ApiError::LimitExceeded(format!(
-                "budget of {n} changes is above the server's ceiling of {} (limits.max_budget_changes.get())",
+                "budget of {n} changes is above the server's ceiling of {} (limits.max_budget_changes)",
                 limits.max_budget_changes.get()
             )));
         }
     }
     if config.batch_size > limits.max_batch_size.get() {
         return Err(ApiError::LimitExceeded(format!(
-            "batch_size {} is above the server's ceiling of {} (limits.max_batch_size.get())",
+            "batch_size {} is above the server's ceiling of {} (limits.max_batch_size)",
             config.batch_size,
             limits.max_batch_size.get()
         )));

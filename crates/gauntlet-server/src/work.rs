@@ -16,8 +16,13 @@ use crate::state::{audit_error, AppState};
 
 /// A new job for `request`: checked against the limits and the model, its dataset read,
 /// its record ready to persist.
-pub fn prepare(state: &AppState, request: AuditRequest) -> Result<(JobRecord, JobWork), ApiError> {
+pub fn prepare(
+    state: &AppState,
+    mut request: AuditRequest,
+) -> Result<(JobRecord, JobWork), ApiError> {
     let model = state.model(request.model.as_deref())?;
+    // Stored with its kinds explicit, so the job's attack names never depend on a model.
+    request.fit_defaults(model.model.classifier().input_kind());
     let (work, attacked, data) = work_for(state, &request, Arc::clone(&model))?;
     let record = JobRecord {
         id: Uuid::new_v4(),

@@ -32,6 +32,8 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use super::gate::Gate;
 use super::{AuditError, AuditTarget};
+use gauntlet_core::InputKind;
+
 use crate::config::{AttackConfig, AttackKind, Budget};
 use crate::engine::{Attacker, ModelRef};
 use crate::error::AttackError;
@@ -217,8 +219,10 @@ impl BudgetSpec {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct AttackSpec {
-    /// The attack.
-    pub kind: AttackKind,
+    /// The attack; default: the model's HotFlip ([`AttackKind::default_for`]:
+    /// `hotflip-word` on word and subword models, `hotflip-char` on character models).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kind: Option<AttackKind>,
     /// Name in reports (letters, digits, `-`, `_`, `.`); default: the attack's name, with
     /// `-2`, `-3`… on repeats.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -284,10 +288,15 @@ pub struct AttackSpec {
 }
 
 impl AttackSpec {
+    /// The attack's name as plans spell it (`hotflip` while its kind waits for the model).
+    pub fn kind_name(&self) -> &'static str {
+        self.kind.map_or("hotflip", AttackKind::name)
+    }
+
     /// An attack with every setting at its default.
     pub fn new(kind: AttackKind) -> Self {
         Self {
-            kind,
+            kind: Some(kind),
             name: None,
             beam_width: None,
             budget: None,
@@ -424,7 +433,7 @@ impl AuditPlan {
         }
         let mut names: Vec<String> = Vec::with_capacity(self.attacks.len());
         for (i, a) in self.attacks.iter().enumerate() {
-            let at = format!("attacks[{i}] ({})", a.kind);
+            let at = format!("attacks[{i}] ({})", a.kind_name());
             let name = match &a.name {
                 Some(n) if !is_report_name(n) => {
                     return bad(format!(
@@ -436,7 +445,7 @@ impl AuditPlan {
                 }
                 Some(n) => n.clone(),
                 None => {
-                    let base = a.kind.name();
+                    let base = a.kind_name();
                     (1..)
                         .map(|k| match k {
                             1 => base.to_owned(),
@@ -448,7 +457,7 @@ impl AuditPlan {
             };
             a.gate(None).validate(&at).map_err(AuditError::Plan)?;
             if let Some(other) = &a.counts_from {
-                if a.kind != AttackKind::Random {
+                if a.kind != Some(AttackKind::Random) {
                     return bad(format!("{at}: counts_from applies to `random` only"));
                 }
                 if !names.contains(other) {
@@ -467,6 +476,13 @@ impl AuditPlan {
         Ok(names)
     }
 
+    /// Gives every attack without a kind the model's HotFlip ([`AttackKind::default_for`]).
+    pub fn fit_defaults(&mut self, input: InputKind) {
+        for a in &mut self.attacks {
+            a.kind.get_or_insert(AttackKind::default_for(input));
+        }
+    }
+
     /// Checks every attack against the model (input kind, gradients, labels, `sem`'s
     /// lexicon, ranges) and gives the final engine configurations. Nothing is built but
     /// the configurations.
@@ -475,15 +491,18 @@ impl AuditPlan {
         target: &dyn AuditTarget,
         has_lexicon: bool,
     ) -> Result<ResolvedPlan, AuditError> {
-        let names = self.validate()?;
+        let mut plan = self;
+        plan.fit_defaults(target.classifier().input_kind());
+        let names = plan.validate()?;
         let labels = target.classifier().labels();
         let mut attacks = Vec::with_capacity(names.len());
-        for (a, name) in self.attacks.iter().zip(names) {
+        for (a, name) in plan.attacks.iter().zip(names) {
             let fail = |source: AttackError| AuditError::Attack {
                 name: name.clone(),
                 error: source,
             };
-            let mut c = AttackConfig::new(a.kind);
+            let kind = a.kind.unwrap_or(AttackKind::HotflipWord);
+            let mut c = AttackConfig::new(kind);
             c.beam_width = a.beam_width.unwrap_or(c.beam_width);
             c.budget = a
                 .budget
@@ -502,8 +521,8 @@ impl AuditPlan {
             c.require_oov = a.require_oov.unwrap_or(c.require_oov);
             c.cosine_threshold = a.cosine_threshold.unwrap_or(c.cosine_threshold);
             c.candidates_cap = a.candidates_cap.or(c.candidates_cap);
-            c.seed = a.seed.or(self.seed).unwrap_or(c.seed);
-            c.batch_size = a.batch_size.or(self.batch_size).unwrap_or(c.batch_size);
+            c.seed = a.seed.or(plan.seed).unwrap_or(c.seed);
+            c.batch_size = a.batch_size.or(plan.batch_size).unwrap_or(c.batch_size);
             c.allow_subword_pieces = a.allow_subword_pieces.unwrap_or(c.allow_subword_pieces);
             c.char_edits = a.char_edits.unwrap_or(c.char_edits);
             c.random_change_counts = a.random_change_counts.clone();
@@ -515,10 +534,10 @@ impl AuditPlan {
                     })
                 })?);
             }
-            if a.kind == AttackKind::Sem && !has_lexicon {
+            if kind == AttackKind::Sem && !has_lexicon {
                 return Err(fail(AttackError::MissingLexicon));
             }
-            let model = model_ref_of(target, a.kind).map_err(fail)?;
+            let model = model_ref_of(target, kind).map_err(fail)?;
             Attacker::check(model, target.codec(), &mut c).map_err(fail)?;
             let counts_from = a.counts_from.as_ref().and_then(|other| {
                 attacks
@@ -526,16 +545,13 @@ impl AuditPlan {
                     .position(|p: &ResolvedAttack| &p.name == other)
             });
             attacks.push(ResolvedAttack {
-                gate: a.gate(self.gate.as_ref()),
+                gate: a.gate(plan.gate.as_ref()),
                 name,
                 config: c,
                 counts_from,
             });
         }
-        Ok(ResolvedPlan {
-            plan: self,
-            attacks,
-        })
+        Ok(ResolvedPlan { plan, attacks })
     }
 }
 

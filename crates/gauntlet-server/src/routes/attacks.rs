@@ -2,7 +2,7 @@
 //! engine's report (per-example results and summary).
 //!
 //! The attack runs on the blocking pool under a per-request time limit
-//! (`limits.attack_timeout_ms.get()`): on timeout the run's cancel flag is set, so the engine
+//! (`limits.attack_timeout_ms`): on timeout the run's cancel flag is set, so the engine
 //! stops at its next beam step, and the client gets `504 attack_timeout`.
 
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use actix_web::{web, HttpResponse};
 use gauntlet_attacks::audit::{model_identity, resolve_inline, InlineExample};
-use gauntlet_attacks::{AttackConfig, RunControl};
+use gauntlet_attacks::{AttackConfig, AttackKind, RunControl};
 use serde::Deserialize;
 
 use crate::error::ApiError;
@@ -35,8 +35,9 @@ pub struct AttackRequest {
     /// A loaded model; the default model when omitted.
     #[serde(default)]
     pub model: Option<String>,
-    /// The attack and its parameters.
-    pub attack: AttackConfig,
+    /// The attack and its parameters (an [`AttackConfig`]); without `kind`, the model's
+    /// HotFlip ([`gauntlet_attacks::AttackKind::default_for`]).
+    pub attack: serde_json::Map<String, serde_json::Value>,
     /// Labelled texts.
     pub examples: Vec<InlineExample>,
 }
@@ -52,14 +53,20 @@ async fn attack(
         limits,
         "examples",
     )?;
-    check_attack(&req.attack, limits)?;
     let model = state.model(req.model.as_deref())?;
+    let mut raw = req.attack;
+    let default = AttackKind::default_for(model.model.classifier().input_kind());
+    raw.entry("kind")
+        .or_insert_with(|| serde_json::Value::String(default.name().into()));
+    let config: AttackConfig = serde_json::from_value(serde_json::Value::Object(raw))
+        .map_err(|e| ApiError::InvalidJson(format!("invalid JSON body: attack: {e}")))?;
+    check_attack(&config, limits)?;
     let examples = resolve_inline(&req.examples, &model.model.manifest().labels, "examples")
         .map_err(ApiError::BadRequest)?;
-    let kind = req.attack.kind;
+    let kind = config.kind;
     // Validate before spending blocking time (config errors are not subject to the limit);
     // the attacker itself is built once, below.
-    let mut config = req.attack;
+    let mut config = config;
     check_attack_fits(&model.model, &mut config, state.lexicon.is_some())?;
     let cancel = Arc::new(AtomicBool::new(false));
     let flag = Arc::clone(&cancel);
