@@ -76,6 +76,12 @@ pub enum ApiError {
     /// The body, a text, or the number of texts is over its limit.
     #[error("{0}")]
     PayloadTooLarge(String),
+    /// An audit plan whose settings are each valid but contradict each other.
+    #[error("{0}")]
+    InvalidPlan(String),
+    /// A label (of an example, or an attack's target) that the model does not have.
+    #[error("{0}")]
+    InvalidLabel(String),
     /// The attack does not fit the model (e.g. a character attack on a word model).
     #[error("{0}")]
     AttackIncompatible(String),
@@ -143,6 +149,8 @@ impl ApiError {
             Self::Conflict(_) => (S::CONFLICT, "conflict"),
             Self::PayloadTooLarge(_) => (S::PAYLOAD_TOO_LARGE, "payload_too_large"),
             Self::AttackIncompatible(_) => (S::UNPROCESSABLE_ENTITY, "attack_incompatible"),
+            Self::InvalidLabel(_) => (S::UNPROCESSABLE_ENTITY, "invalid_label"),
+            Self::InvalidPlan(_) => (S::UNPROCESSABLE_ENTITY, "invalid_plan"),
             Self::ModelInvalid(_) => (S::UNPROCESSABLE_ENTITY, "model_invalid"),
             Self::QueueFull(_) | Self::PredictQueueFull(_) => (S::TOO_MANY_REQUESTS, "queue_full"),
             Self::Timeout(_) => (S::GATEWAY_TIMEOUT, "attack_timeout"),
@@ -215,6 +223,16 @@ impl From<AttackError> for ApiError {
             | AttackError::NeedsGradients(_)
             | AttackError::GradientsUnavailable { .. }
             | AttackError::MissingLexicon => Self::AttackIncompatible(err.to_string()),
+            // Settings that are valid on their own but name a class the model lacks, or do
+            // not apply to this attack on this model.
+            AttackError::InvalidConfig {
+                field: "target_label" | "target",
+                ..
+            } => Self::InvalidLabel(err.to_string()),
+            AttackError::InvalidConfig {
+                field: "char_edits" | "model",
+                ..
+            } => Self::AttackIncompatible(err.to_string()),
             AttackError::InvalidConfig { .. }
             | AttackError::InvalidExample { .. }
             | AttackError::Encode { .. } => Self::InvalidAttack(err.to_string()),

@@ -111,9 +111,11 @@ pub fn audit_error(e: AuditError) -> ApiError {
                 ApiError::AttackIncompatible(format!("attack {name:?}: {m}"))
             }
             ApiError::InvalidAttack(m) => ApiError::InvalidAttack(format!("attack {name:?}: {m}")),
+            ApiError::InvalidLabel(m) => ApiError::InvalidLabel(format!("attack {name:?}: {m}")),
             other => other,
         },
         AuditError::Plan(m) | AuditError::Data(m) => ApiError::BadRequest(m),
+        AuditError::Inconsistent(m) => ApiError::InvalidPlan(m),
         other @ (AuditError::Merge(_) | AuditError::Gate(_)) => {
             ApiError::Internal(other.to_string())
         }

@@ -106,7 +106,7 @@ fn work_for(
     let examples = match (&dataset.name, &dataset.examples) {
         (Some(name), None) => read_dataset(&state.datasets_dir, name, labels)?,
         (None, Some(inline)) => {
-            resolve_inline(inline, labels, "dataset.examples").map_err(ApiError::BadRequest)?
+            resolve_inline(inline, labels, "dataset.examples").map_err(ApiError::InvalidLabel)?
         }
         _ => {
             return Err(ApiError::BadRequest(

@@ -36,6 +36,10 @@ pub enum AuditError {
     /// The plan is invalid before any model is looked at.
     #[error("invalid audit plan: {0}")]
     Plan(String),
+    /// The plan's settings are each valid but contradict each other (a shard index not
+    /// below its count, a report name used twice, `counts_from` naming no earlier attack).
+    #[error("inconsistent audit plan: {0}")]
+    Inconsistent(String),
     /// An attack of the plan does not fit the model, or failed.
     #[error("attack {name:?}: {error}")]
     Attack {

@@ -376,9 +376,18 @@ impl Serialize for Shard {
 }
 
 impl<'de> Deserialize<'de> for Shard {
+    /// Reads `I/N` with N ≥ 1; an index not below N parses and is refused by
+    /// [`AuditPlan::validate`] (the two numbers are each fine, together inconsistent).
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let text = String::deserialize(d)?;
-        text.parse().map_err(de::Error::custom)
+        let bad = || de::Error::custom(format!("invalid shard {text:?}: write I/N with N >= 1, e.g. 0/4"));
+        let (i, n) = text.trim().split_once('/').ok_or_else(bad)?;
+        let index: usize = i.trim().parse().map_err(|_| bad())?;
+        let count: usize = n.trim().parse().map_err(|_| bad())?;
+        if count == 0 {
+            return Err(bad());
+        }
+        Ok(Self { index, count })
     }
 }
 
@@ -416,6 +425,12 @@ impl AuditPlan {
     /// rates, shard, `counts_from` references. Answers the attacks' report names.
     pub fn validate(&self) -> Result<Vec<String>, AuditError> {
         let bad = |m: String| Err(AuditError::Plan(m));
+        let inconsistent = |m: String| Err(AuditError::Inconsistent(m));
+        if let Some(shard) = self.shard.filter(|s| s.index >= s.count) {
+            return inconsistent(format!(
+                "shard {shard}: the index must lie below the count, 0 <= I < N"
+            ));
+        }
         if self.attacks.is_empty() {
             return bad(
                 "the plan lists no attack (add an [[attack]] table, or an entry to `attacks`)"
@@ -441,7 +456,7 @@ impl AuditPlan {
                     ))
                 }
                 Some(n) if names.contains(n) || n == "summary" || n == "audit" => {
-                    return bad(format!("{at}: the report name {n:?} is taken"))
+                    return inconsistent(format!("{at}: the report name {n:?} is taken"))
                 }
                 Some(n) => n.clone(),
                 None => {
@@ -458,15 +473,15 @@ impl AuditPlan {
             a.gate(None).validate(&at).map_err(AuditError::Plan)?;
             if let Some(other) = &a.counts_from {
                 if a.kind != Some(AttackKind::Random) {
-                    return bad(format!("{at}: counts_from applies to `random` only"));
+                    return inconsistent(format!("{at}: counts_from applies to `random` only"));
                 }
                 if !names.contains(other) {
-                    return bad(format!(
+                    return inconsistent(format!(
                         "{at}: counts_from {other:?} names no earlier attack of the plan"
                     ));
                 }
                 if a.random_change_counts.is_some() {
-                    return bad(format!(
+                    return inconsistent(format!(
                         "{at}: give counts_from or random_change_counts, not both"
                     ));
                 }

@@ -62,7 +62,7 @@ async fn attack(
         .map_err(|e| ApiError::InvalidJson(format!("invalid JSON body: attack: {e}")))?;
     check_attack(&config, limits)?;
     let examples = resolve_inline(&req.examples, &model.model.manifest().labels, "examples")
-        .map_err(ApiError::BadRequest)?;
+        .map_err(ApiError::InvalidLabel)?;
     let kind = config.kind;
     // Validate before spending blocking time (config errors are not subject to the limit);
     // the attacker itself is built once, below.

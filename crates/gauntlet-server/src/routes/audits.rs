@@ -155,6 +155,19 @@ async fn examples(
             "limit {limit} must lie in 1..={max} (limits.max_page_size)"
         )));
     }
+    let attacks = state.config.limits.max_attacks_per_audit.get();
+    let offsets = state.config.limits.max_audit_examples.get() * attacks;
+    if query.offset > offsets {
+        return Err(ApiError::LimitExceeded(format!(
+            "offset {} is above {offsets} (limits.max_audit_examples × limits.max_attacks_per_audit)",
+            query.offset
+        )));
+    }
+    if let Some(a) = query.attack.filter(|&a| a >= attacks) {
+        return Err(ApiError::LimitExceeded(format!(
+            "attack {a} must lie below {attacks} (limits.max_attacks_per_audit)"
+        )));
+    }
     let record = state.scheduler.get(*id)?.record();
     let st = state.clone();
     let query = query.into_inner();

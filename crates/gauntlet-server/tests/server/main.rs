@@ -9,5 +9,6 @@ mod batching;
 mod common;
 mod onnx;
 mod openapi;
+mod schemathesis;
 mod spec;
 mod wordnet;
