@@ -206,7 +206,7 @@ impl Scheduler {
         pending.sort_by_key(|j| j.read(|r| (r.created_at_ms, r.id)));
         for job in pending {
             let record = job.record();
-            let restored = match work_of(&record) {
+            let restored = match self.check_results(&record).and_then(|()| work_of(&record)) {
                 Ok(work) => {
                     let was = record.state;
                     let record = job.write(|r| {
@@ -281,6 +281,25 @@ impl Scheduler {
     /// A maintenance and test hook: it makes "a job is running" a stable state.
     pub fn set_hold(&self, hold: bool) {
         self.hold.store(hold, Ordering::SeqCst);
+    }
+
+    /// Whether a job's results file holds the lines its checkpoint counts.
+    fn check_results(&self, record: &JobRecord) -> Result<(), String> {
+        let Some(checkpoint) = record.checkpoint else {
+            return Ok(());
+        };
+        let lines = self
+            .store
+            .read_results(record.id, checkpoint.results_bytes)
+            .map_err(|e| format!("its results file cannot be read: {e}"))?;
+        if lines.len() != checkpoint.results {
+            return Err(format!(
+                "its results file holds {} results where its checkpoint counts {}",
+                lines.len(),
+                checkpoint.results
+            ));
+        }
+        Ok(())
     }
 
     /// Begins a graceful stop: new audits are refused (503 `shutting_down`), idle workers

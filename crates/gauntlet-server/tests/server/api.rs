@@ -200,7 +200,7 @@ fn synchronous_attacks_report_and_enforce_limits() {
         "/v1/attacks",
         &json!({"attack": {"kind": "unk"}, "examples": [{"text": "good", "label": 7}]}),
     )
-    .err(400, "bad_request");
+    .err(422, "invalid_label");
     api.post(
         "/v1/attacks",
         &json!({"attack": {"kind": "unk"}, "examples": [{"text": "", "label": 1}]}),

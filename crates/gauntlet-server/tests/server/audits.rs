@@ -114,7 +114,7 @@ fn audit_lifecycle_with_gate_and_paging() {
     )
     .err(400, "bad_request");
     api.post("/v1/audits", &json!({"attacks": [{"kind": "unk"}], "dataset": {"examples": [{"text": "good", "label": "meh"}]}}))
-        .err(400, "bad_request");
+        .err(422, "invalid_label");
     api.post("/v1/audits", &json!({"attacks": "unk", "dataset": {}}))
         .err(400, "invalid_json");
 }
@@ -264,77 +264,105 @@ fn finished_jobs_beyond_jobs_kept_are_pruned() {
         .map(|j| j["id"].as_str().unwrap())
         .collect();
     assert_eq!(kept, [ids[1].as_str(), ids[2].as_str()]);
+    // A record and a results file each.
     let files = std::fs::read_dir(data.path().join("jobs")).unwrap().count();
-    assert_eq!(files, 2);
+    assert_eq!(files, 4);
+}
+
+/// The report without wall times (what must equal across interruptions).
+pub fn without_times(mut report: Value) -> Value {
+    report["wall_time_ms"] = json!(0);
+    for a in report["attacks"].as_array_mut().unwrap() {
+        a["report"]["summary"]["wall_time_ms"] = json!(0);
+        a["report"]["summary"]["examples_per_second"] = json!(0);
+        for e in a["report"]["examples"].as_array_mut().unwrap() {
+            e["wall_time_ms"] = json!(0);
+        }
+    }
+    report
 }
 
 #[test]
-fn restart_serves_finished_jobs_and_marks_unfinished_ones_interrupted() {
+fn restart_resumes_unfinished_jobs_and_interrupts_only_those_that_cannot() {
     let data = tempfile::tempdir().unwrap();
-    let (done_id, held_id, report) = {
+    let plan = || {
+        let mut req = audit(6, json!({"kind": "hotflip-word", "beam_width": 2}));
+        req["attacks"]
+            .as_array_mut()
+            .unwrap()
+            .push(json!({"kind": "unk", "beam_width": 2}));
+        req
+    };
+    let (done_id, held_id, report, page) = {
         let server = start(config(data.path()));
         let api = Api::new(&server);
-        let id = id_of(
-            api.post(
-                "/v1/audits",
-                &audit(6, json!({"kind": "hotflip-word", "beam_width": 2})),
-            )
-            .ok(202),
-        );
-        let done = api.wait_finished(&id);
-        assert_eq!(done["state"], "succeeded");
-        let examples = api
+        let id = id_of(api.post("/v1/audits", &plan()).ok(202));
+        assert_eq!(api.wait_finished(&id)["state"], "succeeded");
+        let report = api.get(&format!("/v1/audits/{id}/report")).ok(200).clone();
+        let page = api
             .get(&format!("/v1/audits/{id}/examples"))
             .ok(200)
             .clone();
-        // A job still running when the server stops ends interrupted.
+        // A job still running at a graceful stop checkpoints and resumes at the next start.
         server.state.scheduler.set_hold(true);
-        let held = id_of(
-            api.post("/v1/audits", &audit(6, json!({"kind": "unk"})))
-                .ok(202),
-        );
+        let held = id_of(api.post("/v1/audits", &plan()).ok(202));
         api.wait_audit(&held, |s| s == "running");
         server.stop();
-        (id, held, (done, examples))
+        (id, held, report, page)
     };
-    // A crash leaves records in the running and queued states: write them as a crash would.
+    // A crash leaves records in the running and queued states: write them as a crash would,
+    // copies of the finished job (a running one with its results, a queued one without).
     let jobs = data.path().join("jobs");
     let record: Value =
         serde_json::from_slice(&std::fs::read(jobs.join(format!("{done_id}.json"))).unwrap())
             .unwrap();
-    let mut crashed = Vec::new();
-    for (i, state) in ["running", "queued"].iter().enumerate() {
+    let crash = |n: usize, state: &str, results: bool, change: &dyn Fn(&mut Value)| {
         let mut r = record.clone();
-        let id = format!("00000000-0000-4000-8000-00000000000{i}");
+        let id = format!("00000000-0000-4000-8000-00000000000{n}");
         r["id"] = json!(id);
         r["state"] = json!(state);
         r["finished_at_ms"] = Value::Null;
-        std::fs::write(
-            jobs.join(format!("{id}.json")),
-            serde_json::to_vec(&r).unwrap(),
-        )
-        .unwrap();
-        crashed.push(id);
-    }
+        change(&mut r);
+        std::fs::write(jobs.join(format!("{id}.json")), serde_json::to_vec(&r).unwrap()).unwrap();
+        if results {
+            std::fs::copy(
+                jobs.join(format!("{done_id}.results.jsonl")),
+                jobs.join(format!("{id}.results.jsonl")),
+            )
+            .unwrap();
+        }
+        id
+    };
+    let running = crash(1, "running", true, &|_| {});
+    let queued = crash(2, "queued", false, &|r| {
+        r["report"] = Value::Null;
+        r["checkpoint"] = Value::Null;
+    });
+    let lost_results = crash(3, "running", false, &|_| {});
+    let other_model = crash(4, "running", true, &|r| r["model_digest"] = json!("feed"));
     std::fs::write(jobs.join("garbage.json"), b"{not json").unwrap();
     std::fs::write(jobs.join("x.tmp"), b"partial").unwrap();
 
     let server = start(config(data.path()));
     let api = Api::new(&server);
-    let again = api.get(&format!("/v1/audits/{done_id}"));
-    assert_eq!(again.ok(200), &report.0);
     assert_eq!(
         api.get(&format!("/v1/audits/{done_id}/examples")).ok(200),
-        &report.1
+        &page
     );
-    for id in crashed.iter().chain([&held_id]) {
+    for id in [&held_id, &running, &queued] {
+        let job = api.wait_finished(id);
+        assert_eq!(job["state"], "succeeded", "{job}");
+        let again = api.get(&format!("/v1/audits/{id}/report")).ok(200).clone();
+        assert_eq!(without_times(again), without_times(report.clone()), "{id}");
+    }
+    assert_eq!(api.get(&format!("/v1/audits/{held_id}")).ok(200)["resumed"], 1);
+    assert_eq!(api.get(&format!("/v1/audits/{queued}")).ok(200)["resumed"], 0);
+    for (id, why) in [(&lost_results, "results file"), (&other_model, "changed")] {
         let job = api.get(&format!("/v1/audits/{id}"));
         let j = job.ok(200);
         assert_eq!(j["state"], "interrupted", "{j}");
-        assert!(j["error"].as_str().is_some_and(|e| !e.is_empty()));
+        assert!(j["error"].as_str().unwrap().contains(why), "{j}");
     }
-    let interrupted = api.get("/v1/audits?state=interrupted");
-    assert_eq!(interrupted.ok(200)["audits"].as_array().unwrap().len(), 3);
     assert!(!jobs.join("x.tmp").exists());
     // The restarted server still runs new jobs.
     let id = id_of(
@@ -342,6 +370,17 @@ fn restart_serves_finished_jobs_and_marks_unfinished_ones_interrupted() {
             .ok(202),
     );
     assert_eq!(api.wait_finished(&id)["state"], "succeeded");
+    server.stop();
+
+    // With resuming off, an unfinished job ends interrupted and says why.
+    let off = crash(5, "running", true, &|_| {});
+    let mut c = config(data.path());
+    c.scheduler.resume = false;
+    let server = start(c);
+    let job = Api::new(&server).get(&format!("/v1/audits/{off}"));
+    let j = job.ok(200);
+    assert_eq!(j["state"], "interrupted", "{j}");
+    assert!(j["error"].as_str().unwrap().contains("scheduler.resume"), "{j}");
 }
 
 #[test]
@@ -376,9 +415,13 @@ fn a_shard_job_reports_its_shard_and_the_report_waits_for_success() {
     assert_eq!(indices, [1, 4, 7]);
     assert!(report["verdict"].is_null(), "no verdict on one shard");
 
-    for (shard, code) in [("3/3", "invalid_json"), ("a/b", "invalid_json")] {
+    for (shard, status, code) in [
+        ("3/3", 422, "invalid_plan"),
+        ("0/0", 400, "invalid_json"),
+        ("a/b", 400, "invalid_json"),
+    ] {
         req["shard"] = json!(shard);
-        api.post("/v1/audits", &req).err(400, code);
+        api.post("/v1/audits", &req).err(status, code);
     }
     api.get("/v1/audits/00000000-0000-4000-8000-000000000000/report")
         .err(404, "audit_not_found");
