@@ -142,7 +142,9 @@ impl SchedulerSection {
             capacity: self.queue_capacity.get(),
             jobs_kept: self.jobs_kept.get(),
             resume: self.resume,
-            checkpoint_interval: std::time::Duration::from_millis(self.checkpoint_interval_ms.get()),
+            checkpoint_interval: std::time::Duration::from_millis(
+                self.checkpoint_interval_ms.get(),
+            ),
         }
     }
 }

@@ -130,10 +130,12 @@ pub async fn serve_until_signal(
         );
         state.scheduler.begin_shutdown();
         let scheduler = Arc::clone(&state.scheduler);
-        let workers_grace = Duration::from_secs(grace_secs - http_grace(grace_secs).min(grace_secs - 1));
-        let joined = actix_web::rt::task::spawn_blocking(move || scheduler.join_workers(workers_grace))
-            .await
-            .unwrap_or(false);
+        let workers_grace =
+            Duration::from_secs(grace_secs - http_grace(grace_secs).min(grace_secs - 1));
+        let joined =
+            actix_web::rt::task::spawn_blocking(move || scheduler.join_workers(workers_grace))
+                .await
+                .unwrap_or(false);
         if joined {
             tracing::info!(
                 "audit workers stopped after {} ms; stopping the HTTP server",

@@ -96,19 +96,6 @@ where
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn keys_compare_whole() {
-        assert!(constant_time_eq(b"secret", b"secret"));
-        assert!(!constant_time_eq(b"secre", b"secret"));
-        assert!(!constant_time_eq(b"secretx", b"secret"));
-        assert!(!constant_time_eq(b"", b"secret"));
-    }
-}
-
 /// A request body that must arrive whole within a time limit: past it, the stream ends with
 /// a `TimedOut` error, which the extractors answer as `408 request_timeout` (and the
 /// connection is closed). Only a body that is still being read is cut: a trickling client
@@ -165,5 +152,18 @@ where
             payload: Box::pin(body),
         });
         Box::pin(srv.call(req))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_compare_whole() {
+        assert!(constant_time_eq(b"secret", b"secret"));
+        assert!(!constant_time_eq(b"secre", b"secret"));
+        assert!(!constant_time_eq(b"secretx", b"secret"));
+        assert!(!constant_time_eq(b"", b"secret"));
     }
 }

@@ -221,10 +221,7 @@ impl AppState {
         state
             .scheduler
             .restore(|record| crate::work::rebuild(&state, record));
-        state
-            .metrics
-            .models_loaded
-            .set(state.models.len() as i64);
+        state.metrics.models_loaded.set(state.models.len() as i64);
         state
             .scheduler
             .start(workers)

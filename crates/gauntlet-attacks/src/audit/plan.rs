@@ -380,7 +380,11 @@ impl<'de> Deserialize<'de> for Shard {
     /// [`AuditPlan::validate`] (the two numbers are each fine, together inconsistent).
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let text = String::deserialize(d)?;
-        let bad = || de::Error::custom(format!("invalid shard {text:?}: write I/N with N >= 1, e.g. 0/4"));
+        let bad = || {
+            de::Error::custom(format!(
+                "invalid shard {text:?}: write I/N with N >= 1, e.g. 0/4"
+            ))
+        };
         let (i, n) = text.trim().split_once('/').ok_or_else(bad)?;
         let index: usize = i.trim().parse().map_err(|_| bad())?;
         let count: usize = n.trim().parse().map_err(|_| bad())?;

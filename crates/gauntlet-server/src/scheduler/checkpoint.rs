@@ -100,7 +100,10 @@ impl<'a> JobObserver<'a> {
                 pending.last = Instant::now();
             }
             Err(e) => {
-                tracing::error!("audit {}: cannot write a checkpoint: {e}", self.job.read(|r| r.id));
+                tracing::error!(
+                    "audit {}: cannot write a checkpoint: {e}",
+                    self.job.read(|r| r.id)
+                );
                 pending.failed = Some(format!(
                     "the job store cannot be written, so the job cannot keep its results: {e}"
                 ));

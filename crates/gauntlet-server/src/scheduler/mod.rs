@@ -373,7 +373,10 @@ impl Scheduler {
     pub fn examples(&self, record: &JobRecord) -> Result<Vec<Vec<ExampleReport>>, ApiError> {
         let upto = record.checkpoint.map_or(0, |c| c.results_bytes);
         let lines = self.store.read_results(record.id, upto).map_err(|e| {
-            ApiError::Internal(format!("cannot read the results of audit {}: {e}", record.id))
+            ApiError::Internal(format!(
+                "cannot read the results of audit {}: {e}",
+                record.id
+            ))
         })?;
         let mut by_attack: Vec<Vec<ExampleReport>> = Vec::new();
         for line in lines {

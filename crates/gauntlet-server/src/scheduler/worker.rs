@@ -125,8 +125,7 @@ impl Scheduler {
                     r.state = JobState::Interrupted;
                     r.report = Some(summaries_only(&report));
                     r.error = Some(
-                        "the server shut down while the job ran and scheduler.resume is off"
-                            .into(),
+                        "the server shut down while the job ran and scheduler.resume is off".into(),
                     );
                 }
             }
@@ -213,4 +212,3 @@ impl Scheduler {
         ))
     }
 }
-

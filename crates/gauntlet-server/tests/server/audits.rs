@@ -323,7 +323,11 @@ fn restart_resumes_unfinished_jobs_and_interrupts_only_those_that_cannot() {
         r["state"] = json!(state);
         r["finished_at_ms"] = Value::Null;
         change(&mut r);
-        std::fs::write(jobs.join(format!("{id}.json")), serde_json::to_vec(&r).unwrap()).unwrap();
+        std::fs::write(
+            jobs.join(format!("{id}.json")),
+            serde_json::to_vec(&r).unwrap(),
+        )
+        .unwrap();
         if results {
             std::fs::copy(
                 jobs.join(format!("{done_id}.results.jsonl")),
@@ -355,8 +359,14 @@ fn restart_resumes_unfinished_jobs_and_interrupts_only_those_that_cannot() {
         let again = api.get(&format!("/v1/audits/{id}/report")).ok(200).clone();
         assert_eq!(without_times(again), without_times(report.clone()), "{id}");
     }
-    assert_eq!(api.get(&format!("/v1/audits/{held_id}")).ok(200)["resumed"], 1);
-    assert_eq!(api.get(&format!("/v1/audits/{queued}")).ok(200)["resumed"], 0);
+    assert_eq!(
+        api.get(&format!("/v1/audits/{held_id}")).ok(200)["resumed"],
+        1
+    );
+    assert_eq!(
+        api.get(&format!("/v1/audits/{queued}")).ok(200)["resumed"],
+        0
+    );
     for (id, why) in [(&lost_results, "results file"), (&other_model, "changed")] {
         let job = api.get(&format!("/v1/audits/{id}"));
         let j = job.ok(200);
@@ -380,7 +390,10 @@ fn restart_resumes_unfinished_jobs_and_interrupts_only_those_that_cannot() {
     let job = Api::new(&server).get(&format!("/v1/audits/{off}"));
     let j = job.ok(200);
     assert_eq!(j["state"], "interrupted", "{j}");
-    assert!(j["error"].as_str().unwrap().contains("scheduler.resume"), "{j}");
+    assert!(
+        j["error"].as_str().unwrap().contains("scheduler.resume"),
+        "{j}"
+    );
 }
 
 #[test]

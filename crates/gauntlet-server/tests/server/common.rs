@@ -154,6 +154,18 @@ impl Api {
         }
     }
 
+    /// A client for a server at `base` (e.g. one started as a process).
+    pub fn at(base: String) -> Self {
+        Self {
+            base,
+            key: None,
+            http: Client::builder()
+                .timeout(Duration::from_secs(300))
+                .build()
+                .unwrap(),
+        }
+    }
+
     pub fn with_key(&self, key: &str) -> Self {
         Self {
             key: Some(key.into()),

@@ -9,6 +9,8 @@ mod batching;
 mod common;
 mod onnx;
 mod openapi;
+mod process;
 mod schemathesis;
 mod spec;
+mod storage;
 mod wordnet;

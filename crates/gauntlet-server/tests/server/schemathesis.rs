@@ -112,10 +112,18 @@ fn schemathesis_finds_nothing_with_and_without_an_api_key() {
             .collect();
         eprintln!(
             "schemathesis, {}: {}",
-            if key.is_some() { "API key" } else { "no API key" },
+            if key.is_some() {
+                "API key"
+            } else {
+                "no API key"
+            },
             summary.join(" | ")
         );
-        assert!(ok, "schemathesis failed (API key: {}):\n{output}", key.is_some());
+        assert!(
+            ok,
+            "schemathesis failed (API key: {}):\n{output}",
+            key.is_some()
+        );
         server.stop();
     }
 }
