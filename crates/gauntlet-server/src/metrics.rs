@@ -35,6 +35,11 @@ pub struct Metrics {
     pub jobs: IntGaugeVec,
     /// `gauntlet_audit_duration_seconds`.
     pub audit_duration: Histogram,
+    /// `gauntlet_checkpoint_seconds`: time to write one checkpoint of a running job (append
+    /// and fsync its new result lines, then write and fsync its record).
+    pub checkpoint_duration: Histogram,
+    /// `gauntlet_checkpoint_results_total`: result lines made durable by checkpoints.
+    pub checkpoint_results: prometheus::IntCounter,
     /// `gauntlet_models_loaded`.
     pub models_loaded: IntGauge,
     /// `gauntlet_predict_batch_texts`: texts per predict model call (dynamic batching puts
@@ -127,6 +132,23 @@ impl Metrics {
                         "Wall time of finished audit jobs",
                     )
                     .buckets(vec![0.1, 0.5, 1.0, 5.0, 15.0, 60.0, 300.0, 1800.0, 7200.0]),
+                ),
+            )?,
+            checkpoint_duration: registered(
+                &r,
+                Histogram::with_opts(
+                    HistogramOpts::new(
+                        "gauntlet_checkpoint_seconds",
+                        "Time to write one checkpoint of a running audit job",
+                    )
+                    .buckets(vec![0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5]),
+                ),
+            )?,
+            checkpoint_results: registered(
+                &r,
+                prometheus::IntCounter::new(
+                    "gauntlet_checkpoint_results_total",
+                    "Example results made durable by checkpoints",
                 ),
             )?,
             models_loaded: registered(

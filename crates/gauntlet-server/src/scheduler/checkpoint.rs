@@ -80,6 +80,7 @@ impl<'a> JobObserver<'a> {
         if !force && !due {
             return;
         }
+        let started = Instant::now();
         let buffer = std::mem::take(&mut pending.buffer);
         let written = pending.results.append(&buffer).and_then(|bytes| {
             let results = pending.committed + pending.lines;
@@ -95,6 +96,11 @@ impl<'a> JobObserver<'a> {
         });
         match written {
             Ok(results) => {
+                let metrics = &self.scheduler.metrics;
+                metrics
+                    .checkpoint_duration
+                    .observe(started.elapsed().as_secs_f64());
+                metrics.checkpoint_results.inc_by(pending.lines as u64);
                 pending.committed = results;
                 pending.lines = 0;
                 pending.last = Instant::now();
