@@ -372,7 +372,7 @@ fn the_three_spellings_are_one_plan() {
             "unknown variant",
         ),
         (
-            r#"{"dataset": "d", "attacks": [], "shard": "4/4"}"#,
+            r#"{"dataset": "d", "attacks": [], "shard": "4/0"}"#,
             "invalid shard",
         ),
         (
@@ -386,6 +386,13 @@ fn the_three_spellings_are_one_plan() {
             .unwrap_or_default();
         assert!(e.contains(needle), "{text}: {e}");
     }
+    // An index not below N parses (each number is fine) and the plan is inconsistent.
+    let plan: AuditPlan =
+        serde_json::from_str(r#"{"dataset": "d", "attacks": [{"kind": "unk"}], "shard": "4/4"}"#)
+            .unwrap();
+    let e = plan.validate().unwrap_err();
+    assert!(matches!(e, AuditError::Inconsistent(_)), "{e}");
+    assert!(e.to_string().contains("shard 4/4"), "{e}");
 }
 
 #[test]
