@@ -35,6 +35,10 @@ pub enum Command {
     Run(RunArgs),
     /// Merge the JSON reports of the shards of one audit into the report of the whole.
     Merge(MergeArgs),
+    /// Compare two reports of the same data and attacks (e.g. baseline vs hardened).
+    Compare(CompareArgs),
+    /// Render a saved JSON report in another format (e.g. the HTML page).
+    Report(ReportArgs),
 }
 
 /// Thresholds given on the command line.
@@ -140,7 +144,7 @@ pub struct MergeArgs {
     /// The merged report.
     #[arg(long, value_name = "FILE")]
     pub out: PathBuf,
-    /// json or markdown (default: from the --out extension).
+    /// json, markdown or html (default: from the --out extension).
     #[arg(long, value_parser = parse_format)]
     pub format: Option<Format>,
 }
@@ -172,6 +176,42 @@ pub struct RunArgs {
     /// Write the verdict but exit 0 on a breached threshold (errors still exit 2).
     #[arg(long)]
     pub no_gate: bool,
+    /// Report formats, repeatable (overrides the spec's `formats`): json, markdown, junit
+    /// (one file per attack), html (`audit.html`, the whole audit).
+    #[arg(long = "format", value_name = "FORMAT", value_parser = parse_format)]
+    pub formats: Vec<Format>,
+}
+
+/// `gauntlet compare`.
+#[derive(Args)]
+pub struct CompareArgs {
+    /// The first report (e.g. the baseline's `audit.json`).
+    #[arg(value_name = "A")]
+    pub a: PathBuf,
+    /// The second report (e.g. the hardened model's), of the same data and attacks.
+    #[arg(value_name = "B")]
+    pub b: PathBuf,
+    /// Where to write the comparison (default: standard output).
+    #[arg(long, value_name = "FILE")]
+    pub out: Option<PathBuf>,
+    /// html, markdown or json (default: from the --out extension, else markdown).
+    #[arg(long, value_parser = parse_format)]
+    pub format: Option<Format>,
+}
+
+/// `gauntlet report`.
+#[derive(Args)]
+pub struct ReportArgs {
+    /// A saved JSON report (`audit.json`, `gauntlet merge`'s output, or the server's
+    /// `GET /v1/audits/{id}/report`).
+    #[arg(value_name = "REPORT")]
+    pub report: PathBuf,
+    /// The rendered report.
+    #[arg(long, value_name = "FILE")]
+    pub out: PathBuf,
+    /// html, markdown or json (default: from the --out extension).
+    #[arg(long, value_parser = parse_format)]
+    pub format: Option<Format>,
 }
 
 /// Parses an attack name (`hotflip-word`; underscores are accepted too).

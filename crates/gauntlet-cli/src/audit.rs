@@ -90,6 +90,8 @@ pub fn run_audit(args: &AuditArgs) -> Result<Verdict> {
     let plan = plan_of(args, &session)?;
     plan.validate()?;
     let report = session.run(plan, args.wordnet.as_deref())?;
+    // The run's summary, on stderr after the progress bars (stdout may carry the report).
+    eprint!("{}", gauntlet_report::summary_table(&report));
     let text = render_audit(format, &report)?;
     match &args.out {
         Some(out) => {

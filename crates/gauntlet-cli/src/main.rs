@@ -9,7 +9,9 @@
 //! * `run` executes a declarative spec file (model, data, several attacks with their own
 //!   parameters and thresholds) and writes one report per attack and the audit report;
 //! * `merge` joins the reports of an audit's shards (`--shard I/N` of `audit` or `run`)
-//!   into the report of the whole audit.
+//!   into the report of the whole audit;
+//! * `compare` sets two reports of the same data and attacks side by side (HTML, Markdown
+//!   or JSON), and `report` renders a saved report in another format (the HTML page).
 //!
 //! Exit codes, the same for every subcommand: `0` every threshold held (or none was set),
 //! `1` a threshold was breached, `2` an error (bad input, missing file, an attack that does
@@ -21,12 +23,14 @@
 //!
 //! Module map: [`args`] (command-line definitions and value parsers), [`session`] (loading a
 //! model and a dataset, running a plan with a progress bar), [`audit`] (the `audit` flags
-//! as a plan), [`gate`] (verdicts), [`merge`] (shards), [`output`] (formats, atomic writes,
+//! as a plan), [`gate`] (verdicts), [`merge`] (shards), [`compare`] (comparisons and
+//! re-rendering), [`output`] (formats, atomic writes,
 //! reading reports, the progress bar), [`spec`] (spec files), [`wordnet`] (locating WordNet
 //! for `sem`).
 
 mod args;
 mod audit;
+mod compare;
 mod gate;
 mod merge;
 mod output;
@@ -48,6 +52,8 @@ fn main() -> ExitCode {
         Command::Gate(args) => gate::run_gate(&args),
         Command::Run(args) => spec::run_spec(&args),
         Command::Merge(args) => merge::run_merge(&args),
+        Command::Compare(args) => compare::run_compare(&args),
+        Command::Report(args) => compare::run_report(&args),
     };
     match result {
         Ok(Verdict::Passed) => ExitCode::SUCCESS,

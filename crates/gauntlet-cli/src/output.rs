@@ -24,6 +24,8 @@ pub enum Format {
     Markdown,
     /// JUnit XML, one test case per example.
     Junit,
+    /// One self-contained HTML page of the whole audit (`gauntlet_report::audit_page`).
+    Html,
 }
 
 impl FromStr for Format {
@@ -34,8 +36,9 @@ impl FromStr for Format {
             "json" => Ok(Self::Json),
             "markdown" | "md" => Ok(Self::Markdown),
             "junit" | "xml" => Ok(Self::Junit),
+            "html" | "htm" => Ok(Self::Html),
             other => Err(format!(
-                "unknown report format {other:?}; expected json, markdown or junit"
+                "unknown report format {other:?}; expected json, markdown, junit or html"
             )),
         }
     }
@@ -49,7 +52,8 @@ impl<'de> serde::Deserialize<'de> for Format {
 }
 
 impl Format {
-    /// The format a file name suggests: `.md` Markdown, `.xml` JUnit, anything else JSON.
+    /// The format a file name suggests: `.md` Markdown, `.xml` JUnit, `.html` HTML,
+    /// anything else JSON.
     pub fn from_path(path: &Path) -> Self {
         match path
             .extension()
@@ -59,6 +63,7 @@ impl Format {
         {
             Some("md" | "markdown") => Self::Markdown,
             Some("xml") => Self::Junit,
+            Some("html" | "htm") => Self::Html,
             _ => Self::Json,
         }
     }
@@ -69,15 +74,17 @@ impl Format {
             Self::Json => "json",
             Self::Markdown => "md",
             Self::Junit => "xml",
+            Self::Html => "html",
         }
     }
 
-    /// Renders a report.
+    /// Renders one attack's report (HTML pages are of whole audits: [`render_audit`]).
     pub fn render(self, report: &AttackReport) -> Result<String> {
         Ok(match self {
             Self::Json => render::to_json(report)? + "\n",
             Self::Markdown => render::to_markdown(report),
             Self::Junit => render::to_junit(report),
+            Self::Html => bail!("an HTML page shows a whole audit; render it with render_audit"),
         })
     }
 }
@@ -178,6 +185,7 @@ pub fn render_audit(format: Format, report: &AuditReport) -> Result<String> {
             .map(|a| format.render(&a.report))
             .collect::<Result<Vec<_>>>()
             .map(|parts| parts.join("\n")),
+        (Format::Html, _) => Ok(gauntlet_report::audit_page(report).html),
         (Format::Junit, [one]) => format.render(&one.report),
         (Format::Junit, _) => {
             bail!("JUnit holds one attack per file; use json or markdown, or `gauntlet run` with formats = [\"junit\"]")

@@ -8,7 +8,7 @@
 //! shard = "0/4"                        # optional: run one shard (or --shard)
 //! device = "cpu"                       # optional: auto (default), cpu or cuda
 //! out_dir = "gauntlet-reports"         # optional (this is the default)
-//! formats = ["json", "junit"]          # optional: json (default), markdown, junit
+//! formats = ["json", "junit"]          # optional: json (default), markdown, junit, html
 //!
 //! [gate]                               # optional: thresholds of every attack
 //! max_success_rate = 0.9
@@ -126,7 +126,9 @@ pub fn run_spec(args: &RunArgs) -> Result<Verdict> {
     if out_dir.exists() && !out_dir.is_dir() {
         bail!("{}: the output directory is a file", out_dir.display());
     }
-    let formats = if machine.formats.is_empty() {
+    let formats = if !args.formats.is_empty() {
+        args.formats.clone()
+    } else if machine.formats.is_empty() {
         vec![Format::Json]
     } else {
         machine.formats.clone()
@@ -153,10 +155,17 @@ pub fn run_spec(args: &RunArgs) -> Result<Verdict> {
     let report = session
         .run(plan, wordnet.as_deref())
         .with_context(|| at("audit"))?;
+    eprint!("{}", gauntlet_report::summary_table(&report));
 
     let mut files: BTreeMap<PathBuf, String> = BTreeMap::new();
+    if formats.contains(&Format::Html) {
+        files.insert(
+            out_dir.join("audit.html"),
+            render_audit(Format::Html, &report)?,
+        );
+    }
     for a in &report.attacks {
-        for f in &formats {
+        for f in formats.iter().filter(|f| **f != Format::Html) {
             files.insert(
                 out_dir.join(format!("{}.{}", a.name, f.extension())),
                 f.render(&a.report)?,
@@ -177,7 +186,7 @@ pub fn run_spec(args: &RunArgs) -> Result<Verdict> {
             serde_json::json!({
                 "name": a.name,
                 "attack": a.report.config.kind.name(),
-                "reports": formats.iter().map(|f| format!("{}.{}", a.name, f.extension())).collect::<Vec<_>>(),
+                "reports": formats.iter().filter(|f| **f != Format::Html).map(|f| format!("{}.{}", a.name, f.extension())).collect::<Vec<_>>(),
                 "examples": s.examples,
                 "attacked": s.attacked,
                 "successes": s.successes,

@@ -70,6 +70,7 @@ pub fn create_app(
         .app_data(state)
         .configure(routes::health::configure)
         .configure(routes::metrics::configure)
+        .configure(routes::ui::configure)
         .service(v1)
         .default_service(web::to(routes::route_not_found))
         .wrap_fn(middleware::body_deadline(Duration::from_millis(

@@ -3,6 +3,7 @@
 //! results, cancel, delete.
 
 use actix_web::{web, HttpResponse};
+use gauntlet_attacks::audit::AuditReport;
 use gauntlet_attacks::{ExampleReport, Outcome};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
@@ -31,6 +32,11 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     .service(
         web::resource("/audits/{id}/report")
             .route(web::get().to(report))
+            .default_service(method_not_allowed("GET")),
+    )
+    .service(
+        web::resource("/audits/{id}/report.html")
+            .route(web::get().to(report_html))
             .default_service(method_not_allowed("GET")),
     )
     .service(
@@ -111,11 +117,10 @@ async fn show(state: web::Data<AppState>, id: web::Path<Uuid>) -> Result<HttpRes
     Ok(HttpResponse::Ok().json(job.read(JobRecord::view)))
 }
 
-/// The audit report of a job that has succeeded: what `gauntlet run` writes as
-/// `audit.json` for the same plan (a shard's, for a shard job), its examples read from the
-/// job's results file.
-async fn report(state: web::Data<AppState>, id: web::Path<Uuid>) -> Result<HttpResponse, ApiError> {
-    let record = state.scheduler.get(*id)?.record();
+/// The whole report of a job that has succeeded, its examples read from the job's results
+/// file (409 before).
+async fn full_report(state: &web::Data<AppState>, id: Uuid) -> Result<AuditReport, ApiError> {
+    let record = state.scheduler.get(id)?.record();
     let report = match (&record.report, record.state) {
         (Some(report), JobState::Succeeded) => report.clone(),
         (_, s) => {
@@ -128,7 +133,7 @@ async fn report(state: web::Data<AppState>, id: web::Path<Uuid>) -> Result<HttpR
         }
     };
     let st = state.clone();
-    let report = web::block(move || -> Result<_, ApiError> {
+    web::block(move || -> Result<_, ApiError> {
         let mut report = report;
         let examples = st.scheduler.examples(&record)?;
         for (attack, examples) in report.attacks.iter_mut().zip(examples) {
@@ -137,8 +142,26 @@ async fn report(state: web::Data<AppState>, id: web::Path<Uuid>) -> Result<HttpR
         Ok(report)
     })
     .await
-    .map_err(blocking_error)??;
-    Ok(HttpResponse::Ok().json(report))
+    .map_err(blocking_error)?
+}
+
+/// The audit report of a job that has succeeded: what `gauntlet run` writes as
+/// `audit.json` for the same plan (a shard's, for a shard job).
+async fn report(state: web::Data<AppState>, id: web::Path<Uuid>) -> Result<HttpResponse, ApiError> {
+    Ok(HttpResponse::Ok().json(full_report(&state, *id).await?))
+}
+
+/// The same report as the page `gauntlet audit --format html` writes, under its own
+/// Content-Security-Policy.
+async fn report_html(
+    state: web::Data<AppState>,
+    id: web::Path<Uuid>,
+) -> Result<HttpResponse, ApiError> {
+    let report = full_report(&state, *id).await?;
+    let page = web::block(move || gauntlet_report::audit_page(&report))
+        .await
+        .map_err(blocking_error)?;
+    Ok(crate::routes::ui::html_response(page.html, &page.csp))
 }
 
 /// A page of a job's example reports, attack by attack in index order: those of finished

@@ -11,6 +11,7 @@ pub mod audits;
 pub mod health;
 pub mod metrics;
 pub mod models;
+pub mod ui;
 
 /// The default service of a resource whose methods are `allow` (e.g. `"GET, POST"`): 405
 /// with `Allow`.

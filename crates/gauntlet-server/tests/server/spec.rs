@@ -40,7 +40,7 @@ fn every_documented_operation_is_served() {
             );
         }
     }
-    assert_eq!(operations, 16);
+    assert_eq!(operations, 18);
 }
 
 #[test]
