@@ -25,6 +25,13 @@
     for (var k in attrs || {}) e.setAttribute(k, attrs[k]);
     return e;
   }
+  // A legend entry. Colours go through the CSSOM: the page's policy forbids style attributes.
+  function key(name, color, dashed) {
+    var k = el("span", { "class": "key" }, name);
+    k.style.borderLeftColor = color;
+    if (dashed) k.style.borderLeftStyle = "dashed";
+    return k;
+  }
   function pct(x) { return (100 * x).toFixed(1) + "%"; }
   function num(x, d) { return Number(x).toFixed(d === undefined ? 2 : d); }
   function budget(b) {
@@ -97,7 +104,7 @@
         c.append(title);
         g.append(c);
       });
-      legend.append(el("span", { "class": "key", style: "border-color:" + color + (s.dashed ? ";border-style:dashed" : "") }, s.name));
+      legend.append(key(s.name, color, s.dashed));
     });
     return el("div", {}, g, legend);
   }
@@ -125,9 +132,7 @@
       });
     });
     return el("div", {}, g, el("div", { "class": "legend" },
-      el("span", { "class": "key", style: "border-color:#1a7f37" }, "1 change"),
-      el("span", { "class": "key", style: "border-color:#9a6700" }, "2 changes"),
-      el("span", { "class": "key", style: "border-color:#d1242f" }, "3+ changes")));
+      key("1 change", shades[0]), key("2 changes", shades[1]), key("3+ changes", shades[2])));
   }
 
   // Token diff of two texts (LCS): characters for character attacks, words otherwise.

@@ -16,8 +16,16 @@ const STYLE: &str = include_str!("../assets/report.css");
 pub struct Page {
     /// The whole document.
     pub html: String,
-    /// Its `Content-Security-Policy` (also in a `<meta>` tag of the page).
+    /// Its `Content-Security-Policy`, as a `<meta>` tag of the page holds it (a server adds
+    /// `frame-ancestors`, which only a header can carry: [`Page::header_policy`]).
     pub csp: String,
+}
+
+impl Page {
+    /// The policy as a server sends it: the page's, and no framing by other sites.
+    pub fn header_policy(&self) -> String {
+        format!("{}; frame-ancestors 'none'", self.csp)
+    }
 }
 
 /// The Content-Security-Policy of a page whose only scripts and styles are the inline
@@ -38,7 +46,7 @@ pub fn content_security_policy(scripts: &[&str], styles: &[&str], connect_self: 
             .join(" ")
     };
     format!(
-        "default-src 'none'; script-src {}; style-src {}; img-src data: blob:; connect-src {}; base-uri 'none'; form-action 'none'; frame-ancestors 'none'",
+        "default-src 'none'; script-src {}; style-src {}; img-src data: blob:; connect-src {}; base-uri 'none'; form-action 'none'",
         hashes(scripts),
         hashes(styles),
         if connect_self { "'self'" } else { "'none'" }

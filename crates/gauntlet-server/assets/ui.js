@@ -44,7 +44,9 @@
     rows.textContent = "";
     audits.slice().reverse().forEach(function (a) {
       var p = a.progress, frac = p.total ? p.done / p.total : 0;
-      var bar = el("span", { "class": "bar" }, el("i", { style: "width:" + Math.round(100 * frac) + "%" }));
+      var fill = el("i");
+      fill.style.width = Math.round(100 * frac) + "%";
+      var bar = el("span", { "class": "bar" }, fill);
       var actions = el("td", {});
       if (a.state === "succeeded") {
         var open = el("button", { type: "button", "class": "open" }, "report");

@@ -161,7 +161,8 @@ async fn report_html(
     let page = web::block(move || gauntlet_report::audit_page(&report))
         .await
         .map_err(blocking_error)?;
-    Ok(crate::routes::ui::html_response(page.html, &page.csp))
+    let policy = page.header_policy();
+    Ok(crate::routes::ui::html_response(page.html, &policy))
 }
 
 /// A page of a job's example reports, attack by attack in index order: those of finished

@@ -48,7 +48,7 @@ fn page() -> &'static (String, String) {
             &[UI_SCRIPT, report_script],
             &[UI_STYLE, report_style],
             true,
-        );
+        ) + "; frame-ancestors 'none'";
         (html, csp)
     })
 }

@@ -27,7 +27,10 @@ async function watch(page, origin, errors, key, allowed) {
   });
   page.on("dialog", (d) => { errors.push(`a dialog opened: ${d.message()}`); d.dismiss(); });
   page.on("pageerror", (e) => errors.push(`page error: ${e.message}`));
-  page.on("console", (m) => { if (m.type() === "error") errors.push(`console error: ${m.text()}`); });
+  // A 401 before the UI has the key is expected; the browser logs it as an error.
+  page.on("console", (m) => {
+    if (m.type() === "error" && !m.text().includes("status of 401")) errors.push(`console error: ${m.text()}`);
+  });
   return seen;
 }
 
@@ -102,7 +105,8 @@ for (const c of cases) {
     }
     if (c.screenshot) await page.screenshot({ path: c.screenshot, fullPage: true });
   } catch (e) {
-    errors.push(`${e}`);
+    const shown = await page.locator("#message").textContent().catch(() => null);
+    errors.push(`${e}${shown ? ` (the page says: ${shown})` : ""}`);
   }
   await context.close();
   if (errors.length) failed = true;

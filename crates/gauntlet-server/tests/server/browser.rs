@@ -17,7 +17,7 @@ const KEY: &str = "ui-key-5";
 const HOSTILE: [&str; 4] = [
     "<img src=x onerror=\"window.__xss=1\"> a good movie",
     "</script><script>window.__xss=1</script> a bad movie",
-    "\"><svg onload=window.__xss=1> the plot",
+    "the plot \"><svg onload=window.__xss=1>",
     "<b onmouseover=window.__xss=1>bold</b> & fun",
 ];
 
@@ -98,9 +98,18 @@ fn reports_and_the_ui_in_headless_chromium() {
     c.server.api_key = Some(KEY.into());
     let datasets = data.path().join("datasets");
     std::fs::create_dir_all(&datasets).unwrap();
-    let tsv: String = hostile_examples()
-        .iter()
-        .map(|e| format!("{}\t{}\n", e["label"], e["text"].as_str().unwrap()))
+    let tsv: String = std::iter::once("label\ttext\n".to_owned())
+        .chain(
+            hostile_examples()
+                .iter()
+                .map(|e| {
+                    let label = match &e["label"] {
+                        Value::String(s) => s.clone(),
+                        v => v.to_string(),
+                    };
+                    format!("{label}\t{}\n", e["text"].as_str().unwrap())
+                }),
+        )
         .collect();
     std::fs::write(datasets.join("hostile.tsv"), tsv).unwrap();
     let server = start(c);

@@ -6,6 +6,7 @@
 mod api;
 mod audits;
 mod batching;
+mod browser;
 mod common;
 mod onnx;
 mod openapi;
