@@ -18,9 +18,10 @@ run: release
 
 ## Tests: the Kubernetes manifests (offline schema validation), formatting, lints, then every
 ## test of the workspace (the server's include schemathesis against openapi.yaml, which
-## scripts/schemathesis.sh installs from PyPI once).
+## scripts/schemathesis.sh installs from PyPI once, and headless Chromium on the report pages
+## and the UI: scripts/browser.sh installs Debian's chromium and playwright-core from npm).
 test:
-	@$(BOOT); scripts/check_k8s.sh; scripts/schemathesis.sh >/dev/null; \
+	@$(BOOT); scripts/check_k8s.sh; scripts/schemathesis.sh >/dev/null; scripts/browser.sh >/dev/null; \
 	  cargo fmt --all --check; \
 	  cargo clippy --workspace --all-targets -- -D warnings; \
 	  cargo test --workspace

@@ -25,18 +25,41 @@ fn html_pages_of_audits_runs_merges_and_comparisons() {
     let json = dir.path().join("audit.json");
     for (out, format) in [(&page, "html"), (&json, "json")] {
         let o = gauntlet(&[
-            &"audit", &"--model", &word_model(), &"--data", &data, &"--attack", &"hotflip-word",
-            &"--beam", &"2", &"--seed", &"1", &"--device", &"cpu", &"--out", out, &"--format", &format,
+            &"audit",
+            &"--model",
+            &word_model(),
+            &"--data",
+            &data,
+            &"--attack",
+            &"hotflip-word",
+            &"--beam",
+            &"2",
+            &"--seed",
+            &"1",
+            &"--device",
+            &"cpu",
+            &"--out",
+            out,
+            &"--format",
+            &format,
         ]);
         assert_code(&o, 0);
         // The summary table, after the progress bar.
-        assert!(stderr(&o).contains("| Attack success rate"), "{}", stderr(&o));
+        assert!(
+            stderr(&o).contains("| Attack success rate"),
+            "{}",
+            stderr(&o)
+        );
     }
     let html = fs::read_to_string(&page).unwrap();
     assert!(html.starts_with("<!DOCTYPE html>"));
     assert!(!html.contains("https://") && !html.contains("src=\"http"));
-    let report: serde_json::Value = serde_json::from_str(&fs::read_to_string(&json).unwrap()).unwrap();
-    assert_eq!(without_times(embedded(&html)["report"].clone()), without_times(report.clone()));
+    let report: serde_json::Value =
+        serde_json::from_str(&fs::read_to_string(&json).unwrap()).unwrap();
+    assert_eq!(
+        without_times(embedded(&html)["report"].clone()),
+        without_times(report.clone())
+    );
 
     // `gauntlet report` renders the saved JSON into the same page.
     let again = dir.path().join("again.html");
@@ -59,7 +82,19 @@ fn html_pages_of_audits_runs_merges_and_comparisons() {
         let out = dir.path().join(format!("shard-{i}"));
         let shard = format!("{i}/2");
         assert_code(
-            &gauntlet(&[&"run", &"--spec", &spec, &"--out-dir", &out, &"--shard", &shard, &"--format", &"html", &"--format", &"json"]),
+            &gauntlet(&[
+                &"run",
+                &"--spec",
+                &spec,
+                &"--out-dir",
+                &out,
+                &"--shard",
+                &shard,
+                &"--format",
+                &"html",
+                &"--format",
+                &"json",
+            ]),
             0,
         );
         assert!(out.join("audit.html").is_file());
@@ -67,7 +102,10 @@ fn html_pages_of_audits_runs_merges_and_comparisons() {
         shards.push(out.join("audit.json"));
     }
     let merged = dir.path().join("merged.html");
-    assert_code(&gauntlet(&[&"merge", &shards[0], &shards[1], &"--out", &merged]), 0);
+    assert_code(
+        &gauntlet(&[&"merge", &shards[0], &shards[1], &"--out", &merged]),
+        0,
+    );
     let merged = embedded(&fs::read_to_string(&merged).unwrap());
     assert_eq!(merged["report"]["merged_from"]["count"], 2);
 
@@ -75,12 +113,29 @@ fn html_pages_of_audits_runs_merges_and_comparisons() {
     let other = dir.path().join("other.json");
     assert_code(
         &gauntlet(&[
-            &"audit", &"--model", &word_model(), &"--data", &data, &"--attack", &"hotflip-word",
-            &"--beam", &"2", &"--seed", &"1", &"--device", &"cpu", &"--out", &other,
+            &"audit",
+            &"--model",
+            &word_model(),
+            &"--data",
+            &data,
+            &"--attack",
+            &"hotflip-word",
+            &"--beam",
+            &"2",
+            &"--seed",
+            &"1",
+            &"--device",
+            &"cpu",
+            &"--out",
+            &other,
         ]),
         0,
     );
-    for (ext, needle) in [("html", "\"kind\":\"compare\""), ("md", "| hotflip-word |"), ("json", "\"only_a_fooled\"")] {
+    for (ext, needle) in [
+        ("html", "\"kind\":\"compare\""),
+        ("md", "| hotflip-word |"),
+        ("json", "\"only_a_fooled\""),
+    ] {
         let out = dir.path().join(format!("compare.{ext}"));
         let o = gauntlet(&[&"compare", &json, &other, &"--out", &out]);
         assert_code(&o, 0);
@@ -89,10 +144,26 @@ fn html_pages_of_audits_runs_merges_and_comparisons() {
     // Different attacks do not compare.
     let unk = dir.path().join("unk.json");
     assert_code(
-        &gauntlet(&[&"audit", &"--model", &word_model(), &"--data", &data, &"--attack", &"unk", &"--device", &"cpu", &"--out", &unk]),
+        &gauntlet(&[
+            &"audit",
+            &"--model",
+            &word_model(),
+            &"--data",
+            &data,
+            &"--attack",
+            &"unk",
+            &"--device",
+            &"cpu",
+            &"--out",
+            &unk,
+        ]),
         0,
     );
     let refused = gauntlet(&[&"compare", &json, &unk]);
     assert_code(&refused, 2);
-    assert!(stderr(&refused).contains("cannot compare"), "{}", stderr(&refused));
+    assert!(
+        stderr(&refused).contains("cannot compare"),
+        "{}",
+        stderr(&refused)
+    );
 }

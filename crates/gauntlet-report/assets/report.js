@@ -290,14 +290,32 @@
     });
     section("Success rate against confidence τ").append(curves(series));
     var host = section("Examples one model resists and the other does not");
+    var SHOWN = 25;
     c.attacks.forEach(function (a) {
+      var chars = a.kind === "hotflip-char";
       [["only_a_fooled", "fooled A (" + c.a.label + "), resisted by B (" + c.b.label + ")"], ["only_b_fooled", "fooled B (" + c.b.label + "), resisted by A (" + c.a.label + ")"]].forEach(function (k) {
         var list = a[k[0]];
         host.append(el("h3", {}, a.name + ": " + k[1] + " — " + list.length));
-        host.append(table(["#", "label", "original", "adversarial against A", "adversarial against B"], list.slice(0, 200).map(function (x) {
-          return [x.index, "class " + x.true_label, x.original_text, x.a_adversarial, x.b_adversarial];
-        }), "examples diffs"));
-        if (list.length > 200) host.append(el("p", {}, "… and " + (list.length - 200) + " more (see the JSON comparison)."));
+        var body = el("tbody");
+        var t = el("table", { "class": "examples diffs" }, el("thead", {}, el("tr", {},
+          el("th", {}, "#"), el("th", {}, "label"), el("th", {}, "original"),
+          el("th", {}, "adversarial against A"), el("th", {}, "adversarial against B"))), body);
+        function draw(n) {
+          body.textContent = "";
+          list.slice(0, n).forEach(function (x) {
+            var o = tokens(x.original_text, chars);
+            body.append(el("tr", { "class": "row" }, el("td", {}, x.index), el("td", {}, "class " + x.true_label),
+              el("td", {}, x.original_text), el("td", {}, marked(diff(o, tokens(x.a_adversarial, chars)).b, "ins")),
+              el("td", {}, marked(diff(o, tokens(x.b_adversarial, chars)).b, "ins"))));
+          });
+        }
+        draw(SHOWN);
+        host.append(t);
+        if (list.length > SHOWN) {
+          var more = el("button", { type: "button", "class": "more" }, "show all " + list.length);
+          more.addEventListener("click", function () { draw(list.length); more.remove(); });
+          host.append(more);
+        }
       });
     });
   }

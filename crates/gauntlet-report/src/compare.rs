@@ -119,13 +119,19 @@ fn same_attack(a: &AttackReport, b: &AttackReport) -> bool {
 }
 
 /// Examples fooled in `fooled` whose attack failed in `resisted`, by index.
-fn fooled_only(fooled: &[ExampleReport], resisted: &[ExampleReport], a_first: bool) -> Vec<FooledExample> {
+fn fooled_only(
+    fooled: &[ExampleReport],
+    resisted: &[ExampleReport],
+    a_first: bool,
+) -> Vec<FooledExample> {
     let other: BTreeMap<usize, &ExampleReport> = resisted.iter().map(|e| (e.index, e)).collect();
     fooled
         .iter()
         .filter(|e| e.outcome == Outcome::Success)
         .filter_map(|e| {
-            let o = other.get(&e.index).filter(|o| o.outcome == Outcome::Failure)?;
+            let o = other
+                .get(&e.index)
+                .filter(|o| o.outcome == Outcome::Failure)?;
             let (a, b) = if a_first { (e, *o) } else { (*o, e) };
             Some(FooledExample {
                 index: e.index,

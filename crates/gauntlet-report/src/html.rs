@@ -3,6 +3,8 @@
 
 use base64::Engine as _;
 use gauntlet_attacks::audit::AuditReport;
+// XML escaping is HTML5-safe for text and quoted attributes.
+use gauntlet_attacks::render::xml_escape as escape;
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
@@ -76,22 +78,6 @@ fn script_json<T: Serialize>(value: &T) -> String {
     out
 }
 
-/// Escapes text for an HTML text node or a quoted attribute.
-fn escape(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        match c {
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '&' => out.push_str("&amp;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
-        }
-    }
-    out
-}
-
 fn page<T: Serialize>(title: &str, data: &T) -> Page {
     let csp = content_security_policy(&[SCRIPT], &[STYLE], false);
     let html = format!(
@@ -155,7 +141,8 @@ mod tests {
 
     #[test]
     fn hostile_text_cannot_leave_the_json_block() {
-        let hostile = "</script><script>alert(1)</script><!-- <img src=x onerror=alert(1)> & \u{2028}";
+        let hostile =
+            "</script><script>alert(1)</script><!-- <img src=x onerror=alert(1)> & \u{2028}";
         let json = script_json(&serde_json::json!({ "text": hostile }));
         for bad in ["<", ">", "&", "\u{2028}"] {
             assert!(!json.contains(bad), "{json}");

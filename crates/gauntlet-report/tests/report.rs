@@ -42,7 +42,13 @@ fn report(model: &str, outcomes: &[Outcome], kind: AttackKind) -> AuditReport {
     let examples: Vec<ExampleReport> = outcomes
         .iter()
         .enumerate()
-        .map(|(i, o)| example(i, *o, &format!("text {i} </script><img src=x onerror=alert(1)>")))
+        .map(|(i, o)| {
+            example(
+                i,
+                *o,
+                &format!("text {i} </script><img src=x onerror=alert(1)>"),
+            )
+        })
         .collect();
     let config = AttackConfig::new(kind);
     AuditReport {
@@ -82,9 +88,15 @@ fn a_comparison_finds_what_each_model_resists_and_the_deltas() {
     let c = compare(&a, "base", &b, "hard").unwrap();
     let x = &c.attacks[0];
     // Index 0: fooled A, failed on B. Index 4: fooled A, skipped on B (not resisted).
-    assert_eq!(x.only_a_fooled.iter().map(|e| e.index).collect::<Vec<_>>(), [0]);
+    assert_eq!(
+        x.only_a_fooled.iter().map(|e| e.index).collect::<Vec<_>>(),
+        [0]
+    );
     assert!(x.only_b_fooled.is_empty());
-    assert_eq!(x.only_a_fooled[0].b_adversarial, a.attacks[0].report.examples[0].adversarial_text);
+    assert_eq!(
+        x.only_a_fooled[0].b_adversarial,
+        a.attacks[0].report.examples[0].adversarial_text
+    );
     assert!((x.delta.success_rate - (x.b.success_rate - x.a.success_rate)).abs() < 1e-12);
     assert!(x.delta.success_rate < 0.0);
     let md = c.to_markdown();
@@ -98,15 +110,24 @@ fn comparisons_of_different_data_or_attacks_are_refused() {
     let a = report("base@1", &[S, F], AttackKind::HotflipWord);
     let mut other_data = report("hard@2", &[S, F], AttackKind::HotflipWord);
     other_data.data.digest = "cd".repeat(32);
-    assert!(compare(&a, "a", &other_data, "b").unwrap_err().to_string().contains("different data"));
+    assert!(compare(&a, "a", &other_data, "b")
+        .unwrap_err()
+        .to_string()
+        .contains("different data"));
     let other_attack = report("hard@2", &[S, F], AttackKind::Unk);
     assert!(compare(&a, "a", &other_attack, "b").is_err());
     let mut beam = report("hard@2", &[S, F], AttackKind::HotflipWord);
     beam.attacks[0].report.config.beam_width = 3;
-    assert!(compare(&a, "a", &beam, "b").unwrap_err().to_string().contains("different settings"));
+    assert!(compare(&a, "a", &beam, "b")
+        .unwrap_err()
+        .to_string()
+        .contains("different settings"));
     let mut partial = report("hard@2", &[S, F], AttackKind::HotflipWord);
     partial.cancelled = true;
-    assert!(compare(&a, "a", &partial, "b").unwrap_err().to_string().contains("partial"));
+    assert!(compare(&a, "a", &partial, "b")
+        .unwrap_err()
+        .to_string()
+        .contains("partial"));
 }
 
 #[test]
@@ -114,7 +135,12 @@ fn the_terminal_table_has_a_column_per_attack() {
     let r = report("base@1", &[S, S, F, K], AttackKind::HotflipWord);
     let table = summary_table(&r);
     let lines: Vec<&str> = table.lines().collect();
-    assert!(lines.iter().all(|l| l.chars().count() == lines[0].chars().count()), "{table}");
+    assert!(
+        lines
+            .iter()
+            .all(|l| l.chars().count() == lines[0].chars().count()),
+        "{table}"
+    );
     assert!(table.contains("| Attack success rate"), "{table}");
     assert!(table.contains("66.7%"), "{table}");
     assert!(table.contains("hotflip-word"));
@@ -134,5 +160,7 @@ fn the_page_embeds_the_report_as_inert_json() {
         back["report"]["attacks"][0]["report"]["examples"][0]["original_text"],
         "text 0 </script><img src=x onerror=alert(1)>"
     );
-    assert!(page.html.contains(&format!("content=\"{}\"", page.csp.replace('\'', "&#39;"))));
+    assert!(page
+        .html
+        .contains(&format!("content=\"{}\"", page.csp.replace('\'', "&apos;"))));
 }

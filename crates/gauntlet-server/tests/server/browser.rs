@@ -9,7 +9,7 @@ use std::process::Command;
 
 use serde_json::{json, Value};
 
-use crate::common::{config, examples, start, Api};
+use crate::common::{cache_dir, config, examples, run_tool, start, Api};
 
 const KEY: &str = "ui-key-5";
 
@@ -24,18 +24,16 @@ const HOSTILE: [&str; 4] = [
 /// The Chromium executable and playwright-core's node_modules, as `scripts/browser.sh`
 /// installed them.
 fn tools() -> (PathBuf, PathBuf) {
-    let cache = std::env::var_os("GAUNTLET_CACHE")
-        .map(PathBuf::from)
-        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache/gauntlet")))
-        .unwrap();
-    let modules = cache.join("browser/node_modules");
+    let modules = cache_dir().join("browser/node_modules");
     let chromium = ["/usr/bin/chromium", "/usr/bin/chromium-browser"]
         .iter()
         .map(PathBuf::from)
         .find(|p| p.is_file());
     match (chromium, modules.join("playwright-core").is_dir()) {
         (Some(c), true) => (c, modules),
-        _ => panic!("Chromium or playwright-core is missing: run scripts/browser.sh (make test does)"),
+        _ => panic!(
+            "Chromium or playwright-core is missing: run scripts/browser.sh (make test does)"
+        ),
     }
 }
 
@@ -73,18 +71,8 @@ fn node(modules: &Path, cases: &Value, dir: &Path) -> String {
     let file = dir.join("cases.json");
     std::fs::write(&file, serde_json::to_vec_pretty(cases).unwrap()).unwrap();
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/browser/check.mjs");
-    let out = Command::new("node")
-        .arg(script)
-        .arg(modules)
-        .arg(&file)
-        .output()
-        .unwrap();
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(out.status.success(), "browser checks failed:\n{text}");
+    let (ok, text) = run_tool(Command::new("node").arg(script).arg(modules).arg(&file));
+    assert!(ok, "browser checks failed:\n{text}");
     text
 }
 
@@ -99,17 +87,13 @@ fn reports_and_the_ui_in_headless_chromium() {
     let datasets = data.path().join("datasets");
     std::fs::create_dir_all(&datasets).unwrap();
     let tsv: String = std::iter::once("label\ttext\n".to_owned())
-        .chain(
-            hostile_examples()
-                .iter()
-                .map(|e| {
-                    let label = match &e["label"] {
-                        Value::String(s) => s.clone(),
-                        v => v.to_string(),
-                    };
-                    format!("{label}\t{}\n", e["text"].as_str().unwrap())
-                }),
-        )
+        .chain(hostile_examples().iter().map(|e| {
+            let label = match &e["label"] {
+                Value::String(s) => s.clone(),
+                v => v.to_string(),
+            };
+            format!("{label}\t{}\n", e["text"].as_str().unwrap())
+        }))
         .collect();
     std::fs::write(datasets.join("hostile.tsv"), tsv).unwrap();
     let server = start(c);
@@ -119,7 +103,10 @@ fn reports_and_the_ui_in_headless_chromium() {
         "dataset": {"examples": hostile_examples()},
         "seed": 1,
     });
-    let id = api.post("/v1/audits", &plan).ok(202)["id"].as_str().unwrap().to_owned();
+    let id = api.post("/v1/audits", &plan).ok(202)["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
     assert_eq!(api.wait_finished(&id)["state"], "succeeded");
     let report = api.get(&format!("/v1/audits/{id}/report")).ok(200).clone();
 
@@ -128,21 +115,35 @@ fn reports_and_the_ui_in_headless_chromium() {
     let http = reqwest::blocking::Client::new();
     let page = http.get(&url).bearer_auth(KEY).send().unwrap();
     assert_eq!(page.status(), 200);
-    let csp = page.headers()["content-security-policy"].to_str().unwrap().to_owned();
+    let csp = page.headers()["content-security-policy"]
+        .to_str()
+        .unwrap()
+        .to_owned();
     assert!(csp.starts_with("default-src 'none'"), "{csp}");
-    assert!(page.headers()["content-type"].to_str().unwrap().starts_with("text/html"));
+    assert!(page.headers()["content-type"]
+        .to_str()
+        .unwrap()
+        .starts_with("text/html"));
     assert_eq!(http.get(&url).send().unwrap().status(), 401);
     let ui = http.get(format!("{}/ui", server.url())).send().unwrap();
     assert_eq!(ui.status(), 200);
-    assert!(ui.headers()["content-security-policy"].to_str().unwrap().contains("connect-src 'self'"));
+    assert!(ui.headers()["content-security-policy"]
+        .to_str()
+        .unwrap()
+        .contains("connect-src 'self'"));
 
     // The same page from disk, and a comparison page.
-    let parsed: gauntlet_attacks::audit::AuditReport = serde_json::from_value(report.clone()).unwrap();
+    let parsed: gauntlet_attacks::audit::AuditReport =
+        serde_json::from_value(report.clone()).unwrap();
     let disk = artifacts.join("report.html");
     std::fs::write(&disk, gauntlet_report::audit_page(&parsed).html).unwrap();
     let comparison = gauntlet_report::compare(&parsed, "baseline", &parsed, "again").unwrap();
     let compared = artifacts.join("comparison.html");
-    std::fs::write(&compared, gauntlet_report::comparison_page(&comparison).html).unwrap();
+    std::fs::write(
+        &compared,
+        gauntlet_report::comparison_page(&comparison).html,
+    )
+    .unwrap();
     let mut compare_points = Vec::new();
     for a in report["attacks"].as_array().unwrap() {
         for side in ["A", "B"] {
@@ -170,6 +171,9 @@ fn reports_and_the_ui_in_headless_chromium() {
     eprintln!("{out}");
     assert!(artifacts.join("report.png").is_file());
     // The UI's audit on the named dataset ran too.
-    let audits = api.get("/v1/audits").ok(200)["audits"].as_array().unwrap().len();
+    let audits = api.get("/v1/audits").ok(200)["audits"]
+        .as_array()
+        .unwrap()
+        .len();
     assert_eq!(audits, 2);
 }

@@ -91,6 +91,25 @@ pub fn fake_wordnet(dir: &Path) -> std::path::PathBuf {
     dir.join("wordnet")
 }
 
+/// `$GAUNTLET_CACHE`, else `~/.cache/gauntlet`: where the test command's tools live.
+pub fn cache_dir() -> std::path::PathBuf {
+    std::env::var_os("GAUNTLET_CACHE")
+        .map(std::path::PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| Path::new(&h).join(".cache/gauntlet")))
+        .expect("neither GAUNTLET_CACHE nor HOME is set")
+}
+
+/// Runs a tool, returning whether it succeeded and its stdout and stderr together.
+pub fn run_tool(command: &mut std::process::Command) -> (bool, String) {
+    let out = command.output().unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.success(), text)
+}
+
 /// A count for a configuration setting (those are `NonZeroUsize`).
 pub fn nz(n: usize) -> std::num::NonZeroUsize {
     std::num::NonZeroUsize::new(n).unwrap()

@@ -14,7 +14,7 @@ use std::process::Command;
 
 use serde_json::json;
 
-use crate::common::{audit, config, nz, start, Api};
+use crate::common::{audit, cache_dir, config, nz, run_tool, start, Api};
 
 /// The checks' settings shared by both runs.
 const CHECKS: &str = r#"
@@ -31,11 +31,7 @@ checks.not_a_server_error.expected-statuses = ["2xx", "3xx", "4xx", "503"]
 "#;
 
 fn schemathesis() -> PathBuf {
-    let cache = std::env::var_os("GAUNTLET_CACHE")
-        .map(PathBuf::from)
-        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache/gauntlet")))
-        .unwrap();
-    let bin = cache.join("schemathesis-venv/bin/schemathesis");
+    let bin = cache_dir().join("schemathesis-venv/bin/schemathesis");
     assert!(
         bin.is_file(),
         "{} is missing: run scripts/schemathesis.sh (make test does) to install schemathesis",
@@ -52,24 +48,18 @@ fn spec_path() -> PathBuf {
 fn run(spec: &Path, url: &str, settings: &str, dir: &Path) -> (bool, String) {
     let config = dir.join("schemathesis.toml");
     std::fs::write(&config, settings).unwrap();
-    let out = Command::new(schemathesis())
-        .arg("--no-color")
-        .arg("--config-file")
-        .arg(&config)
-        .arg("run")
-        .arg(spec)
-        .args(["--url", url, "--checks", "all", "--seed", "7"])
-        .args(["--max-examples", "25", "--max-time", "75"])
-        .args(["--request-timeout", "30", "--workers", "1"])
-        .current_dir(dir)
-        .output()
-        .unwrap();
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    (out.status.success(), text)
+    run_tool(
+        Command::new(schemathesis())
+            .arg("--no-color")
+            .arg("--config-file")
+            .arg(&config)
+            .arg("run")
+            .arg(spec)
+            .args(["--url", url, "--checks", "all", "--seed", "7"])
+            .args(["--max-examples", "25", "--max-time", "75"])
+            .args(["--request-timeout", "30", "--workers", "1"])
+            .current_dir(dir),
+    )
 }
 
 #[test]
