@@ -280,4 +280,6 @@ fn unreachable_none() -> Result<StepLoss, TrainError> {
 }
 
 #[cfg(test)]
+mod direction_tests;
+#[cfg(test)]
 mod tests;

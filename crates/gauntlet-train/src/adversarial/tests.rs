@@ -14,7 +14,7 @@ use super::*;
 
 /// libtorch's random generator is global and tests run on parallel threads: every test
 /// holds this lock (from [`network`]) so seeded draws happen in a known order.
-static TORCH_RNG: std::sync::Mutex<()> = std::sync::Mutex::new(());
+pub(super) static TORCH_RNG: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
 fn network(
     arch: Architecture,
