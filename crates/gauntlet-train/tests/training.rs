@@ -596,3 +596,100 @@ fn pretrained_vectors_start_the_embeddings_and_freezing_keeps_them() {
     .unwrap_or_default();
     assert!(e.contains("reads characters"), "{e}");
 }
+
+/// The mean adversarial loss of `method` (its own perturbation, ε as given) on `rows`, for
+/// a trained network: what the method's training term minimises.
+fn adversarial_loss(
+    outcome: &gauntlet_train::TrainOutcome,
+    method: gauntlet_train::adversarial::Method,
+    epsilon: f64,
+    rows: &[gauntlet_core::dataset::RawExample],
+) -> f64 {
+    use gauntlet_models::PaddedBatch;
+    use gauntlet_train::adversarial::{AdversarialConfig, Batch, Regularizer};
+    let ids: Vec<TokenIds> = rows
+        .iter()
+        .map(|r| outcome.codec.encode(&r.text).unwrap().ids)
+        .collect();
+    let labels: Vec<i64> = rows.iter().map(|r| r.label.parse().unwrap()).collect();
+    let padded = PaddedBatch::new(&ids, outcome.net.min_len(), tch::Device::Cpu).unwrap();
+    let targets = tch::Tensor::from_slice(&labels);
+    let mut regularizer = Regularizer::new(
+        AdversarialConfig {
+            method,
+            epsilon,
+            ..Default::default()
+        },
+        None,
+    )
+    .unwrap();
+    let batch = Batch {
+        ids: &ids,
+        padded: &padded,
+        targets: &targets,
+        unlabeled: None,
+    };
+    let step = regularizer.loss(outcome.net.as_ref(), &batch).unwrap();
+    step.adversarial.unwrap().double_value(&[])
+}
+
+#[test]
+fn each_hardening_method_lowers_its_own_adversarial_loss_against_the_baseline() {
+    use gauntlet_train::adversarial::{AdversarialConfig, Method};
+    let _rng = torch_rng();
+    let held_out = toy_rows(120, 5000);
+    for (arch, method, epsilon) in [
+        (Architecture::WordCnn, Method::Fgsm, 0.5),
+        (Architecture::WordCnn, Method::Unk, 0.0),
+        (Architecture::CharCnnLstm, Method::Hotflip, 0.0),
+    ] {
+        let trained = |method| {
+            let mut config = tiny_config(arch);
+            // No dropout: the comparison is between the two trainings, not two dropout draws.
+            config
+                .hyper
+                .insert("dropout".into(), serde_json::json!(0.0));
+            config.adversarial = AdversarialConfig {
+                method,
+                epsilon: if method == Method::Fgsm {
+                    epsilon
+                } else {
+                    0.05
+                },
+                ..Default::default()
+            };
+            train(
+                &config,
+                &split("t.tsv", toy_rows(240, 0)),
+                Some(&split("d.tsv", toy_rows(60, 1000))),
+                &mut |_| {},
+            )
+            .unwrap()
+        };
+        let (baseline, hardened) = (trained(Method::None), trained(method));
+        let eval_epsilon = if method == Method::Fgsm {
+            epsilon
+        } else {
+            0.05
+        };
+        let (b, h) = (
+            adversarial_loss(&baseline, method, eval_epsilon, &held_out),
+            adversarial_loss(&hardened, method, eval_epsilon, &held_out),
+        );
+        assert!(
+            h < b,
+            "{arch:?} {method:?}: adversarial loss hardened {h} vs baseline {b}"
+        );
+        // And the hardened model still learned the task.
+        let accuracy = hardened
+            .history
+            .iter()
+            .map(|e| e.dev_accuracy)
+            .fold(0.0, f64::max);
+        assert!(
+            accuracy > 0.9,
+            "{arch:?} {method:?}: dev accuracy {accuracy}"
+        );
+        eprintln!("{arch:?} {method:?}: adversarial loss {b:.4} (baseline) -> {h:.4} (hardened)");
+    }
+}
