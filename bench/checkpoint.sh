@@ -108,7 +108,9 @@ stop_server
 
 start_server "$WORK/d" 2000
 ID_D=$(submit); td0=$(now); wait_half "$ID_D"
-kill -9 "$SERVER_PID"; wait "$SERVER_PID" || true; SERVER_PID=""
+kill -9 "$SERVER_PID"; RC_D=0; wait "$SERVER_PID" || RC_D=$?; SERVER_PID=""
+# 137 = killed by SIGKILL; anything else means the server had already died.
+[ "$RC_D" = 137 ] || { echo "the server exited $RC_D before kill -9" >&2; exit 1; }
 start_server "$WORK/d" 2000
 wait_done "$ID_D"; td1=$(now)
 api "/v1/audits/$ID_D/report" >"$WORK/d.json"

@@ -6,6 +6,7 @@
 mod common;
 
 use std::fs;
+use std::path::Path;
 
 use common::*;
 
@@ -17,6 +18,22 @@ fn embedded(html: &str) -> serde_json::Value {
     serde_json::from_str(&html[start..end]).unwrap()
 }
 
+/// `gauntlet audit` of the word model on `data` with `attack`, `extra` flags and `--out`.
+fn audit_to(data: &Path, attack: &str, extra: &[&str], out: &Path) -> std::process::Output {
+    let mut args: Vec<&dyn AsRef<std::ffi::OsStr>> = vec![&"audit", &"--model"];
+    let model = word_model();
+    args.extend([
+        &model as &dyn AsRef<_>,
+        &"--data",
+        &data,
+        &"--attack",
+        &attack,
+    ]);
+    args.extend(extra.iter().map(|a| a as &dyn AsRef<_>));
+    args.extend([&"--device" as &dyn AsRef<_>, &"cpu", &"--out", &out]);
+    gauntlet(&args)
+}
+
 #[test]
 fn html_pages_of_audits_runs_merges_and_comparisons() {
     let dir = tempfile::tempdir().unwrap();
@@ -24,25 +41,12 @@ fn html_pages_of_audits_runs_merges_and_comparisons() {
     let page = dir.path().join("audit.html");
     let json = dir.path().join("audit.json");
     for (out, format) in [(&page, "html"), (&json, "json")] {
-        let o = gauntlet(&[
-            &"audit",
-            &"--model",
-            &word_model(),
-            &"--data",
+        let o = audit_to(
             &data,
-            &"--attack",
-            &"hotflip-word",
-            &"--beam",
-            &"2",
-            &"--seed",
-            &"1",
-            &"--device",
-            &"cpu",
-            &"--out",
+            "hotflip-word",
+            &["--beam", "2", "--seed", "1", "--format", format],
             out,
-            &"--format",
-            &format,
-        ]);
+        );
         assert_code(&o, 0);
         // The summary table, after the progress bar.
         assert!(
@@ -112,23 +116,12 @@ fn html_pages_of_audits_runs_merges_and_comparisons() {
     // A comparison of two reports of the same data and attack.
     let other = dir.path().join("other.json");
     assert_code(
-        &gauntlet(&[
-            &"audit",
-            &"--model",
-            &word_model(),
-            &"--data",
+        &audit_to(
             &data,
-            &"--attack",
-            &"hotflip-word",
-            &"--beam",
-            &"2",
-            &"--seed",
-            &"1",
-            &"--device",
-            &"cpu",
-            &"--out",
+            "hotflip-word",
+            &["--beam", "2", "--seed", "1"],
             &other,
-        ]),
+        ),
         0,
     );
     for (ext, needle) in [
@@ -143,22 +136,7 @@ fn html_pages_of_audits_runs_merges_and_comparisons() {
     }
     // Different attacks do not compare.
     let unk = dir.path().join("unk.json");
-    assert_code(
-        &gauntlet(&[
-            &"audit",
-            &"--model",
-            &word_model(),
-            &"--data",
-            &data,
-            &"--attack",
-            &"unk",
-            &"--device",
-            &"cpu",
-            &"--out",
-            &unk,
-        ]),
-        0,
-    );
+    assert_code(&audit_to(&data, "unk", &[], &unk), 0);
     let refused = gauntlet(&[&"compare", &json, &unk]);
     assert_code(&refused, 2);
     assert!(

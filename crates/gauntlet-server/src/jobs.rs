@@ -7,8 +7,8 @@
 //! examples over all attacks. The gate's verdict is the report's, given once the job has
 //! succeeded (never for one shard).
 
-use gauntlet_attacks::audit::{AuditPlan, AuditReport, DataIdentity, GateVerdict};
-use gauntlet_attacks::Summary;
+use gauntlet_attacks::audit::{AuditPlan, AuditReport, DataIdentity, GateVerdict, NamedReport};
+use gauntlet_attacks::{AttackReport, Summary};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
@@ -222,9 +222,36 @@ impl JobRecord {
 /// The report without its example lists (what a record keeps; examples live in the
 /// results file).
 pub fn summaries_only(report: &AuditReport) -> AuditReport {
-    let mut report = report.clone();
-    for attack in &mut report.attacks {
-        attack.report.examples = Vec::new();
+    // Field by field, so the examples (most of a report) are never copied.
+    let attacks = report
+        .attacks
+        .iter()
+        .map(|a| {
+            let r = &a.report;
+            NamedReport {
+                name: a.name.clone(),
+                gate: a.gate.clone(),
+                counts_from: a.counts_from.clone(),
+                report: AttackReport {
+                    model: r.model.clone(),
+                    config: r.config.clone(),
+                    seed: r.seed,
+                    notes: r.notes.clone(),
+                    cancelled: r.cancelled,
+                    summary: r.summary.clone(),
+                    examples: Vec::new(),
+                },
+            }
+        })
+        .collect();
+    AuditReport {
+        model: report.model.clone(),
+        data: report.data.clone(),
+        shard: report.shard,
+        merged_from: report.merged_from.clone(),
+        attacks,
+        verdict: report.verdict.clone(),
+        cancelled: report.cancelled,
+        wall_time_ms: report.wall_time_ms,
     }
-    report
 }

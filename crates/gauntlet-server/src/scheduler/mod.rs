@@ -371,13 +371,19 @@ impl Scheduler {
     /// A job's example reports, by attack index (its plan's attacks that have any), each in
     /// index order, as far as its last checkpoint holds them.
     pub fn examples(&self, record: &JobRecord) -> Result<Vec<Vec<ExampleReport>>, ApiError> {
-        let upto = record.checkpoint.map_or(0, |c| c.results_bytes);
-        let lines = self.store.read_results(record.id, upto).map_err(|e| {
+        self.results_by_attack(record).map_err(|e| {
             ApiError::Internal(format!(
                 "cannot read the results of audit {}: {e}",
                 record.id
             ))
-        })?;
+        })
+    }
+
+    /// What [`Scheduler::examples`] answers, as the store reads it (also what a resuming
+    /// job starts from).
+    fn results_by_attack(&self, record: &JobRecord) -> std::io::Result<Vec<Vec<ExampleReport>>> {
+        let upto = record.checkpoint.map_or(0, |c| c.results_bytes);
+        let lines = self.store.read_results(record.id, upto)?;
         let mut by_attack: Vec<Vec<ExampleReport>> = Vec::new();
         for line in lines {
             if by_attack.len() <= line.attack {

@@ -9,7 +9,7 @@ use std::sync::atomic::Ordering;
 use std::time::Instant;
 
 use gauntlet_attacks::audit::{self, AuditControl, AuditResume, NamedReport};
-use gauntlet_attacks::Lexicon;
+use gauntlet_attacks::{ExampleReport, Lexicon};
 
 use super::checkpoint::JobObserver;
 use super::{lock, Job, Scheduler};
@@ -176,34 +176,27 @@ impl Scheduler {
         if record.checkpoint.is_none() {
             return Ok((None, results, 0));
         }
-        let lines = self
-            .store
-            .read_results(record.id, checkpoint.results_bytes)
-            .map_err(|e| format!("cannot read the job's checkpoint: {e}"))?;
+        let mut by_attack = self
+            .results_by_attack(record)
+            .map_err(|e| format!("cannot read the job's checkpoint: {e}"))?
+            .into_iter();
         let mut finished: Vec<NamedReport> = record
             .report
             .iter()
             .flat_map(|r| r.attacks.iter().cloned())
             .take_while(|a| !a.report.cancelled)
             .collect();
-        let mut partial = BTreeMap::new();
-        let running = finished.len();
-        for line in lines {
-            match finished.get_mut(line.attack) {
-                Some(attack) => attack.report.examples.push(line.example),
-                None if line.attack == running => {
-                    partial.insert(line.example.index, line.example);
-                }
-                None => {
-                    return Err(format!(
-                        "the results file holds attack {} beyond the checkpoint's attacks",
-                        line.attack
-                    ))
-                }
-            }
-        }
         for attack in &mut finished {
-            attack.report.examples.sort_by_key(|e| e.index);
+            attack.report.examples = by_attack.next().unwrap_or_default();
+        }
+        let partial: BTreeMap<usize, ExampleReport> = by_attack
+            .next()
+            .unwrap_or_default()
+            .into_iter()
+            .map(|e| (e.index, e))
+            .collect();
+        if by_attack.any(|rest| !rest.is_empty()) {
+            return Err("the results file holds attacks beyond the checkpoint's".into());
         }
         Ok((
             Some(AuditResume { finished, partial }),

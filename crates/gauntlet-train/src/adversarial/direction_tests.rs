@@ -9,9 +9,8 @@ use gauntlet_models::{Architecture, InputEmbedding, Network, PaddedBatch};
 use tch::{nn, Device, Kind, Tensor};
 
 use super::embedding_space::{l2_perturbation, vat_perturbation};
-use super::tests::TORCH_RNG;
+use super::tests::{run, TORCH_RNG};
 use super::token_space::{flips_for, hotflip_batch};
-use super::Batch;
 
 /// `logits = Σ_t s_t·e_t·W`: the gradient of the loss at position t is `s_t·W(p − y)`, a
 /// different one at each position, and the KL's Hessian is `Aᵀ F A` with `A d = Σ_t s_t d_t W`.
@@ -169,70 +168,65 @@ fn top_r_hotflip_takes_the_r_best_first_order_flips() {
         TokenIds::Chars(vec![vec![2, 3, 4, 5], vec![6, 7], vec![8, 9, 2, 3, 4]]),
         TokenIds::Chars(vec![vec![5, 6, 7], vec![10, 11]]),
     ];
-    let padded = PaddedBatch::new(&ids, net.min_len(), Device::Cpu).unwrap();
-    let targets = Tensor::from_slice(&[0i64, 2]);
-    let batch = Batch {
-        ids: &ids,
-        padded: &padded,
-        targets: &targets,
-        unlabeled: None,
-    };
-    // The reference: every flip's first-order estimate g·(e_a − e_current), on the host.
-    let embedded = net.embed(&padded);
-    let loss = net
-        .logits(&embedded, &padded, true)
-        .cross_entropy_for_logits(&targets);
-    let g = Tensor::run_backward(&[&loss], &[&embedded], false, false).remove(0);
-    let dim = g.size()[3] as usize;
-    let g = Vec::<f32>::try_from(g.flatten(0, -1)).unwrap();
-    let table = net.embedding().detach();
-    let rows = table.size()[0] as usize;
-    let table = Vec::<f32>::try_from(table.flatten(0, -1)).unwrap();
-    let flat_ids = Vec::<i64>::try_from(padded.ids.flatten(0, -1)).unwrap();
-    let mask = Vec::<f32>::try_from(padded.mask.flatten(0, -1)).unwrap();
-    let per_example = flat_ids.len() / ids.len();
-    let dot = |pos: usize, row: usize| -> f32 {
-        (0..dim)
-            .map(|k| g[pos * dim + k] * table[row * dim + k])
-            .sum()
-    };
-    for ratio in [0.2, 0.5] {
-        let (_, flipped) = hotflip_batch(net.as_ref(), &batch, ratio);
-        let after = Vec::<i64>::try_from(flipped.ids.flatten(0, -1)).unwrap();
-        for (b, example) in ids.iter().enumerate() {
-            let range = b * per_example..(b + 1) * per_example;
-            // Best flip of each real position: (gain, position, character).
-            let mut best: Vec<(f32, usize, i64)> = range
-                .clone()
-                .filter(|&p| mask[p] > 0.0)
-                .map(|p| {
-                    let current = flat_ids[p] as usize;
-                    (2..rows)
-                        .filter(|&a| a != current)
-                        .map(|a| (dot(p, a) - dot(p, current), p, a as i64))
-                        .fold(
-                            (f32::NEG_INFINITY, p, -1),
-                            |x, y| if y.0 > x.0 { y } else { x },
-                        )
-                })
-                .collect();
-            best.sort_by(|x, y| y.0.total_cmp(&x.0));
-            let r = flips_for(example.positions(), ratio) as usize;
-            let mut expected: Vec<(usize, i64)> =
-                best[..r].iter().map(|&(_, p, a)| (p, a)).collect();
-            expected.sort_unstable();
-            let changed: Vec<(usize, i64)> = range
-                .filter(|&p| after[p] != flat_ids[p])
-                .map(|p| (p, after[p]))
-                .collect();
-            assert_eq!(
-                changed, expected,
-                "ratio {ratio}, example {b}: the r best flips"
-            );
-            // No tie blurs the choice: the r-th best gain beats the next one.
-            if best.len() > r {
-                assert!(best[r - 1].0 > best[r].0, "a tie at the cut-off");
+    run(net.as_ref(), &ids, |batch| {
+        let (padded, targets) = (batch.padded, batch.targets);
+        // The reference: every flip's first-order estimate g·(e_a − e_current), on the host.
+        let embedded = net.embed(padded);
+        let loss = net
+            .logits(&embedded, padded, true)
+            .cross_entropy_for_logits(targets);
+        let g = Tensor::run_backward(&[&loss], &[&embedded], false, false).remove(0);
+        let dim = g.size()[3] as usize;
+        let g = Vec::<f32>::try_from(g.flatten(0, -1)).unwrap();
+        let table = net.embedding().detach();
+        let rows = table.size()[0] as usize;
+        let table = Vec::<f32>::try_from(table.flatten(0, -1)).unwrap();
+        let flat_ids = Vec::<i64>::try_from(padded.ids.flatten(0, -1)).unwrap();
+        let mask = Vec::<f32>::try_from(padded.mask.flatten(0, -1)).unwrap();
+        let per_example = flat_ids.len() / ids.len();
+        let dot = |pos: usize, row: usize| -> f32 {
+            (0..dim)
+                .map(|k| g[pos * dim + k] * table[row * dim + k])
+                .sum()
+        };
+        for ratio in [0.2, 0.5] {
+            let (_, flipped) = hotflip_batch(net.as_ref(), batch, ratio);
+            let after = Vec::<i64>::try_from(flipped.ids.flatten(0, -1)).unwrap();
+            for (b, example) in ids.iter().enumerate() {
+                let range = b * per_example..(b + 1) * per_example;
+                // Best flip of each real position: (gain, position, character).
+                let mut best: Vec<(f32, usize, i64)> = range
+                    .clone()
+                    .filter(|&p| mask[p] > 0.0)
+                    .map(|p| {
+                        let current = flat_ids[p] as usize;
+                        (2..rows)
+                            .filter(|&a| a != current)
+                            .map(|a| (dot(p, a) - dot(p, current), p, a as i64))
+                            .fold(
+                                (f32::NEG_INFINITY, p, -1),
+                                |x, y| if y.0 > x.0 { y } else { x },
+                            )
+                    })
+                    .collect();
+                best.sort_by(|x, y| y.0.total_cmp(&x.0));
+                let r = flips_for(example.positions(), ratio) as usize;
+                let mut expected: Vec<(usize, i64)> =
+                    best[..r].iter().map(|&(_, p, a)| (p, a)).collect();
+                expected.sort_unstable();
+                let changed: Vec<(usize, i64)> = range
+                    .filter(|&p| after[p] != flat_ids[p])
+                    .map(|p| (p, after[p]))
+                    .collect();
+                assert_eq!(
+                    changed, expected,
+                    "ratio {ratio}, example {b}: the r best flips"
+                );
+                // No tie blurs the choice: the r-th best gain beats the next one.
+                if best.len() > r {
+                    assert!(best[r - 1].0 > best[r].0, "a tie at the cut-off");
+                }
             }
         }
-    }
+    });
 }

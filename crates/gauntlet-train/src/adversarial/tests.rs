@@ -49,7 +49,7 @@ fn char_ids() -> Vec<TokenIds> {
     ]
 }
 
-fn run<T>(net: &dyn Network, ids: &[TokenIds], f: impl FnOnce(&Batch<'_>) -> T) -> T {
+pub(super) fn run<T>(net: &dyn Network, ids: &[TokenIds], f: impl FnOnce(&Batch<'_>) -> T) -> T {
     let padded = PaddedBatch::new(ids, net.min_len(), Device::Cpu).unwrap();
     let targets = Tensor::from_slice(&[0i64, 2]);
     f(&Batch {
