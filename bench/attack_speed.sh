@@ -66,6 +66,7 @@ print("`fast`: the default path (word flips scored on the backend's device, lazy
       "calls with the same batch shapes replayed alone; overhead = (attack time − model ms) / model ms.\n")
 print("| model | attack | beam | attacked | success (fast) | success (reference) | ms / attacked (fast) | ms / attacked (reference) | speed-up | model ms / attacked | engine overhead | fwd / bwd passes per attacked | same report |")
 print("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+breakdown = []
 order = ["word-hotflip-b10", "word-hotflip-b1", "word-unk-b10", "word-random-gradient-b10",
          "word-random-gradient-b1", "char-hotflip-b10", "char-hotflip-b1"]
 for name in order:
@@ -75,6 +76,13 @@ for name in order:
           f"{r['reference_success_rate']:.1%} | {r['ms_per_attacked']:.2f} | {ref:.2f} | {ref / r['ms_per_attacked']:.1f}× | "
           f"{r['model_ms_per_attacked']:.2f} | {r['overhead']:.0%} | {r['forward_per_attacked']:.1f} / {r['backward_per_attacked']:.1f} | "
           f"{'yes' if r['fast_equals_reference'] else 'NO'} |")
+    calls = r["model_calls"]
+    parts = ", ".join(f"`{kind}` {c['ms'] / r['attacked']:.2f} ms ({c['calls']} calls, {c['states'] / max(c['calls'], 1):.1f} states each)"
+                      for kind, c in sorted(calls.items()))
+    breakdown.append(f"- {r['model']} {r['attack']} beam {r['beam']}: {parts}")
+print("\nWhere the model time goes (fast path, per attacked example; `flips` = forward + backward pass + "
+      "vocabulary product + selection of the best flips, `gradients` = forward + backward pass, `predict` = forward pass):\n")
+print("\n".join(breakdown))
 print("\nCommand: `bench/attack_speed.sh ../shared/data" + (" --device cuda" if device == "cuda" else "") + "`.")
 PY
 cat "$RESULTS"

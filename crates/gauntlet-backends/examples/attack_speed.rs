@@ -56,19 +56,48 @@ impl Recorder<'_> {
         out
     }
 
-    /// Replays every recorded call; the time they take alone.
-    fn replay(&self) -> Result<Duration> {
+    /// Replays every recorded call; the time they take alone, in all and per kind of call
+    /// (`predict`, `gradients`, `flips`, `scores`), with the calls and states of each kind.
+    fn replay(&self) -> Result<(Duration, serde_json::Value)> {
         let calls = self.calls.lock().map_err(|_| anyhow::anyhow!("poisoned"))?;
+        let mut kinds = [(Duration::ZERO, 0usize, 0usize); 4];
         let started = Instant::now();
         for call in calls.iter() {
-            match call {
-                Call::Predict(b) => drop(self.inner.predict(b)?),
-                Call::Gradients(b, l) => drop(self.inner.loss_gradients(b, l)?),
-                Call::Flips(b, q, m, k) => drop(self.inner.top_word_flips(b, q, m, *k)?),
-                Call::Scores(b, g, q, m, k) => drop(self.inner.score_word_flips(b, g, q, m, *k)?),
-            }
+            let at = Instant::now();
+            let (kind, states) = match call {
+                Call::Predict(b) => (0, self.inner.predict(b).map(|_| b.len())?),
+                Call::Gradients(b, l) => (1, self.inner.loss_gradients(b, l).map(|_| b.len())?),
+                Call::Flips(b, q, m, k) => {
+                    (2, self.inner.top_word_flips(b, q, m, *k).map(|_| b.len())?)
+                }
+                Call::Scores(b, g, q, m, k) => (
+                    3,
+                    self.inner
+                        .score_word_flips(b, g, q, m, *k)
+                        .map(|_| b.len())?,
+                ),
+            };
+            let entry = &mut kinds[kind];
+            entry.0 += at.elapsed();
+            entry.1 += 1;
+            entry.2 += states;
         }
-        Ok(started.elapsed())
+        let total = started.elapsed();
+        let names = ["predict", "gradients", "flips", "scores"];
+        let breakdown: serde_json::Map<String, serde_json::Value> = names
+            .iter()
+            .zip(kinds)
+            .filter(|(_, (_, calls, _))| *calls > 0)
+            .map(|(name, (time, calls, states))| {
+                let value = serde_json::json!({
+                    "ms": time.as_secs_f64() * 1000.0,
+                    "calls": calls,
+                    "states": states,
+                });
+                ((*name).to_owned(), value)
+            })
+            .collect();
+        Ok((total, serde_json::Value::Object(breakdown)))
     }
 }
 
@@ -152,6 +181,7 @@ struct Run {
     report: AttackReport,
     wall: Duration,
     model: Duration,
+    breakdown: serde_json::Value,
 }
 
 fn attack(
@@ -182,11 +212,12 @@ fn attack(
     let started = Instant::now();
     let report = attacker.run(&prepared, &RunControl::default())?;
     let wall = started.elapsed();
-    let model = recorder.replay()?;
+    let (model, breakdown) = recorder.replay()?;
     Ok(Run {
         report,
         wall,
         model,
+        breakdown,
     })
 }
 
@@ -267,6 +298,7 @@ fn main() -> Result<()> {
         "success_rate": s.success_rate,
         "ms_per_attacked": ms(main.wall) / attacked,
         "model_ms_per_attacked": ms(main.model) / attacked,
+        "model_calls": main.breakdown,
         "overhead": (main.wall.as_secs_f64() - main.model.as_secs_f64()) / main.model.as_secs_f64().max(1e-9),
         "forward_per_attacked": passes(|e| e.forward_passes),
         "backward_per_attacked": passes(|e| e.backward_passes),

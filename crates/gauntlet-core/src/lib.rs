@@ -8,6 +8,7 @@
 
 pub mod classifier;
 pub mod codec;
+pub mod column_scan;
 pub mod dataset;
 pub mod device;
 pub mod error;

@@ -13,6 +13,7 @@ pub mod batch;
 pub mod birnn;
 pub mod bundle;
 pub mod char_cnn_lstm;
+mod convolution;
 pub mod embedding;
 pub mod error;
 pub mod export;

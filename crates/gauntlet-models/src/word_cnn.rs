@@ -8,7 +8,8 @@ use gauntlet_core::InputKind;
 use serde::{Deserialize, Serialize};
 use tch::{nn, nn::Module, Tensor};
 
-use crate::batch::{conv_valid, masked_max, PaddedBatch};
+use crate::batch::PaddedBatch;
+use crate::convolution::{pooled_convolutions, Squash};
 use crate::embedding::InputEmbedding;
 use crate::error::ModelsError;
 use crate::network::{dropout, lengths_tensor, Network};
@@ -115,18 +116,8 @@ impl Network for WordCnn {
     }
 
     fn logits(&self, embedded: &Tensor, batch: &PaddedBatch, train: bool) -> Tensor {
-        let x = embedded.transpose(1, 2); // [B, D, T]
         let lengths = lengths_tensor(&batch.word_lengths, embedded);
-        let pooled: Vec<Tensor> = self
-            .convs
-            .iter()
-            .map(|(w, conv)| {
-                let h = conv.forward(&x).relu(); // [B, F, T - w + 1]
-                let valid = conv_valid(&lengths, h.size()[2], *w).unsqueeze(1);
-                masked_max(&h, &valid, 2)
-            })
-            .collect();
-        let features = Tensor::cat(&pooled, 1);
+        let features = pooled_convolutions(embedded, &self.convs, &lengths, Squash::Relu);
         self.output
             .forward(&dropout(&features, self.config.dropout, train))
     }

@@ -3,33 +3,73 @@
 //!
 //! [`top_word_flips`] implements [`gauntlet_core::WhiteBox::top_word_flips`] from the
 //! padded gradient `[B, T, D]` and the embedding table `[V, D]` without bringing either to
-//! the host: it gathers the rows of positions that may change, multiplies them by `Eᵀ` in
-//! ONE matrix product for every state of the batch, masks each row with its
-//! [`TargetMask`] and its current id, and runs `topk` per row on the device. Only `k`
-//! (value, id) pairs per position travel back; the host adds `−g_p · e_{x_p}` and keeps the
-//! `k` best of each state in [`gauntlet_core::scoring::flip_order`].
+//! the host: it gathers the rows of positions that may change and multiplies them by the
+//! table in ONE matrix product for every state of the batch. Then, by [`Selection`]:
+//! * on an accelerator, each row is masked with its [`TargetMask`] and its current id and
+//!   `topk` runs per row on the device, so only `k` (value, id) pairs per position travel
+//!   back;
+//! * on the CPU, where the product is host memory already, one best-first scan
+//!   ([`gauntlet_core::column_scan`]) picks each state's `k` best, reading masks only for
+//!   entries that beat the current `k`-th estimate; the product is laid out `[V, R]`,
+//!   which MKL computes about twice as fast as `[R, V]` for a few rows.
 //!
-//! The sign of a query is applied to the gradient rows before the product, so a targeted
-//! search ranks by `−g · e` exactly (negation is exact in floating point). Estimates match
-//! the host reference ([`gauntlet_core::scoring::reference_top_flips`]) up to the
-//! summation order of the matrix product.
+//! Either way the host subtracts `g_p · e_{x_p}` and keeps the `k` best of each state in
+//! [`gauntlet_core::scoring::flip_order`]. The sign of a query is applied to the gradient
+//! rows before the product, so a targeted search ranks by `−g · e` exactly (negation is
+//! exact in floating point). Estimates match the host reference
+//! ([`gauntlet_core::scoring::reference_top_flips`]) up to the summation order of the
+//! matrix product.
 
+use gauntlet_core::column_scan::{best_flips_in_columns, FlipRow};
 use gauntlet_core::scoring::{keep_best, ScoredFlip};
 use gauntlet_core::{FlipQuery, TargetMask, TokenIds};
 use tch::{Device, Kind, TchError, Tensor};
 
-/// One position of a state that may change.
-struct Row {
-    example: usize,
-    position: usize,
+/// Where the `k` best flips are picked from the score matrix.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Selection {
+    /// Masked fill and `topk` per row on the device; only `k` pairs per row travel back.
+    /// The choice for accelerators.
+    Device,
+    /// One best-first scan of the `[V, R]` product on the host
+    /// ([`gauntlet_core::column_scan`]): the mask is read only for entries that beat the
+    /// current `k`-th estimate. The choice on the CPU, where the product is host memory.
+    Host,
 }
 
-/// The `k` best flips of every state (see the crate docs). `grad` is the gradient of each
-/// state's query-label loss with respect to its embedded inputs, padded `[B, T, D]` (any
-/// shape whose rows are `D` wide); `positions[i]` are the row offsets of state `i`'s real
-/// positions; `table`
-/// is `[V, D]` on the same device.
+impl Selection {
+    /// The selection for a device.
+    pub fn for_device(device: Device) -> Self {
+        if device == Device::Cpu {
+            Self::Host
+        } else {
+            Self::Device
+        }
+    }
+}
+
+/// The `k` best flips of every state (see the crate docs), selected as
+/// [`Selection::for_device`] says. `grad` is the gradient of each state's query-label loss
+/// with respect to its embedded inputs, padded `[B, T, D]` (any shape whose rows are `D`
+/// wide); `positions[i]` are the row offsets of state `i`'s real positions; `table` is
+/// `[V, D]` on the same device.
 pub fn top_word_flips(
+    grad: &Tensor,
+    table: &Tensor,
+    positions: &[Vec<usize>],
+    batch: &[TokenIds],
+    queries: &[FlipQuery],
+    masks: &[TargetMask],
+    k: usize,
+) -> Result<Vec<Vec<ScoredFlip>>, TchError> {
+    let selection = Selection::for_device(grad.device());
+    top_word_flips_by(selection, grad, table, positions, batch, queries, masks, k)
+}
+
+/// [`top_word_flips`] with the selection given (both are tested on the CPU).
+#[allow(clippy::too_many_arguments)]
+pub fn top_word_flips_by(
+    selection: Selection,
     grad: &Tensor,
     table: &Tensor,
     positions: &[Vec<usize>],
@@ -41,31 +81,34 @@ pub fn top_word_flips(
     let device = grad.device();
     let (vocab, dim) = table.size2()?;
     let mut rows = Vec::new();
-    let (mut offsets, mut current, mut mask_of, mut signs) =
-        (Vec::new(), Vec::new(), Vec::new(), Vec::new());
-    for (example, ((ids, query), at)) in batch.iter().zip(queries).zip(positions).enumerate() {
+    let (mut offsets, mut signs) = (Vec::new(), Vec::new());
+    for (state, ((ids, query), at)) in batch.iter().zip(queries).zip(positions).enumerate() {
         let TokenIds::Words(words) = ids else {
             return Err(TchError::Kind("word flips need word ids".into()));
         };
         for (position, (target, (&id, &offset))) in
             query.targets.iter().zip(words.iter().zip(at)).enumerate()
         {
-            if let Some(m) = *target {
-                rows.push(Row { example, position });
+            if let Some(mask) = *target {
+                rows.push(FlipRow {
+                    state,
+                    position,
+                    current: id,
+                    mask,
+                    base: 0.0,
+                });
                 offsets.push(offset as i64);
-                current.push(i64::from(id));
-                mask_of.push(m as i64);
                 signs.push(query.sign);
             }
         }
     }
-    let mut out: Vec<Vec<ScoredFlip>> = vec![Vec::new(); batch.len()];
-    if rows.is_empty() || vocab == 0 {
-        return Ok(out);
+    if rows.is_empty() || vocab == 0 || k == 0 {
+        return Ok(vec![Vec::new(); batch.len()]);
     }
     let to_device = |t: Tensor| t.f_to_device(device);
     let offsets = to_device(Tensor::f_from_slice(&offsets)?)?;
-    let current_t = to_device(Tensor::f_from_slice(&current)?)?.f_unsqueeze(1)?;
+    let current: Vec<i64> = rows.iter().map(|r| i64::from(r.current)).collect();
+    let current = to_device(Tensor::f_from_slice(&current)?)?;
     let signs = to_device(Tensor::f_from_slice(&signs)?)?.f_unsqueeze(1)?;
     // [R, D]: the gradient rows of positions that may change, in the query's sign.
     let g = grad
@@ -73,30 +116,59 @@ pub fn top_word_flips(
         .f_index_select(0, &offsets)?
         .f_to_kind(table.kind())?
         .f_mul(&signs.f_to_kind(table.kind())?)?;
+    let base = g
+        .f_mul(&table.f_index_select(0, &current)?)?
+        .f_sum_dim_intlist([1i64].as_slice(), false, Kind::Float)?;
+    let base = Vec::<f32>::try_from(base.f_to_device(Device::Cpu)?)?;
+    for (row, b) in rows.iter_mut().zip(base) {
+        row.base = b;
+    }
+    match selection {
+        Selection::Host => {
+            // [V, R]: the product's fast layout on the CPU (the long axis outside).
+            let scores = table.f_matmul(&g.f_tr()?)?.f_to_kind(Kind::Float)?;
+            let scores = Vec::<f32>::try_from(scores.f_to_device(Device::Cpu)?.f_flatten(0, -1)?)?;
+            best_flips_in_columns(&scores, &rows, masks, batch.len(), k).map_err(TchError::Shape)
+        }
+        Selection::Device => device_top_flips(&g, table, &rows, &current, masks, batch.len(), k),
+    }
+}
+
+/// [`Selection::Device`]: masked `[R, V]` scores and `topk` per row on the device, merged
+/// per state on the host.
+fn device_top_flips(
+    g: &Tensor,
+    table: &Tensor,
+    rows: &[FlipRow],
+    current: &Tensor,
+    masks: &[TargetMask],
+    states: usize,
+    k: usize,
+) -> Result<Vec<Vec<ScoredFlip>>, TchError> {
+    let device = g.device();
+    let vocab = table.size2()?.0;
     let mut scores = g.f_matmul(&table.f_tr()?)?;
+    let mask_of: Vec<i64> = rows.iter().map(|r| r.mask as i64).collect();
     let allowed = allowed_rows(masks, &mask_of, vocab, device)?;
     let _ = scores.f_masked_fill_(&allowed.f_logical_not()?, f64::NEG_INFINITY)?;
-    let _ = scores.f_scatter_value_(1, &current_t, f64::NEG_INFINITY)?;
+    let _ = scores.f_scatter_value_(1, &current.f_unsqueeze(1)?, f64::NEG_INFINITY)?;
     let kk = k.clamp(1, vocab as usize) as i64;
     let (values, ids) = scores.f_topk(kk, 1, true, true)?;
-    let base = g
-        .f_mul(&table.f_index_select(0, &current_t.f_squeeze_dim(1)?)?)?
-        .f_sum_dim_intlist([1i64].as_slice(), false, Kind::Float)?;
     let host = |t: &Tensor| t.f_to_device(Device::Cpu)?.f_flatten(0, -1);
     let values = Vec::<f32>::try_from(host(&values.f_to_kind(Kind::Float)?)?)?;
     let ids = Vec::<i64>::try_from(host(&ids)?)?;
-    let base = Vec::<f32>::try_from(host(&base)?)?;
     let kk = kk as usize;
+    let mut out: Vec<Vec<ScoredFlip>> = vec![Vec::new(); states];
     for (r, row) in rows.iter().enumerate() {
         for j in 0..kk {
             let value = values[r * kk + j];
             if value == f32::NEG_INFINITY {
                 break;
             }
-            out[row.example].push(ScoredFlip {
+            out[row.state].push(ScoredFlip {
                 position: row.position,
                 id: ids[r * kk + j] as u32,
-                estimate: value - base[r],
+                estimate: value - row.base,
             });
         }
     }
@@ -209,8 +281,12 @@ mod tests {
         ];
         let g = Tensor::from_slice(&grad).reshape([2, 4, dim as i64]);
         let e = Tensor::from_slice(&table.values).reshape([7, dim as i64]);
-        for k in [1, 3, 100] {
-            let got = top_word_flips(&g, &e, &positions, &batch, &queries, &masks, k).unwrap();
+        for (selection, k) in [Selection::Device, Selection::Host]
+            .into_iter()
+            .flat_map(|s| [1, 3, 100].map(|k| (s, k)))
+        {
+            let got = top_word_flips_by(selection, &g, &e, &positions, &batch, &queries, &masks, k)
+                .unwrap();
             for (i, ids) in batch.iter().enumerate() {
                 let TokenIds::Words(words) = ids else {
                     unreachable!()
@@ -221,7 +297,7 @@ mod tests {
                     .collect();
                 let want =
                     reference_state_flips(words, &rows, &table, &queries[i], &masks, k).unwrap();
-                assert_eq!(got[i], want, "state {i}, k = {k}");
+                assert_eq!(got[i], want, "{selection:?}: state {i}, k = {k}");
             }
         }
     }
