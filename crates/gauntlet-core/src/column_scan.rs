@@ -66,7 +66,7 @@ pub fn best_flips_in_columns(
     if width == 0 || k == 0 {
         return Ok(out);
     }
-    if scores.len() % width != 0 {
+    if !scores.len().is_multiple_of(width) {
         return Err(format!(
             "{} scores are not whole rows of {width} gradient rows",
             scores.len()
@@ -102,7 +102,8 @@ pub fn best_flips_in_columns(
             // One vectorizable test per chunk; NaN goes on to the full order.
             let mut any = false;
             for ((&s, &b), &t) in chunk.iter().zip(bases).zip(&threshold[at..]) {
-                any |= !(s - b < t);
+                let estimate = s - b;
+                any |= (estimate >= t) | estimate.is_nan();
             }
             if !any {
                 continue;

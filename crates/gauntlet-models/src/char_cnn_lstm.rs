@@ -9,8 +9,7 @@ use gauntlet_core::InputKind;
 use serde::{Deserialize, Serialize};
 use tch::{nn, nn::Module, nn::RNN, Tensor};
 
-use crate::batch::PaddedBatch;
-use crate::convolution::{pooled_convolutions, Squash};
+use crate::batch::{conv_valid, masked_max, PaddedBatch};
 use crate::embedding::InputEmbedding;
 use crate::error::ModelsError;
 use crate::network::{dropout, last_step, Network};
@@ -166,14 +165,23 @@ impl Network for CharCnnLstm {
 
     fn logits(&self, embedded: &Tensor, batch: &PaddedBatch, train: bool) -> Tensor {
         let (b, w, c, d) = embedded.size4().unwrap_or((0, 0, 0, 0));
-        let x = embedded.reshape([b * w, c, d]); // [B*W, C, D]
+        let x = embedded.reshape([b * w, c, d]).transpose(1, 2); // [B*W, D, C]
         let char_lengths: Vec<i64> = batch
             .char_lengths
             .iter()
             .flat_map(|words| (0..w as usize).map(move |j| words.get(j).copied().unwrap_or(0)))
             .collect();
         let char_lengths = Tensor::from_slice(&char_lengths).to_device(embedded.device());
-        let mut words = pooled_convolutions(&x, &self.convs, &char_lengths, Squash::Tanh); // [B*W, F]
+        let pooled: Vec<Tensor> = self
+            .convs
+            .iter()
+            .map(|(width, conv)| {
+                let h = conv.forward(&x).tanh();
+                let valid = conv_valid(&char_lengths, h.size()[2], *width).unsqueeze(1);
+                masked_max(&h, &valid, 2)
+            })
+            .collect();
+        let mut words = Tensor::cat(&pooled, 1); // [B*W, F]
         for highway in &self.highways {
             let gate = highway.gate.forward(&words).sigmoid();
             let transformed = highway.transform.forward(&words).relu();

@@ -10,26 +10,23 @@
 //! which showed as most of a small forward pass in profiles of the demo word-cnn. The
 //! weights stay the `nn::Conv1D` variables, so bundles, training and the ONNX export are
 //! unchanged; the result equals the convolution up to the summation order (tested).
+//!
+//! Only the word CNN uses it. The character CNN pools `tanh` outputs of windows that are
+//! often identical (repeated letters, the padding after short words), so its maxima tie
+//! exactly; a different summation order breaks those ties differently from the ONNX
+//! export's convolution, and gradients would no longer match the exported model's.
 
 use tch::{nn, Tensor};
 
 use crate::batch::{conv_valid, masked_max};
 
-/// How each bank's outputs are squashed before pooling.
-#[derive(Debug, Clone, Copy)]
-pub(crate) enum Squash {
-    Relu,
-    Tanh,
-}
-
 /// For `x` `[N, L, D]` (`L` at least the widest filter) and banks `(width, conv)`: each
-/// bank's squashed output, max-pooled over the positions valid for `lengths` (`[N]`, int64;
+/// bank's ReLU output, max-pooled over the positions valid for `lengths` (`[N]`, int64;
 /// see [`conv_valid`]), concatenated to `[N, Σ F]`.
 pub(crate) fn pooled_convolutions(
     x: &Tensor,
     banks: &[(i64, nn::Conv1D)],
     lengths: &Tensor,
-    squash: Squash,
 ) -> Tensor {
     let (n, l, d) = x.size3().unwrap_or((0, 0, 0));
     let pooled: Vec<Tensor> = banks
@@ -44,10 +41,7 @@ pub(crate) fn pooled_convolutions(
                 None => windows.matmul(&weights),
             }
             .reshape([n, out_len, maps]);
-            let h = match squash {
-                Squash::Relu => h.relu(),
-                Squash::Tanh => h.tanh(),
-            };
+            let h = h.relu();
             let valid = conv_valid(lengths, out_len, *w).unsqueeze(-1);
             masked_max(&h, &valid, 1)
         })
@@ -87,7 +81,7 @@ mod tests {
         // Lengths shorter than a filter, equal to one, and the full padded length.
         let lengths = Tensor::from_slice(&[2i64, 4, 7]);
         let x = Tensor::randn([3, 7, 6], (Kind::Float, Device::Cpu)).set_requires_grad(true);
-        let fast = pooled_convolutions(&x, &banks, &lengths, Squash::Relu);
+        let fast = pooled_convolutions(&x, &banks, &lengths);
         let reference = by_convolution(&x, &banks, &lengths);
         assert_eq!(fast.size(), vec![3, 15]);
         let diff = (&fast - &reference).abs().max().double_value(&[]);

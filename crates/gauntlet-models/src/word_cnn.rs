@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 use tch::{nn, nn::Module, Tensor};
 
 use crate::batch::PaddedBatch;
-use crate::convolution::{pooled_convolutions, Squash};
+use crate::convolution::pooled_convolutions;
 use crate::embedding::InputEmbedding;
 use crate::error::ModelsError;
 use crate::network::{dropout, lengths_tensor, Network};
@@ -117,7 +117,7 @@ impl Network for WordCnn {
 
     fn logits(&self, embedded: &Tensor, batch: &PaddedBatch, train: bool) -> Tensor {
         let lengths = lengths_tensor(&batch.word_lengths, embedded);
-        let features = pooled_convolutions(embedded, &self.convs, &lengths, Squash::Relu);
+        let features = pooled_convolutions(embedded, &self.convs, &lengths);
         self.output
             .forward(&dropout(&features, self.config.dropout, train))
     }
