@@ -152,7 +152,7 @@ pub struct Attacker<'a> {
     codec: &'a TextCodec,
     config: AttackConfig,
     lexicon: Option<&'a dyn Lexicon>,
-    similarity: Option<&'a EmbeddingTable>,
+    similarity: Option<(&'a EmbeddingTable, String)>,
     model_id: String,
     /// Character edits of a subword model: edit the text and re-encode it.
     retokenize: bool,
@@ -247,9 +247,14 @@ impl<'a> Attacker<'a> {
     }
 
     /// Embeddings (indexed by the model's vocabulary ids) for the `sem` cosine constraint,
-    /// instead of the model's own input embeddings.
-    pub fn with_similarity_table(mut self, table: &'a EmbeddingTable) -> Self {
-        self.similarity = Some(table);
+    /// instead of the model's own input embeddings; `source` says what they are, and `sem`
+    /// reports name it in a note.
+    pub fn with_similarity_table(
+        mut self,
+        table: &'a EmbeddingTable,
+        source: impl Into<String>,
+    ) -> Self {
+        self.similarity = Some((table, source.into()));
         self
     }
 
@@ -496,6 +501,11 @@ impl<'a> Attacker<'a> {
             }
             _ => Vec::new(),
         };
+        if let (AttackKind::Sem, Some((_, source))) = (self.config.kind, &self.similarity) {
+            notes.push(format!(
+                "sem: cosine similarity from {source}, not from the model's input embeddings"
+            ));
+        }
         if let Some(cap) = self.default_cap() {
             notes.push(format!(
                 "loss-beam on a vocabulary of {} tokens: each beam state evaluates a seeded \
@@ -542,8 +552,20 @@ impl<'a> Attacker<'a> {
                 let lexicon = self.lexicon.ok_or(AttackError::MissingLexicon)?;
                 let similarity = self
                     .similarity
+                    .as_ref()
+                    .map(|(t, _)| *t)
                     .or(table)
                     .ok_or(AttackError::NeedsGradients(self.config.kind))?;
+                if similarity.rows < self.codec.size() {
+                    return Err(AttackError::config(
+                        "similarity",
+                        format!(
+                            "the table has {} rows for a vocabulary of {} ids",
+                            similarity.rows,
+                            self.codec.size()
+                        ),
+                    ));
+                }
                 Some(SemFilter::new(
                     similarity,
                     self.config.cosine_threshold,

@@ -781,6 +781,85 @@ fn sem_flips_satisfy_every_constraint() {
 }
 
 #[test]
+fn sem_takes_its_similarity_from_given_vectors() {
+    let (codec, model) = word_model();
+    let mut lexicon = MemoryLexicon::new();
+    for w in ["good", "great", "nice", "fine", "bad", "awful", "poor"] {
+        lexicon.insert(w, &[Pos::Adjective], w);
+    }
+    let examples = self_labelled(
+        &model,
+        &codec,
+        &["the movie was good and the plot was great", "a bad film"],
+    );
+    // Only good ~ nice and bad ~ poor are similar; every other word has the zero vector,
+    // hence no neighbour at all.
+    let rows = codec.size();
+    let mut values = vec![0f32; rows * 2];
+    for (word, v) in [
+        ("good", [1.0, 0.0]),
+        ("nice", [1.0, 0.0]),
+        ("bad", [0.0, 1.0]),
+        ("poor", [0.0, 1.0]),
+    ] {
+        let id = codec.id(word).unwrap() as usize;
+        values[id * 2..id * 2 + 2].copy_from_slice(&v);
+    }
+    let similarity = EmbeddingTable {
+        rows,
+        dim: 2,
+        values,
+    };
+    let config = AttackConfig {
+        cosine_threshold: 0.9,
+        confidence: 1.0,
+        curve: vec![],
+        budget: Some(Budget::Changes(2)),
+        ..AttackConfig::new(AttackKind::Sem)
+    };
+    let report = Attacker::new(ModelRef::WhiteBox(&model), &codec, config.clone())
+        .unwrap()
+        .with_lexicon(&lexicon)
+        .with_similarity_table(&similarity, "test vectors")
+        .run_examples(&examples, &RunControl::default())
+        .unwrap();
+    let mut pairs = Vec::new();
+    for e in &report.examples {
+        for op in &e.operations {
+            let Operation::WordFlip { before, after, .. } = op else {
+                panic!("{op:?}")
+            };
+            pairs.push((before.clone(), after.clone()));
+        }
+    }
+    pairs.sort();
+    let want = |a: &str, b: &str| (a.to_owned(), b.to_owned());
+    assert_eq!(
+        pairs,
+        [want("bad", "poor"), want("good", "nice")],
+        "only the given neighbours"
+    );
+    assert!(
+        report.notes.iter().any(|n| n.contains("test vectors")),
+        "{:?}",
+        report.notes
+    );
+    let short = EmbeddingTable {
+        rows: rows - 1,
+        dim: 2,
+        values: vec![0.0; (rows - 1) * 2],
+    };
+    let err = Attacker::new(ModelRef::WhiteBox(&model), &codec, config)
+        .unwrap()
+        .with_lexicon(&lexicon)
+        .with_similarity_table(&short, "short")
+        .run_examples(&examples, &RunControl::default())
+        .err()
+        .unwrap();
+    assert!(err.to_string().contains("similarity"), "{err}");
+}
+
+#[test]
 fn random_baseline_makes_the_given_number_of_changes() {
     let (codec, model) = char_model(2);
     let examples = self_labelled(&model, &codec, CHAR_TEXTS);

@@ -7,12 +7,13 @@
 //! digest, a black-box [`Classifier`] for forward-only work, and a [`WhiteBox`] when one
 //! exists — or the reason there is none, to put in an error message.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use gauntlet_attacks::audit::AuditTarget;
 use gauntlet_core::codec::TextCodec;
 use gauntlet_core::manifest::bundle_digest;
-use gauntlet_core::{Classifier, DeviceChoice, Manifest, WhiteBox};
+use gauntlet_core::vectors::{SimilarityVectors, WordVectors};
+use gauntlet_core::{Classifier, DeviceChoice, InputKind, Manifest, WhiteBox};
 use gauntlet_models::NativeModel;
 use gauntlet_onnx::OnnxModel;
 use gauntlet_onnx_tch::OnnxWhiteBox;
@@ -31,6 +32,9 @@ pub enum BackendError {
     /// ONNX Runtime.
     #[error(transparent)]
     Ort(#[from] gauntlet_ort::OrtError),
+    /// Options that do not fit the bundle.
+    #[error("{0}")]
+    Config(String),
 }
 
 /// Which runtime serves a bundle.
@@ -50,6 +54,10 @@ pub struct LoadOptions {
     pub device: DeviceChoice,
     /// ONNX Runtime session settings (its `device` is overridden by [`Self::device`]).
     pub ort: OrtOptions,
+    /// A word2vec or GloVe file the `sem` attack takes its cosine similarities from,
+    /// instead of the model's input embeddings. Applied to word and subword models;
+    /// character models, which `sem` cannot attack, ignore it.
+    pub sem_vectors: Option<PathBuf>,
 }
 
 enum Models {
@@ -67,6 +75,7 @@ pub struct LoadedBundle {
     digest: String,
     device: String,
     models: Models,
+    similarity: Option<SimilarityVectors>,
 }
 
 impl std::fmt::Debug for LoadedBundle {
@@ -82,6 +91,34 @@ impl std::fmt::Debug for LoadedBundle {
 impl LoadedBundle {
     /// Loads the bundle in `dir` on the runtime its manifest calls for.
     pub fn load(dir: &Path, options: &LoadOptions) -> Result<Self, BackendError> {
+        let bundle = Self::load_model(dir, options)?;
+        match &options.sem_vectors {
+            Some(file) if bundle.codec.kind() == InputKind::Word => bundle.with_sem_vectors(file),
+            _ => Ok(bundle),
+        }
+    }
+
+    /// Reads `file` (word2vec or GloVe) as the `sem` attack's similarity vectors, laid out
+    /// by this model's ids. Character models are refused: `sem` swaps words.
+    pub fn with_sem_vectors(mut self, file: &Path) -> Result<Self, BackendError> {
+        if self.codec.kind() != InputKind::Word {
+            return Err(BackendError::Config(format!(
+                "sem vectors {}: the model reads characters; sem swaps words of word models",
+                file.display()
+            )));
+        }
+        let vectors = WordVectors::read(file)?;
+        let lowercase = self.manifest.tokenization.lowercase;
+        self.similarity = Some(vectors.similarity(file, &self.codec, lowercase));
+        Ok(self)
+    }
+
+    /// The `sem` similarity vectors, when some were given.
+    pub fn sem_vectors(&self) -> Option<&SimilarityVectors> {
+        self.similarity.as_ref()
+    }
+
+    fn load_model(dir: &Path, options: &LoadOptions) -> Result<Self, BackendError> {
         let manifest = Manifest::load(dir)?;
         let Some(spec) = manifest.onnx.clone() else {
             return Ok(Self::from_native(NativeModel::load(dir, options.device)?));
@@ -114,6 +151,7 @@ impl LoadedBundle {
                 ort: Box::new(ort),
                 white_box,
             },
+            similarity: None,
         })
     }
 
@@ -125,6 +163,7 @@ impl LoadedBundle {
             digest: model.digest().to_owned(),
             device: model.device_name(),
             models: Models::Native(Box::new(model)),
+            similarity: None,
         }
     }
 
@@ -205,5 +244,8 @@ impl AuditTarget for LoadedBundle {
     }
     fn digest(&self) -> &str {
         LoadedBundle::digest(self)
+    }
+    fn sem_similarity(&self) -> Option<&SimilarityVectors> {
+        self.similarity.as_ref()
     }
 }

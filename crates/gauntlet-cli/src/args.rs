@@ -102,6 +102,10 @@ pub struct AuditArgs {
     /// Default: $GAUNTLET_WORDNET, else $GAUNTLET_CACHE/wordnet (~/.cache/gauntlet/wordnet).
     #[arg(long, value_name = "DIR", env = "GAUNTLET_WORDNET")]
     pub wordnet: Option<PathBuf>,
+    /// `sem`: take cosine similarities from these word vectors (word2vec text or binary,
+    /// or GloVe) instead of the model's input embeddings.
+    #[arg(long, value_name = "FILE")]
+    pub sem_vectors: Option<PathBuf>,
     /// `random`: make on each example as many changes as this report's adversary did
     /// (a JSON report of the same data and limit). Default: budget-many changes.
     #[arg(long, value_name = "REPORT")]
@@ -170,6 +174,9 @@ pub struct RunArgs {
     /// WordNet directory for `sem` (overrides the spec's `wordnet`).
     #[arg(long, value_name = "DIR", env = "GAUNTLET_WORDNET")]
     pub wordnet: Option<PathBuf>,
+    /// Word vectors for `sem`'s cosine similarity (overrides the spec's `sem_vectors`).
+    #[arg(long, value_name = "FILE")]
+    pub sem_vectors: Option<PathBuf>,
     /// Run only shard I of N (overrides the spec's `shard`).
     #[arg(long, value_name = "I/N")]
     pub shard: Option<Shard>,

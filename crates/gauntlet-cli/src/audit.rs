@@ -86,7 +86,13 @@ pub fn run_audit(args: &AuditArgs) -> Result<Verdict> {
         .format
         .or_else(|| args.out.as_deref().map(Format::from_path))
         .unwrap_or(Format::Json);
-    let session = Session::open(&args.model, &args.data, args.device, args.threads)?;
+    let session = Session::open(
+        &args.model,
+        &args.data,
+        args.device,
+        args.threads,
+        args.sem_vectors.as_deref(),
+    )?;
     let plan = plan_of(args, &session)?;
     plan.validate()?;
     let report = session.run(plan, args.wordnet.as_deref())?;

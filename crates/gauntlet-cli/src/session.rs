@@ -46,12 +46,14 @@ pub struct Session {
 }
 
 impl Session {
-    /// Loads the model, then reads and validates the whole dataset.
+    /// Loads the model (with `sem_vectors` for the `sem` attack, when given), then reads
+    /// and validates the whole dataset.
     pub fn open(
         model_dir: &Path,
         data: &Path,
         device: DeviceChoice,
         threads: Option<i32>,
+        sem_vectors: Option<&Path>,
     ) -> Result<Self> {
         if let Some(t) = threads {
             if t < 1 {
@@ -66,8 +68,16 @@ impl Session {
             device,
             ..LoadOptions::default()
         };
-        let model = LoadedBundle::load(model_dir, &options)
+        let mut model = LoadedBundle::load(model_dir, &options)
             .with_context(|| format!("loading the model bundle {}", model_dir.display()))?;
+        if let Some(file) = sem_vectors {
+            model = model
+                .with_sem_vectors(file)
+                .with_context(|| format!("--sem-vectors {}", file.display()))?;
+            if let Some(v) = model.sem_vectors() {
+                eprintln!("sem: cosine similarity from {}", v.describe());
+            }
+        }
         let name = bundle_name(model_dir);
         let raw = read_raw(data)?;
         let lines: Vec<usize> = raw.iter().map(|r| r.line).collect();

@@ -25,7 +25,8 @@
 //! counts_from = "hotflip-word"         # as many changes as that attack made per example
 //! ```
 //!
-//! `device`, `threads`, `out_dir`, `formats` and `wordnet` say how this machine runs the
+//! `device`, `threads`, `out_dir`, `formats`, `wordnet` and `sem_vectors` (a word2vec or
+//! GloVe file `sem` takes its cosine similarities from) say how this machine runs the
 //! plan and are not part of it; every other key is the plan's (see
 //! `gauntlet_attacks::audit::plan`). Everything is validated before the first attack runs,
 //! and the reports (`<name>.<ext>` per attack and format, `audit.json` — the audit report
@@ -62,9 +63,18 @@ struct Machine {
     formats: Vec<Format>,
     /// WordNet directory for `sem`.
     wordnet: Option<PathBuf>,
+    /// Word vectors for `sem`'s cosine similarity (default: the model's embeddings).
+    sem_vectors: Option<PathBuf>,
 }
 
-const MACHINE_KEYS: [&str; 5] = ["device", "threads", "out_dir", "formats", "wordnet"];
+const MACHINE_KEYS: [&str; 6] = [
+    "device",
+    "threads",
+    "out_dir",
+    "formats",
+    "wordnet",
+    "sem_vectors",
+];
 
 fn read_spec(path: &Path) -> Result<(AuditPlan, Machine)> {
     let text = fs::read_to_string(path)
@@ -147,6 +157,10 @@ pub fn run_spec(args: &RunArgs) -> Result<Verdict> {
         &relative(&base, Path::new(&data)),
         device,
         args.threads.or(machine.threads),
+        args.sem_vectors
+            .clone()
+            .or_else(|| machine.sem_vectors.as_deref().map(|v| relative(&base, v)))
+            .as_deref(),
     )?;
     let wordnet = args
         .wordnet

@@ -10,6 +10,77 @@ use std::path::Path;
 
 use common::*;
 
+/// `--sem-vectors`: `sem` swaps exactly the pairs the file makes similar, says so in the
+/// report, and fools the model with them (every positive word is given a negative twin).
+#[test]
+fn sem_takes_its_similarities_from_sem_vectors() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = data(dir.path(), 12);
+    let wordnet = fake_wordnet(dir.path());
+    let vectors = dir.path().join("twins.txt");
+    let mut text = String::new();
+    for (i, (p, n)) in POSITIVE.iter().zip(NEGATIVE).enumerate() {
+        let v: Vec<String> = (0..6)
+            .map(|j| if j == i { "1" } else { "0" }.to_owned())
+            .collect();
+        text.push_str(&format!("{p} {}\n{n} {}\n", v.join(" "), v.join(" ")));
+    }
+    fs::write(&vectors, text).unwrap();
+    let out = dir.path().join("sem.json");
+    let run = gauntlet(&[
+        &"audit",
+        &"--model",
+        &word_model(),
+        &"--data",
+        &data,
+        &"--attack",
+        &"sem",
+        &"--device",
+        &"cpu",
+        &"--cosine-threshold",
+        &"0.9",
+        &"--wordnet",
+        &wordnet,
+        &"--sem-vectors",
+        &vectors,
+        &"--out",
+        &out,
+    ]);
+    assert_code(&run, 0);
+    let told = stderr(&run);
+    assert!(
+        told.contains("sem: cosine similarity from word vectors")
+            && told.contains("vocabulary words"),
+        "the file and its coverage are told: {told}"
+    );
+    let audit: serde_json::Value =
+        serde_json::from_str(&fs::read_to_string(&out).unwrap()).unwrap();
+    let report = &audit["attacks"][0]["report"];
+    let notes = report["notes"].to_string();
+    assert!(notes.contains("twins.txt"), "{notes}");
+    let twins: Vec<(&str, &str)> = POSITIVE.iter().copied().zip(NEGATIVE).collect();
+    let mut flips = 0;
+    for e in report["examples"].as_array().unwrap() {
+        for op in e["operations"].as_array().unwrap() {
+            let (before, after) = (
+                op["before"].as_str().unwrap(),
+                op["after"].as_str().unwrap(),
+            );
+            assert!(
+                twins.contains(&(before, after)) || twins.contains(&(after, before)),
+                "{before} -> {after} is not a pair of the file"
+            );
+            flips += 1;
+        }
+    }
+    assert!(flips > 0, "{report}");
+    assert!(
+        report["summary"]["success_rate"].as_f64().unwrap() > 0.0,
+        "{}",
+        report["summary"]
+    );
+}
+
 #[test]
 fn every_word_attack_writes_json_markdown_and_junit() {
     let dir = tempfile::tempdir().unwrap();

@@ -139,6 +139,33 @@ fn bad_attacks_and_settings_exit_two() {
         &["--random-counts-from", "x.json"],
         "the `random` attack only",
     );
+    let vectors = dir.path().join("vectors.txt");
+    fs::write(&vectors, "good 1 0\nbad 1 x\n").unwrap();
+    fails(
+        dir.path(),
+        &data,
+        model,
+        "sem",
+        &["--sem-vectors", vectors.to_str().unwrap()],
+        "vectors.txt:2: \"x\" is not a number",
+    );
+    fails(
+        dir.path(),
+        &data,
+        model,
+        "sem",
+        &["--sem-vectors", "missing.txt"],
+        "missing.txt",
+    );
+    fs::write(&vectors, "good 1 0\n").unwrap();
+    fails(
+        dir.path(),
+        &data,
+        char_model(),
+        "hotflip-char",
+        &["--sem-vectors", vectors.to_str().unwrap()],
+        "reads characters",
+    );
 }
 
 #[test]

@@ -6,6 +6,9 @@ use std::path::PathBuf;
 /// Errors raised while reading datasets, manifests and tokenizers.
 #[derive(Debug, thiserror::Error)]
 pub enum CoreError {
+    /// A word-vector file is malformed (the message names the file and line).
+    #[error("{0}")]
+    Vectors(String),
     /// A file could not be opened or read.
     #[error("{path}: {source}")]
     Io {

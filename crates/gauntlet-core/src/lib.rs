@@ -15,6 +15,7 @@ pub mod error;
 pub mod manifest;
 pub mod padding;
 pub mod scoring;
+pub mod vectors;
 
 pub use classifier::{
     BundleModel, Classifier, EmbeddingTable, ExampleGradient, GradientBatch, InputKind,

@@ -213,6 +213,10 @@ pub struct Limits {
 pub struct AttacksSection {
     /// WordNet for the `sem` attack: `""` (auto), `"off"`, or a directory.
     pub wordnet: WordNetSetting,
+    /// A word2vec or GloVe file `sem` takes its cosine similarities from on every word
+    /// model; `""` (none) takes each model's input embeddings.
+    #[serde(default, deserialize_with = "empty_as_none")]
+    pub sem_vectors: Option<PathBuf>,
 }
 
 /// `[onnx]`: ONNX Runtime sessions of ONNX bundles.
@@ -511,12 +515,21 @@ impl Config {
                 sessions: self.onnx.sessions.get(),
                 device: self.models.device,
             },
+            sem_vectors: self.attacks.sem_vectors.clone(),
         })
     }
 
     /// Checks what the types cannot: ranges, files, names; the error names the setting
     /// and the fix.
     pub fn validate(&self) -> Result<(), ConfigError> {
+        if let Some(file) = &self.attacks.sem_vectors {
+            if !file.is_file() {
+                return Err(ConfigError(format!(
+                    "attacks.sem_vectors = {}: no such file; give a word2vec or GloVe file (tools/train_vectors.py makes one), or \"\" to take each model's input embeddings",
+                    file.display()
+                )));
+            }
+        }
         let b = &self.batching;
         if b.max_batch_texts.get() > MAX_BATCH_TEXTS {
             return Err(ConfigError(format!(

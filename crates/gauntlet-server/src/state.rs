@@ -6,7 +6,7 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use gauntlet_attacks::audit::AuditError;
+use gauntlet_attacks::audit::{attacker_for, AuditError};
 use gauntlet_attacks::{
     AttackConfig, AttackError, AttackKind, Attacker, Lexicon, ModelRef, WordNetLexicon,
 };
@@ -88,13 +88,10 @@ pub fn attacker<'a>(
     config: AttackConfig,
     lexicon: Option<&'a dyn Lexicon>,
 ) -> Result<Attacker<'a>, ApiError> {
-    let sem = config.kind == AttackKind::Sem;
-    let attacker = Attacker::new(model_ref(model, config.kind)?, model.codec(), config)?;
-    match lexicon {
-        Some(lexicon) => Ok(attacker.with_lexicon(lexicon)),
-        None if sem => Err(ApiError::AttackIncompatible(NO_WORDNET.into())),
-        None => Ok(attacker),
+    if config.kind == AttackKind::Sem && lexicon.is_none() {
+        return Err(ApiError::AttackIncompatible(NO_WORDNET.into()));
     }
+    Ok(attacker_for(model, config, lexicon)?)
 }
 
 /// An audit plan's error as the API answers it: the plan's own problems are bad requests,

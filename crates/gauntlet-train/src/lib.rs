@@ -11,7 +11,6 @@ pub mod stats;
 #[cfg(any(test, feature = "test-support"))]
 pub mod testing;
 pub mod trainer;
-pub mod vectors;
 
 pub use error::TrainError;
 pub use evaluate::{evaluate, Evaluation};

@@ -26,7 +26,7 @@ use tch::{nn, nn::OptimizerConfig, Kind, Tensor};
 
 use crate::adversarial::{AdversarialConfig, Batch, Regularizer};
 use crate::error::TrainError;
-use crate::vectors::WordVectors;
+use gauntlet_core::vectors::WordVectors;
 
 /// A dataset file and its rows.
 #[derive(Debug, Clone)]
@@ -311,7 +311,10 @@ pub fn train(
         .set_frequencies(&token_counts(&train_data, codec.size()));
     let embeddings = match &vectors {
         Some((path, v)) => {
-            let coverage = v.apply(&codec, config.lowercase, net.input_embedding())?;
+            let (rows, coverage) = v.rows_for(&codec, config.lowercase);
+            net.input_embedding()
+                .set_rows(&rows)
+                .map_err(|e| TrainError::Invalid(format!("--embeddings: {e}")))?;
             Some(v.provenance(path, coverage, config.freeze_embeddings))
         }
         None => None,

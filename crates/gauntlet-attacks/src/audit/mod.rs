@@ -26,7 +26,7 @@ pub use plan::{
     LabelRef, ResolvedAttack, ResolvedPlan, Shard,
 };
 pub use report::{model_identity, AuditReport, DataIdentity, MergedFrom, NamedReport};
-pub use run::{run, AuditControl, AuditObserver, AuditResume, AuditTarget};
+pub use run::{attacker_for, run, AuditControl, AuditObserver, AuditResume, AuditTarget};
 
 use crate::error::AttackError;
 

@@ -4,12 +4,15 @@ use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
+use gauntlet_core::vectors::SimilarityVectors;
 use gauntlet_core::{Classifier, Example, TextCodec, WhiteBox};
 
 use super::plan::{model_ref_of, ResolvedPlan};
 use super::report::{model_identity, AuditReport, DataIdentity, NamedReport};
 use super::AuditError;
+use crate::config::AttackConfig;
 use crate::engine::{Attacker, Progress, RunControl};
+use crate::error::AttackError;
 use crate::lexicon::Lexicon;
 use crate::report::ExampleReport;
 
@@ -28,6 +31,30 @@ pub trait AuditTarget {
     }
     /// The model's content digest (e.g. the bundle's SHA-256).
     fn digest(&self) -> &str;
+    /// Word vectors for the `sem` attack's cosine constraint, laid out by the model's ids;
+    /// `None` (the default, and the paper's choice) takes the model's input embeddings.
+    fn sem_similarity(&self) -> Option<&SimilarityVectors> {
+        None
+    }
+}
+
+/// An attacker for `target` with `config` and what `sem` needs: the `lexicon`, and the
+/// target's similarity vectors when it has some. The server's one-off attacks and every
+/// audit build their attackers here.
+pub fn attacker_for<'a>(
+    target: &'a dyn AuditTarget,
+    config: AttackConfig,
+    lexicon: Option<&'a dyn Lexicon>,
+) -> Result<Attacker<'a>, AttackError> {
+    let model = model_ref_of(target, config.kind)?;
+    let mut attacker = Attacker::new(model, target.codec(), config)?;
+    if let Some(lexicon) = lexicon {
+        attacker = attacker.with_lexicon(lexicon);
+    }
+    if let Some(vectors) = target.sem_similarity() {
+        attacker = attacker.with_similarity_table(&vectors.table, vectors.describe());
+    }
+    Ok(attacker)
 }
 
 /// What a caller hears of a running audit. Every method has an empty default.
@@ -122,13 +149,9 @@ pub fn run(
         if let Some(source) = counts_from {
             config.random_change_counts = Some(source.report.change_counts());
         }
-        let model = model_ref_of(target, config.kind).map_err(fail)?;
-        let mut attacker = Attacker::new(model, target.codec(), config)
+        let attacker = attacker_for(target, config, lexicon)
             .map_err(fail)?
             .with_model_id(audit.model.clone());
-        if let Some(lexicon) = lexicon {
-            attacker = attacker.with_lexicon(lexicon);
-        }
         let prepared = attacker
             .prepare_indexed(selected.iter().copied())
             .map_err(fail)?;

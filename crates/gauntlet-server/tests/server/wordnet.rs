@@ -41,6 +41,57 @@ fn sem_runs_and_is_listed_with_a_configured_wordnet() {
     assert_eq!(done["state"], "succeeded", "{done}");
 }
 
+/// `attacks.sem_vectors`: one-off attacks and audit jobs take `sem`'s similarities from the
+/// file and name it in their notes; a missing file stops the start with the setting named.
+#[test]
+fn sem_takes_its_similarities_from_the_configured_vectors() {
+    let data = tempfile::tempdir().unwrap();
+    let wordnet = tempfile::tempdir().unwrap();
+    let vectors = wordnet.path().join("vectors.txt");
+    std::fs::write(&vectors, "2 2\ngood 1 0\nbad 1 0\n").unwrap();
+    let mut c = config(data.path());
+    c.attacks.wordnet = WordNetSetting::Dir(fake_wordnet(wordnet.path()));
+    c.attacks.sem_vectors = Some(vectors.clone());
+    let server = start(c);
+    let api = Api::new(&server);
+    let attack = json!({"kind": "sem", "beam_width": 2, "cosine_threshold": 0.9});
+    let r = api.post(
+        "/v1/attacks",
+        &json!({"attack": attack, "examples": examples(4)}),
+    );
+    let report = r.ok(200);
+    let notes = report["notes"].to_string();
+    assert!(notes.contains("vectors.txt"), "{notes}");
+    for e in report["examples"].as_array().unwrap() {
+        for op in e["operations"].as_array().unwrap() {
+            let pair = (
+                op["before"].as_str().unwrap(),
+                op["after"].as_str().unwrap(),
+            );
+            assert!(
+                matches!(pair, ("good", "bad") | ("bad", "good")),
+                "{pair:?}"
+            );
+        }
+    }
+    let job = api.post("/v1/audits", &audit(3, attack));
+    let id = job.ok(202)["id"].as_str().unwrap().to_owned();
+    let done = api.wait_finished(&id);
+    assert_eq!(done["state"], "succeeded", "{done}");
+    let r = api.get(&format!("/v1/audits/{id}/report"));
+    let full = r.ok(200);
+    let notes = full["attacks"][0]["report"]["notes"].to_string();
+    assert!(notes.contains("vectors.txt"), "{notes}");
+
+    let mut c = config(data.path());
+    c.attacks.sem_vectors = Some(wordnet.path().join("missing.txt"));
+    let e = c.validate().unwrap_err().to_string();
+    assert!(
+        e.contains("attacks.sem_vectors") && e.contains("missing.txt"),
+        "{e}"
+    );
+}
+
 #[test]
 fn sem_is_refused_without_wordnet() {
     let data = tempfile::tempdir().unwrap();

@@ -1,5 +1,6 @@
-//! Pretrained word vectors (Kim's CNN-static and non-static): word2vec text and binary
-//! files and GloVe text files, read into an [`InputEmbedding`]'s rows.
+//! Pretrained word vectors: word2vec text and binary files and GloVe text files. Training
+//! initialises word embeddings from them (Kim's CNN-static and non-static), and the `sem`
+//! attack can take its cosine similarities from them instead of the model's own table.
 //!
 //! Formats, told apart by their first line:
 //!
@@ -16,12 +17,12 @@
 use std::collections::HashMap;
 use std::path::Path;
 
-use gauntlet_core::manifest::EmbeddingsProvenance;
-use gauntlet_core::TextCodec;
-use gauntlet_models::InputEmbedding;
 use sha2::{Digest, Sha256};
 
-use crate::error::TrainError;
+use crate::classifier::EmbeddingTable;
+use crate::codec::TextCodec;
+use crate::error::CoreError;
+use crate::manifest::EmbeddingsProvenance;
 
 /// Vectors by word, as read from a file.
 #[derive(Debug, Clone, PartialEq)]
@@ -43,8 +44,35 @@ pub struct Coverage {
     pub words: usize,
 }
 
-fn bad(path: &Path, line: usize, message: impl std::fmt::Display) -> TrainError {
-    TrainError::Invalid(format!("{}:{line}: {message}", path.display()))
+/// Word vectors laid out by a model's ids for the `sem` attack's cosine constraint (see
+/// [`WordVectors::similarity_table`]), with where they came from.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SimilarityVectors {
+    /// One row per model id; zeros where the file has no vector.
+    pub table: EmbeddingTable,
+    /// The file, as given.
+    pub file: String,
+    /// SHA-256 of the file.
+    pub digest: String,
+    /// How much of the vocabulary the file covered.
+    pub coverage: Coverage,
+}
+
+impl SimilarityVectors {
+    /// What a report says of them.
+    pub fn describe(&self) -> String {
+        format!(
+            "word vectors {} (sha256 {}, {} of {} vocabulary words)",
+            self.file,
+            &self.digest[..self.digest.len().min(12)],
+            self.coverage.found,
+            self.coverage.words
+        )
+    }
+}
+
+fn bad(path: &Path, line: usize, message: impl std::fmt::Display) -> CoreError {
+    CoreError::Vectors(format!("{}:{line}: {message}", path.display()))
 }
 
 fn parse_header(line: &str) -> Option<(usize, usize)> {
@@ -56,9 +84,10 @@ fn parse_header(line: &str) -> Option<(usize, usize)> {
 
 impl WordVectors {
     /// Reads a word2vec (text or binary) or GloVe file.
-    pub fn read(path: &Path) -> Result<Self, TrainError> {
-        let bytes = std::fs::read(path).map_err(|e| {
-            TrainError::Invalid(format!("--embeddings {}: cannot read: {e}", path.display()))
+    pub fn read(path: &Path) -> Result<Self, CoreError> {
+        let bytes = std::fs::read(path).map_err(|source| CoreError::Io {
+            path: path.to_owned(),
+            source,
         })?;
         let digest = hex::encode(Sha256::digest(&bytes));
         let header_end = bytes
@@ -100,13 +129,9 @@ impl WordVectors {
         })
     }
 
-    /// Writes the vectors of `codec`'s vocabulary into `embedding` (special rows aside).
-    pub fn apply(
-        &self,
-        codec: &TextCodec,
-        lowercase: bool,
-        embedding: &InputEmbedding,
-    ) -> Result<Coverage, TrainError> {
+    /// The vector of each word of `codec`'s vocabulary that has one, by id (special rows
+    /// aside), and the coverage.
+    pub fn rows_for(&self, codec: &TextCodec, lowercase: bool) -> (Vec<(usize, &[f32])>, Coverage) {
         let folded: HashMap<String, &Vec<f32>> = if lowercase {
             let mut m = HashMap::new();
             let mut words: Vec<(&String, &Vec<f32>)> = self.vectors.iter().collect();
@@ -130,13 +155,43 @@ impl WordVectors {
                 rows.push((id as usize, v.as_slice()));
             }
         }
-        embedding
-            .set_rows(&rows)
-            .map_err(|e| TrainError::Invalid(format!("--embeddings: {e}")))?;
-        Ok(Coverage {
+        let coverage = Coverage {
             found: rows.len(),
             words,
-        })
+        };
+        (rows, coverage)
+    }
+
+    /// A table indexed by `codec`'s ids for the `sem` attack's cosine constraint: each
+    /// word's vector, and zeros for words without one (and the special rows), so those have
+    /// no neighbour.
+    pub fn similarity_table(
+        &self,
+        codec: &TextCodec,
+        lowercase: bool,
+    ) -> (EmbeddingTable, Coverage) {
+        let (rows, coverage) = self.rows_for(codec, lowercase);
+        let mut values = vec![0f32; codec.size() * self.dim];
+        for (id, v) in rows {
+            values[id * self.dim..(id + 1) * self.dim].copy_from_slice(v);
+        }
+        let table = EmbeddingTable {
+            rows: codec.size(),
+            dim: self.dim,
+            values,
+        };
+        (table, coverage)
+    }
+
+    /// [`Self::similarity_table`] with the file's identity, for the `sem` attack.
+    pub fn similarity(&self, file: &Path, codec: &TextCodec, lowercase: bool) -> SimilarityVectors {
+        let (table, coverage) = self.similarity_table(codec, lowercase);
+        SimilarityVectors {
+            table,
+            file: file.display().to_string(),
+            digest: self.digest.clone(),
+            coverage,
+        }
     }
 
     /// The manifest's record of the file.
@@ -169,7 +224,7 @@ fn read_text(
     text: &str,
     first_line: usize,
     dim: Option<usize>,
-) -> Result<HashMap<String, Vec<f32>>, TrainError> {
+) -> Result<HashMap<String, Vec<f32>>, CoreError> {
     let mut out = HashMap::new();
     let mut width = dim;
     for (i, line) in text.lines().enumerate() {
@@ -206,7 +261,7 @@ fn read_binary(
     body: &[u8],
     count: usize,
     dim: usize,
-) -> Result<HashMap<String, Vec<f32>>, TrainError> {
+) -> Result<HashMap<String, Vec<f32>>, CoreError> {
     let mut out = HashMap::with_capacity(count);
     let mut at = 0;
     for k in 0..count {
@@ -257,6 +312,8 @@ fn read_binary(
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
+    use crate::codec::VocabularyOptions;
+    use crate::{InputKind, Tokenization};
 
     fn binary(words: &[(&str, &[f32])]) -> Vec<u8> {
         let dim = words[0].1.len();
@@ -291,6 +348,40 @@ mod tests {
         assert_eq!(a.vectors, c.vectors);
         assert_eq!(a.vectors["Film"], [1.0, 0.0, -0.25]);
         assert_ne!(a.digest, b.digest);
+    }
+
+    #[test]
+    fn similarity_tables_follow_the_codec_ids_with_zeros_for_missing_words() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("v.txt");
+        std::fs::write(&path, "3 2\nGood 1 2\nfilm 3 4\nunused 5 6\n").unwrap();
+        let vectors = WordVectors::read(&path).unwrap();
+        let options = VocabularyOptions {
+            kind: InputKind::Word,
+            lowercase: true,
+            min_count: 1,
+            max_size: 100,
+        };
+        let (tokenizer, words) = TextCodec::build(&["film good bad"], &options).unwrap();
+        let tokenization = Tokenization {
+            kind: InputKind::Word,
+            lowercase: true,
+            max_length: 10,
+            max_word_length: 0,
+            pad_token: "[PAD]".into(),
+            unk_token: "[UNK]".into(),
+            scheme: Default::default(),
+        };
+        let codec = TextCodec::new(tokenizer, &tokenization, words).unwrap();
+        let sim = vectors.similarity(&path, &codec, true);
+        assert_eq!((sim.table.rows, sim.table.dim), (codec.size(), 2));
+        let row = |w: &str| sim.table.row(codec.id(w).unwrap() as usize).to_vec();
+        assert_eq!(row("film"), [3.0, 4.0]);
+        assert_eq!(row("good"), [1.0, 2.0], "a lowercasing codec folds Good");
+        assert_eq!(row("bad"), [0.0, 0.0]);
+        assert_eq!(sim.table.row(0), [0.0, 0.0], "special rows stay zero");
+        assert_eq!((sim.coverage.found, sim.coverage.words), (2, 3));
+        assert!(sim.describe().contains("2 of 3"), "{}", sim.describe());
     }
 
     #[test]
