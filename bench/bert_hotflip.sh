@@ -16,7 +16,7 @@ eval "$(scripts/bootstrap.sh 2>/dev/null)"
 cargo build --release -q -p gauntlet-cli
 PYTHON=${GAUNTLET_CACHE:-$HOME/.cache/gauntlet}/venv/bin/python
 OUT=$(realpath -m target/bench-bert); BUNDLE=$OUT/tiny-bert-sst2
-mkdir -p "$OUT"
+rm -rf "$OUT"; mkdir -p "$OUT"
 
 "$PYTHON" -W ignore tools/fixtures/train_tiny_bert.py "$DATA" "$BUNDLE" --minutes "$MINUTES" \
   2>&1 | tee "$OUT/train.log"
@@ -31,7 +31,7 @@ for attack in hotflip-word unk random; do
     || { echo "audit $attack failed:"; cat "$OUT/$attack.log"; exit 1; }
 done
 
-"$PYTHON" - "$OUT" "$DATA" "$LIMIT" >bench/results/bert_hotflip.md <<'PY'
+"$PYTHON" - "$OUT" "$DATA" "$LIMIT" >"$OUT/bert_hotflip.md" <<'PY'
 import json, pathlib, sys, tomllib
 import numpy as np, onnxruntime as ort
 sys.path.insert(0, "tools/fixtures")
@@ -44,7 +44,8 @@ reports = {}
 for attack in ["hotflip-word", "unk", "random"]:
     path = out / f"{attack}.json"
     if path.exists():
-        reports[attack] = json.loads(path.read_text())
+        # `gauntlet audit` writes an audit report; its one attack's report is what we read.
+        reports[attack] = json.loads(path.read_text())["attacks"][0]["report"]
 
 # The Python pipeline the model was trained with, on the same test examples.
 tokenizer = WordPieceTokenizer.from_json(bundle / "tokenizer.json")
@@ -66,6 +67,9 @@ print(f"Model: `tiny-bert` trained from scratch on SST-2 train by `tools/fixture
       f"{hp['max_position_embeddings']}; {tr['epochs']} epochs in {tr['wall_seconds']:.0f} s, "
       f"kept epoch {tr['best_epoch']}), exported to ONNX (opset {hp['opset']}). Predictions on "
       f"ONNX Runtime, gradients through Gauntlet's tch interpreter of the graph.\n")
+print(f"Build: release (`cargo build --release -p gauntlet-cli`); device: CPU; load average after the audits: "
+      f"{' '.join(f'{x:.2f}' for x in __import__('os').getloadavg())}. "
+      f"Command: `bench/bert_hotflip.sh ../shared/data {limit}`.\n")
 print(f"- dev accuracy (Python, at training): {manifest['metrics']['dev_accuracy']*100:.1f}%")
 print(f"- test accuracy (Python tokenizer + ONNX Runtime, all {len(texts)}): {python_test_acc*100:.1f}%")
 first = reports.get("hotflip-word")
@@ -110,4 +114,5 @@ if first:
         print(f"  original: {ex['original_text']}  ")
         print(f"  adversarial: {ex['adversarial_text']}")
 PY
+mv "$OUT/bert_hotflip.md" bench/results/bert_hotflip.md
 cat bench/results/bert_hotflip.md

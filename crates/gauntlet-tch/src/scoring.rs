@@ -10,8 +10,8 @@
 //!   back;
 //! * on the CPU, where the product is host memory already, one best-first scan
 //!   ([`gauntlet_core::column_scan`]) picks each state's `k` best, reading masks only for
-//!   entries that beat the current `k`-th estimate; the product is laid out `[V, R]`,
-//!   which MKL computes about twice as fast as `[R, V]` for a few rows.
+//!   entries that beat the current `k`-th estimate; the product is laid out `[V, R]`, one
+//!   line per id, so the scan reads it once front to back.
 //!
 //! Either way the host subtracts `g_p · e_{x_p}` and keeps the `k` best of each state in
 //! [`gauntlet_core::scoring::flip_order`]. The sign of a query is applied to the gradient
@@ -125,7 +125,7 @@ pub fn top_word_flips_by(
     }
     match selection {
         Selection::Host => {
-            // [V, R]: the product's fast layout on the CPU (the long axis outside).
+            // [V, R]: one line per id, read once by the scan.
             let scores = table.f_matmul(&g.f_tr()?)?.f_to_kind(Kind::Float)?;
             let scores = Vec::<f32>::try_from(scores.f_to_device(Device::Cpu)?.f_flatten(0, -1)?)?;
             best_flips_in_columns(&scores, &rows, masks, batch.len(), k).map_err(TchError::Shape)
