@@ -602,6 +602,16 @@ fn expand(
     scored: &[StateScores],
     k: usize,
 ) -> Result<(Vec<State>, bool), AttackError> {
+    let drawn;
+    let random_flips = ctx.config.kind == AttackKind::RandomGradient
+        && !ctx.reference
+        && ctx.rules.space == EditSpace::WordFlips;
+    let scored = if random_flips {
+        drawn = random_direction_flips(ctx, run, k)?;
+        &drawn[..]
+    } else {
+        scored
+    };
     let mut cands = Vec::new();
     let mut dropped = false;
     for s in 0..run.beam.len() {
@@ -617,6 +627,58 @@ fn expand(
         select_distinct(cands, &run.beam, &run.space, ctx.config.beam_width, false)?,
         dropped,
     ))
+}
+
+/// `random-gradient` word flips of every state of `run`, scored in ONE backend call. Each
+/// state's random direction is drawn in beam order, exactly as [`state_edits`] draws them
+/// one state at a time on the reference path, so both paths consume the generator alike.
+fn random_direction_flips(
+    ctx: &Context<'_>,
+    run: &mut ExampleRun<'_>,
+    k: usize,
+) -> Result<Vec<StateScores>, AttackError> {
+    let table = ctx
+        .table
+        .ok_or(AttackError::NeedsGradients(ctx.config.kind))?;
+    let wb = ctx
+        .model
+        .white_box()
+        .ok_or(AttackError::NeedsGradients(ctx.config.kind))?;
+    let (mut batch, mut directions, mut queries) = (Vec::new(), Vec::new(), Vec::new());
+    for state in &run.beam {
+        let ids = state.ids(&run.space)?;
+        let direction: Vec<f32> = (0..ids.positions() * table.dim)
+            .map(|_| run.rng.gen_range(-1.0f32..1.0))
+            .collect();
+        queries.push(FlipQuery {
+            label: run.objective,
+            sign: 1.0,
+            targets: WordMasks::query_targets(&ctx.rules, state, &run.space),
+        });
+        batch.push(ids);
+        directions.push(direction);
+    }
+    let answers = wb.score_word_flips(
+        &batch,
+        &directions,
+        &queries,
+        &ctx.masks.masks,
+        k.saturating_add(1),
+    )?;
+    if answers.len() != batch.len() {
+        return Err(AttackError::model_output(format!(
+            "{} flip answers for {} states",
+            answers.len(),
+            batch.len()
+        )));
+    }
+    Ok(answers
+        .into_iter()
+        .map(|flips| {
+            let (kept, more) = as_edits(flips, k);
+            StateScores::Flips(kept, more)
+        })
+        .collect())
 }
 
 /// Every allowed edit of a state, in a deterministic order, sampled down to the cap.

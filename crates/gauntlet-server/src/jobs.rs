@@ -99,6 +99,10 @@ pub struct JobRecord {
     pub model: String,
     /// The model's bundle digest.
     pub model_digest: String,
+    /// Digest of the word vectors `sem` took its similarities from (`attacks.sem_vectors`),
+    /// when the plan has a `sem` attack and the server was given vectors.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sem_vectors_digest: Option<String>,
     /// Number of examples.
     pub examples: usize,
     /// Submission time, ms since the epoch.

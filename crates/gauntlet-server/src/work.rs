@@ -1,10 +1,12 @@
 //! From an audit request to a job: the checks a submission passes ([`prepare`]), and the
 //! same work rebuilt for a job that resumes after a restart ([`rebuild`]), which must find
-//! the same model (by digest) and the same data (by [`DataIdentity`]).
+//! the same model (by digest), the same data (by [`DataIdentity`]) and, for a `sem` attack,
+//! the same word vectors.
 
 use std::sync::Arc;
 
 use gauntlet_attacks::audit::{resolve_inline, DataIdentity};
+use gauntlet_attacks::AttackKind;
 use uuid::Uuid;
 
 use crate::error::ApiError;
@@ -29,6 +31,7 @@ pub fn prepare(
         state: JobState::Queued,
         model: model.name.clone(),
         model_digest: model.model.digest().to_owned(),
+        sem_vectors_digest: sem_vectors_digest(&request, &model),
         examples: attacked,
         created_at_ms: now_ms(),
         started_at_ms: None,
@@ -69,12 +72,32 @@ pub fn rebuild(state: &AppState, record: &JobRecord) -> Result<JobWork, String> 
             model.model.digest()
         ));
     }
+    let vectors = sem_vectors_digest(&record.request, &model);
+    if vectors != record.sem_vectors_digest {
+        let show = |d: &Option<String>| d.clone().unwrap_or_else(|| "none".into());
+        return Err(format!(
+            "the word vectors of its sem attack changed (attacks.sem_vectors: digest {} at submission, {} now)",
+            show(&record.sem_vectors_digest),
+            show(&vectors)
+        ));
+    }
     let (work, attacked, data) = work_for(state, &record.request, model)
         .map_err(|e| format!("its request no longer passes: {e}"))?;
     if record.data.as_ref().is_some_and(|d| *d != data) || attacked != record.examples {
         return Err("its dataset changed since it was submitted".into());
     }
     Ok(work)
+}
+
+/// The digest of the vectors `sem` takes its similarities from on `model`, when `request`
+/// has a `sem` attack: a resumed job must use the same ones.
+fn sem_vectors_digest(request: &AuditRequest, model: &LoadedModel) -> Option<String> {
+    let sem = request
+        .attacks
+        .iter()
+        .any(|a| a.kind == Some(AttackKind::Sem));
+    sem.then(|| model.model.sem_vectors().map(|v| v.digest.clone()))
+        .flatten()
 }
 
 /// Checks `request` against the server's limits and `model`, reads its dataset, and
