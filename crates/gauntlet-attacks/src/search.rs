@@ -547,9 +547,7 @@ fn state_edits(
     let g: &[f32] = match scored {
         StateScores::Gradient(g) if ctx.config.kind != AttackKind::RandomGradient => g,
         _ => {
-            random = (0..positions * table.dim)
-                .map(|_| run.rng.gen_range(-1.0f32..1.0))
-                .collect::<Vec<f32>>();
+            random = random_direction(&mut run.rng, positions * table.dim);
             &random
         }
     };
@@ -572,26 +570,11 @@ fn state_edits(
             ctx.rules.best_word_edits(state, &run.space, g, table, k)
         }
         EditSpace::WordFlips => {
-            let query = FlipQuery {
-                label: run.objective,
-                sign: 1.0,
-                targets: WordMasks::query_targets(&ctx.rules, state, &run.space),
-            };
-            let wb = ctx
-                .model
-                .white_box()
-                .ok_or(AttackError::NeedsGradients(ctx.config.kind))?;
-            let flips = wb
-                .score_word_flips(
-                    std::slice::from_ref(&ids),
-                    std::slice::from_ref(&g.to_vec()),
-                    std::slice::from_ref(&query),
-                    &ctx.masks.masks,
-                    k.saturating_add(1),
-                )?
-                .pop()
-                .ok_or_else(|| AttackError::model_output("no flips for the state"))?;
-            as_edits(flips, k)
+            // Off the reference path the backend scores every word-flip state before
+            // expansion (`score_flips`, `random_direction_flips`).
+            return Err(AttackError::model_output(
+                "a word-flip state reached expansion unscored",
+            ));
         }
     })
 }
@@ -629,6 +612,11 @@ fn expand(
     ))
 }
 
+/// The `random-gradient` direction of a state: `len` draws from U(−1, 1).
+fn random_direction(rng: &mut StdRng, len: usize) -> Vec<f32> {
+    (0..len).map(|_| rng.gen_range(-1.0f32..1.0)).collect()
+}
+
 /// `random-gradient` word flips of every state of `run`, scored in ONE backend call. Each
 /// state's random direction is drawn in beam order, exactly as [`state_edits`] draws them
 /// one state at a time on the reference path, so both paths consume the generator alike.
@@ -647,9 +635,7 @@ fn random_direction_flips(
     let (mut batch, mut directions, mut queries) = (Vec::new(), Vec::new(), Vec::new());
     for state in &run.beam {
         let ids = state.ids(&run.space)?;
-        let direction: Vec<f32> = (0..ids.positions() * table.dim)
-            .map(|_| run.rng.gen_range(-1.0f32..1.0))
-            .collect();
+        let direction = random_direction(&mut run.rng, ids.positions() * table.dim);
         queries.push(FlipQuery {
             label: run.objective,
             sign: 1.0,

@@ -45,7 +45,7 @@ pub struct Coverage {
 }
 
 /// Word vectors laid out by a model's ids for the `sem` attack's cosine constraint (see
-/// [`WordVectors::similarity_table`]), with where they came from.
+/// [`WordVectors::similarity`]), with where they came from.
 #[derive(Debug, Clone, PartialEq)]
 pub struct SimilarityVectors {
     /// One row per model id; zeros where the file has no vector.
@@ -162,32 +162,21 @@ impl WordVectors {
         (rows, coverage)
     }
 
-    /// A table indexed by `codec`'s ids for the `sem` attack's cosine constraint: each
-    /// word's vector, and zeros for words without one (and the special rows), so those have
-    /// no neighbour.
-    pub fn similarity_table(
-        &self,
-        codec: &TextCodec,
-        lowercase: bool,
-    ) -> (EmbeddingTable, Coverage) {
+    /// The vectors laid out by `codec`'s ids for the `sem` attack's cosine constraint,
+    /// with the file's identity: each word's vector, and zeros for words without one (and
+    /// the special rows), so those have no neighbour.
+    pub fn similarity(&self, file: &Path, codec: &TextCodec, lowercase: bool) -> SimilarityVectors {
         let (rows, coverage) = self.rows_for(codec, lowercase);
         let mut values = vec![0f32; codec.size() * self.dim];
         for (id, v) in rows {
             values[id * self.dim..(id + 1) * self.dim].copy_from_slice(v);
         }
-        let table = EmbeddingTable {
-            rows: codec.size(),
-            dim: self.dim,
-            values,
-        };
-        (table, coverage)
-    }
-
-    /// [`Self::similarity_table`] with the file's identity, for the `sem` attack.
-    pub fn similarity(&self, file: &Path, codec: &TextCodec, lowercase: bool) -> SimilarityVectors {
-        let (table, coverage) = self.similarity_table(codec, lowercase);
         SimilarityVectors {
-            table,
+            table: EmbeddingTable {
+                rows: codec.size(),
+                dim: self.dim,
+                values,
+            },
             file: file.display().to_string(),
             digest: self.digest.clone(),
             coverage,
