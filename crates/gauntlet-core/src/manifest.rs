@@ -107,9 +107,12 @@ pub struct Provenance {
     /// Device the model was trained on.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub device: Option<String>,
-    /// Epochs run.
+    /// Epochs run (fewer than asked when early stopping ended the run).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub epochs: Option<usize>,
+    /// Early-stopping patience in epochs, if training used it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub patience: Option<usize>,
     /// The epoch kept (lowest dev loss), 1-based.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub best_epoch: Option<usize>,

@@ -44,8 +44,13 @@ pub struct TrainConfig {
     pub arch: Architecture,
     /// Hyper-parameters (defaults of the architecture, with overrides applied).
     pub hyper: HyperParameters,
-    /// Passes over the training data.
+    /// Passes over the training data (the most run when `patience` stops early).
     pub epochs: usize,
+    /// Early stopping: end training once this many epochs in a row have not lowered the
+    /// dev loss (`None` runs every epoch). The kept weights are the lowest dev loss's
+    /// either way, so stopping early only skips epochs that could not have been kept
+    /// unless a later one improved.
+    pub patience: Option<usize>,
     /// Examples per step.
     pub batch_size: usize,
     /// Adam learning rate.
@@ -91,6 +96,7 @@ impl Default for TrainConfig {
             arch: Architecture::WordCnn,
             hyper: Architecture::WordCnn.default_hyper_parameters(),
             epochs: 10,
+            patience: None,
             batch_size: 50,
             learning_rate: 1e-3,
             seed: 42,
@@ -409,6 +415,10 @@ pub fn train(
             best = Some((dev_loss, epoch, snapshot(&vs)));
         }
         history.push(report);
+        let best_epoch = best.as_ref().map_or(0, |(_, kept, _)| *kept);
+        if config.patience.is_some_and(|p| epoch - best_epoch >= p) {
+            break;
+        }
         regularizer.refresh();
     }
     // The weights kept and the epoch the manifest names come from the same comparison.
@@ -428,7 +438,8 @@ pub fn train(
             dev_data: Some(dev_name),
             seed: Some(config.seed),
             device: Some(device_name(device)),
-            epochs: Some(config.epochs),
+            epochs: Some(history.len()),
+            patience: config.patience,
             best_epoch: Some(best_epoch),
             wall_seconds: Some(started.elapsed().as_secs_f64()),
             adversarial: adversarial_record(&config.adversarial),
@@ -508,6 +519,9 @@ fn validate(config: &TrainConfig) -> Result<(), TrainError> {
     let bad = |m: &str| Err(TrainError::Invalid(m.into()));
     if config.epochs == 0 {
         return bad("--epochs must be at least 1");
+    }
+    if config.patience == Some(0) {
+        return bad("--patience must be at least 1 (leave it out to run every epoch)");
     }
     if config.batch_size == 0 {
         return bad("--batch-size must be at least 1");

@@ -531,6 +531,73 @@ fn the_saved_bundle_is_the_kept_epoch_not_the_last() {
 }
 
 #[test]
+fn early_stopping_ends_after_patience_epochs_without_a_lower_dev_loss() {
+    let _rng = torch_rng();
+    // The overfitting setting of the test above: dev loss bottoms out early, then rises.
+    let mut train_rows = toy_rows(60, 0);
+    for r in train_rows.iter_mut().step_by(3) {
+        r.label = if r.label == "0" {
+            "1".into()
+        } else {
+            "0".into()
+        };
+    }
+    let run = |patience: Option<usize>| {
+        let config = TrainConfig {
+            epochs: 12,
+            patience,
+            learning_rate: 0.05,
+            ..tiny_config(Architecture::WordCnn)
+        };
+        train(
+            &config,
+            &split("train.tsv", train_rows.clone()),
+            Some(&split("dev.tsv", toy_rows(40, 1000))),
+            &mut |_| {},
+        )
+        .unwrap()
+    };
+    let full = run(None);
+    let losses: Vec<f64> = full.history.iter().map(|r| r.dev_loss).collect();
+    // Where a patience of 2 must stop, worked out from the full run's dev losses.
+    let patience = 2;
+    let mut best = (f64::INFINITY, 0);
+    let mut stop = losses.len();
+    for (i, &loss) in losses.iter().enumerate() {
+        if loss < best.0 {
+            best = (loss, i + 1);
+        }
+        if i + 1 - best.1 >= patience {
+            stop = i + 1;
+            break;
+        }
+    }
+    assert!(
+        stop < 12,
+        "precondition: the full run must overfit: {losses:?}"
+    );
+    let early = run(Some(patience));
+    let early_losses: Vec<f64> = early.history.iter().map(|r| r.dev_loss).collect();
+    // Same seed, so the epochs run are the full run's first ones, and the run ends exactly
+    // `patience` epochs after the lowest dev loss, which it keeps.
+    assert_eq!(early_losses, losses[..stop], "{losses:?}");
+    assert_eq!(early.manifest.training.epochs, Some(stop));
+    assert_eq!(early.manifest.training.patience, Some(patience));
+    assert_eq!(early.manifest.training.best_epoch, Some(best.1));
+    assert_eq!(full.manifest.training.epochs, Some(12));
+
+    let zero = TrainConfig {
+        patience: Some(0),
+        ..tiny_config(Architecture::WordCnn)
+    };
+    let err = train(&zero, &split("t.tsv", toy_rows(40, 0)), None, &mut |_| {})
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(err.contains("--patience"), "{err}");
+}
+
+#[test]
 fn pretrained_vectors_start_the_embeddings_and_freezing_keeps_them() {
     use gauntlet_core::WhiteBox;
     let _rng = torch_rng();

@@ -109,6 +109,10 @@ struct TrainArgs {
     /// Passes over the training data.
     #[arg(long, default_value_t = 10)]
     epochs: usize,
+    /// Stop once this many epochs in a row have not lowered the dev loss (default: run
+    /// every epoch); the lowest dev loss's weights are kept either way.
+    #[arg(long)]
+    patience: Option<usize>,
     /// Examples per step.
     #[arg(long, default_value_t = 50)]
     batch_size: usize,
@@ -230,6 +234,7 @@ fn run_train(args: TrainArgs) -> Result<()> {
         arch,
         hyper,
         epochs: args.epochs,
+        patience: args.patience,
         batch_size: args.batch_size,
         learning_rate: args.lr,
         seed: args.seed,
