@@ -359,7 +359,10 @@ pub fn train(
                 unlabeled_cursor = if end == unlabeled.len() { 0 } else { end };
                 Some(extra)
             };
-            let step_loss = regularizer.loss(
+            // The regularizer runs the backward pass (it shares the clean pass's with its
+            // input gradient), adding to the parameters' gradients: zero them first.
+            optimizer.zero_grad();
+            let step_loss = regularizer.backward(
                 net.as_ref(),
                 &Batch {
                     ids: &ids,
@@ -368,9 +371,6 @@ pub fn train(
                     unlabeled: extra.as_ref(),
                 },
             )?;
-            let total = step_loss.total;
-            optimizer.zero_grad();
-            total.backward();
             if config.freeze_embeddings {
                 net.input_embedding().clear_grad();
             }

@@ -696,7 +696,8 @@ fn adversarial_loss(
         targets: &targets,
         unlabeled: None,
     };
-    let step = regularizer.loss(outcome.net.as_ref(), &batch).unwrap();
+    // The gradients this accumulates are never used: the model is only measured.
+    let step = regularizer.backward(outcome.net.as_ref(), &batch).unwrap();
     step.adversarial.unwrap().double_value(&[])
 }
 

@@ -8,6 +8,7 @@ use gauntlet_core::{InputKind, TokenIds};
 use gauntlet_models::{Architecture, InputEmbedding, Network, PaddedBatch};
 use tch::{nn, Device, Kind, Tensor};
 
+use super::clean_pass::clean_pass;
 use super::embedding_space::{l2_perturbation, vat_perturbation};
 use super::tests::{run, TORCH_RNG};
 use super::token_space::{flips_for, hotflip_batch};
@@ -82,7 +83,8 @@ fn the_l2_perturbation_is_epsilon_along_the_closed_form_gradient() {
     let embedded = net.embed(&padded);
     let logits = net.logits(&embedded, &padded, true);
     let loss = logits.cross_entropy_for_logits(&targets);
-    let r = l2_perturbation(&loss, &embedded, &padded, 0.7);
+    let gradient = Tensor::run_backward(&[&loss], &[&embedded], true, false).remove(0);
+    let r = l2_perturbation(&gradient, &padded, 0.7);
     // ∂J/∂e_{b,t} = mask·s_t·W(p_b − y_b)/B.
     let p = logits.softmax(-1, Kind::Float).detach();
     let y = targets.one_hot(3).to_kind(Kind::Float);
@@ -190,7 +192,10 @@ fn top_r_hotflip_takes_the_r_best_first_order_flips() {
                 .sum()
         };
         for ratio in [0.2, 0.5] {
-            let (_, flipped) = hotflip_batch(net.as_ref(), batch, ratio);
+            // The training path: the input gradient of the clean pass that also
+            // accumulates αJ(x) (α = 0.5).
+            let pass = clean_pass(net.as_ref(), padded, targets, 0.5);
+            let flipped = hotflip_batch(net.as_ref(), batch, &pass, ratio);
             let after = Vec::<i64>::try_from(flipped.ids.flatten(0, -1)).unwrap();
             for (b, example) in ids.iter().enumerate() {
                 let range = b * per_example..(b + 1) * per_example;

@@ -1,15 +1,18 @@
 //! Regularizers that perturb the embedded input continuously: embedding dropout, FGSM,
 //! Miyato's L2 adversarial loss and virtual adversarial training.
 //!
-//! Invariants: perturbations touch only real (unpadded) positions; they are computed from
-//! gradients taken with `run_backward` on the embedded input alone (nothing accumulates into
-//! the parameters' gradients) and are detached before the adversarial forward pass, so no
-//! gradient flows through their construction (the constant θ̂ of Miyato et al.).
+//! Invariants: perturbations touch only real (unpadded) positions and are detached before
+//! the adversarial forward pass, so no gradient flows through their construction (the
+//! constant θ̂ of Miyato et al.). FGSM and L2 take `∇ₑJ` from the clean pass that also
+//! accumulates the clean term ([`super::clean_pass`]); VAT's power iteration takes its
+//! gradient with `run_backward` on the random direction alone (nothing accumulates into
+//! the parameters' gradients).
 
 use gauntlet_models::{Network, PaddedBatch};
 use tch::{Kind, Tensor};
 
-use super::{Batch, StepLoss};
+use super::clean_pass::clean_pass;
+use super::{Batch, Pending, StepLoss};
 
 fn cross_entropy(net: &dyn Network, embedded: &Tensor, batch: &Batch<'_>) -> Tensor {
     net.logits(embedded, batch.padded, true)
@@ -33,65 +36,56 @@ pub(super) fn normalize_per_example(x: &Tensor) -> Tensor {
     x / (norms.reshape(shape.as_slice()) + 1e-12)
 }
 
-fn input_gradient(loss: &Tensor, embedded: &Tensor) -> Tensor {
-    Tensor::run_backward(&[loss], &[embedded], true, false).remove(0)
-}
-
 /// Embedding dropout at `rate` (the non-adversarial baseline).
-pub(super) fn dropout(net: &dyn Network, batch: &Batch<'_>, rate: f64) -> StepLoss {
+pub(super) fn dropout(net: &dyn Network, batch: &Batch<'_>, rate: f64) -> Pending {
     let embedded = net.embed(batch.padded).dropout(rate, true);
     let loss = cross_entropy(net, &embedded, batch);
-    StepLoss {
-        clean: loss.detach(),
-        total: loss,
-        adversarial: None,
+    Pending {
+        loss: StepLoss {
+            clean: loss.detach(),
+            adversarial: None,
+        },
+        rest: loss,
     }
 }
 
-/// The FGSM perturbation `ε·sign(∇ₑJ)` at real positions, detached.
-pub(super) fn fgsm_perturbation(
-    loss: &Tensor,
-    embedded: &Tensor,
-    padded: &PaddedBatch,
-    epsilon: f64,
-) -> Tensor {
-    (input_gradient(loss, embedded).sign() * epsilon * position_mask(padded)).detach()
+/// The FGSM perturbation `ε·sign(g)` of the input gradient `g` at real positions, detached.
+pub(super) fn fgsm_perturbation(gradient: &Tensor, padded: &PaddedBatch, epsilon: f64) -> Tensor {
+    (gradient.sign() * epsilon * position_mask(padded)).detach()
 }
 
 /// `αJ(x) + (1−α)J(x + ε·sign(∇ₑJ))`.
-pub(super) fn fgsm(net: &dyn Network, batch: &Batch<'_>, epsilon: f64, alpha: f64) -> StepLoss {
-    let embedded = net.embed(batch.padded);
-    let clean = cross_entropy(net, &embedded, batch);
-    let delta = fgsm_perturbation(&clean, &embedded, batch.padded, epsilon);
-    let adversarial = cross_entropy(net, &(&embedded + delta), batch);
-    StepLoss {
-        total: &clean * alpha + &adversarial * (1.0 - alpha),
-        clean: clean.detach(),
-        adversarial: Some(adversarial.detach()),
+pub(super) fn fgsm(net: &dyn Network, batch: &Batch<'_>, epsilon: f64, alpha: f64) -> Pending {
+    let pass = clean_pass(net, batch.padded, batch.targets, alpha);
+    let delta = fgsm_perturbation(&pass.gradient, batch.padded, epsilon);
+    let adversarial = cross_entropy(net, &(&pass.embedded + delta), batch);
+    Pending {
+        rest: &adversarial * (1.0 - alpha) + pass.upstream,
+        loss: StepLoss {
+            clean: pass.loss,
+            adversarial: Some(adversarial.detach()),
+        },
     }
 }
 
-/// The L2 perturbation `ε·g/‖g‖₂` (per example, whole sequence), detached.
-pub(super) fn l2_perturbation(
-    loss: &Tensor,
-    embedded: &Tensor,
-    padded: &PaddedBatch,
-    epsilon: f64,
-) -> Tensor {
-    let g = input_gradient(loss, embedded) * position_mask(padded);
+/// The L2 perturbation `ε·g/‖g‖₂` of the input gradient `g` (per example, whole
+/// sequence, real positions), detached.
+pub(super) fn l2_perturbation(gradient: &Tensor, padded: &PaddedBatch, epsilon: f64) -> Tensor {
+    let g = gradient * position_mask(padded);
     (normalize_per_example(&g) * epsilon).detach()
 }
 
 /// `J(x) + λ·J(x + r_adv)`.
-pub(super) fn l2(net: &dyn Network, batch: &Batch<'_>, epsilon: f64, weight: f64) -> StepLoss {
-    let embedded = net.embed(batch.padded);
-    let clean = cross_entropy(net, &embedded, batch);
-    let r = l2_perturbation(&clean, &embedded, batch.padded, epsilon);
-    let adversarial = cross_entropy(net, &(&embedded + r), batch);
-    StepLoss {
-        total: &clean + &adversarial * weight,
-        clean: clean.detach(),
-        adversarial: Some(adversarial.detach()),
+pub(super) fn l2(net: &dyn Network, batch: &Batch<'_>, epsilon: f64, weight: f64) -> Pending {
+    let pass = clean_pass(net, batch.padded, batch.targets, 1.0);
+    let r = l2_perturbation(&pass.gradient, batch.padded, epsilon);
+    let adversarial = cross_entropy(net, &(&pass.embedded + r), batch);
+    Pending {
+        rest: &adversarial * weight + pass.upstream,
+        loss: StepLoss {
+            clean: pass.loss,
+            adversarial: Some(adversarial.detach()),
+        },
     }
 }
 
@@ -157,7 +151,7 @@ pub(super) fn vat_labelled(
     epsilon: f64,
     xi: f64,
     weight: f64,
-) -> StepLoss {
+) -> Pending {
     let embedded = net.embed(batch.padded);
     let logits = net.logits(&embedded, batch.padded, true);
     let clean = logits.cross_entropy_for_logits(batch.targets);
@@ -175,9 +169,13 @@ pub(super) fn vat_labelled(
         None => labelled,
     }
     .mean(Kind::Float);
-    StepLoss {
-        total: &clean + &adversarial * weight,
-        clean: clean.detach(),
-        adversarial: Some(adversarial.detach()),
+    // VAT walks the clean graph once anyway: its power iteration differentiates a separate
+    // forward pass with respect to the random direction.
+    Pending {
+        rest: &clean + &adversarial * weight,
+        loss: StepLoss {
+            clean: clean.detach(),
+            adversarial: Some(adversarial.detach()),
+        },
     }
 }

@@ -1,20 +1,26 @@
 //! Adversarial regularizers as a plugin for any tch training loop.
 //!
-//! A [`Regularizer`] turns one labelled batch into the loss to back-propagate: the clean
-//! loss, plus an adversarial term computed from the same model through the
+//! A [`Regularizer`] back-propagates the loss of one labelled batch: the clean loss, plus
+//! an adversarial term computed from the same model through the
 //! [`gauntlet_models::Network`] split at the input embeddings. The trainer of this crate is
-//! only one user; any loop that owns a `Network` can call [`Regularizer::loss`] in place of
-//! its cross-entropy:
+//! only one user; any loop that owns a `Network` can call [`Regularizer::backward`] in place
+//! of its cross-entropy's backward pass. It accumulates into the parameters' gradients, so
+//! zero them before the call and step after it:
 //!
 //! ```no_run
 //! # use gauntlet_train::adversarial::{AdversarialConfig, Method, Regularizer, Batch};
 //! # fn demo(net: &dyn gauntlet_models::Network, batch: Batch<'_>, opt: &mut tch::nn::Optimizer)
 //! #     -> Result<(), gauntlet_train::TrainError> {
 //! let mut regularizer = Regularizer::new(AdversarialConfig { method: Method::Fgsm, ..Default::default() }, None)?;
-//! let step = regularizer.loss(net, &batch)?;
-//! opt.backward_step(&step.total);
+//! opt.zero_grad();
+//! let step = regularizer.backward(net, &batch)?; // step.clean, step.adversarial: for logging
+//! opt.step();
 //! # Ok(()) }
 //! ```
+//!
+//! Why the regularizer runs the backward pass itself: the methods that need the clean
+//! loss's input gradient get it from the same pass that accumulates the clean term
+//! ([`clean_pass`]), so the clean graph is walked once, not twice.
 //!
 //! Methods (each applied to a batch with probability `probability`, else the clean loss):
 //! * `none`: cross-entropy only — the exact operations of clean training, so `--adv none`
@@ -32,6 +38,7 @@
 //! * `unk`, `sem`: word models; one word per example flipped to UNK, or by a semantic flip
 //!   under the attack engine's `sem` constraints, same loss as `hotflip`.
 
+mod clean_pass;
 mod embedding_space;
 mod token_space;
 
@@ -178,14 +185,31 @@ pub struct Batch<'a> {
     pub unlabeled: Option<&'a PaddedBatch>,
 }
 
-/// The losses of one step.
+/// The losses of one step (detached), as [`Regularizer::backward`] back-propagated them.
 pub struct StepLoss {
-    /// What to back-propagate.
-    pub total: Tensor,
-    /// The clean cross-entropy (detached).
+    /// The clean cross-entropy.
     pub clean: Tensor,
-    /// The adversarial term (detached), when one was computed.
+    /// The adversarial term, when one was computed.
     pub adversarial: Option<Tensor>,
+}
+
+/// A step whose backward pass is not finished: `rest` is what is still to
+/// back-propagate (its value is not the loss; the clean term may already be accumulated).
+pub(crate) struct Pending {
+    rest: Tensor,
+    loss: StepLoss,
+}
+
+impl Pending {
+    fn clean(loss: Tensor) -> Self {
+        Self {
+            loss: StepLoss {
+                clean: loss.detach(),
+                adversarial: None,
+            },
+            rest: loss,
+        }
+    }
 }
 
 /// A configured regularizer. Holds the state some methods need (codec and lexicon for
@@ -228,32 +252,34 @@ impl Regularizer {
         }
     }
 
-    /// The loss of one training step (dropout on, i.e. the network in training mode).
-    pub fn loss(&mut self, net: &dyn Network, batch: &Batch<'_>) -> Result<StepLoss, TrainError> {
+    /// Back-propagates the loss of one training step (dropout on, i.e. the network in
+    /// training mode) into the parameters' gradients, which it adds to: zero them before,
+    /// step after. Returns the step's losses.
+    pub fn backward(
+        &mut self,
+        net: &dyn Network,
+        batch: &Batch<'_>,
+    ) -> Result<StepLoss, TrainError> {
+        let pending = self.pending(net, batch)?;
+        pending.rest.backward();
+        Ok(pending.loss)
+    }
+
+    fn pending(&mut self, net: &dyn Network, batch: &Batch<'_>) -> Result<Pending, TrainError> {
         let method = self.config.method;
+        let clean = || {
+            Pending::clean(
+                net.forward(batch.padded, true)
+                    .cross_entropy_for_logits(batch.targets),
+            )
+        };
         if method == Method::None {
-            let clean = net
-                .forward(batch.padded, true)
-                .cross_entropy_for_logits(batch.targets);
-            return Ok(StepLoss {
-                clean: clean.detach(),
-                total: clean,
-                adversarial: None,
-            });
+            return Ok(clean());
         }
         let apply = self.config.probability >= 1.0 || self.rng.gen_bool(self.config.probability);
         let c = &self.config;
         match method {
-            _ if !apply => {
-                let clean = net
-                    .forward(batch.padded, true)
-                    .cross_entropy_for_logits(batch.targets);
-                Ok(StepLoss {
-                    clean: clean.detach(),
-                    total: clean,
-                    adversarial: None,
-                })
-            }
+            _ if !apply => Ok(clean()),
             Method::Dropout => Ok(embedding_space::dropout(net, batch, c.epsilon)),
             Method::Fgsm => Ok(embedding_space::fgsm(net, batch, c.epsilon, c.alpha)),
             Method::L2 => Ok(embedding_space::l2(net, batch, c.epsilon, c.weight)),
@@ -273,7 +299,7 @@ impl Regularizer {
     }
 }
 
-fn unreachable_none() -> Result<StepLoss, TrainError> {
+fn unreachable_none() -> Result<Pending, TrainError> {
     Err(TrainError::Invalid(
         "internal: method none handled above".into(),
     ))
@@ -281,5 +307,7 @@ fn unreachable_none() -> Result<StepLoss, TrainError> {
 
 #[cfg(test)]
 mod direction_tests;
+#[cfg(test)]
+mod fused_tests;
 #[cfg(test)]
 mod tests;

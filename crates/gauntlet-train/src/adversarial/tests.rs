@@ -6,6 +6,7 @@ use gauntlet_core::{InputKind, TextCodec, TokenIds, Tokenization};
 use gauntlet_models::{Architecture, Network, PaddedBatch};
 use tch::{nn, Device, Kind, Tensor};
 
+use super::clean_pass::clean_pass;
 use super::embedding_space::{
     fgsm, fgsm_perturbation, l2, l2_perturbation, vat_divergences, vat_labelled, vat_perturbation,
 };
@@ -16,9 +17,12 @@ use super::*;
 /// holds this lock (from [`network`]) so seeded draws happen in a known order.
 pub(super) static TORCH_RNG: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
-fn network(
+/// A seeded network of `arch` without dropout over `rows` ids, 3 classes, with the
+/// hyper-parameter overrides `extra`, and the held lock of libtorch's generator.
+pub(super) fn network_with(
     arch: Architecture,
     rows: usize,
+    extra: &[(&str, serde_json::Value)],
 ) -> (
     std::sync::MutexGuard<'static, ()>,
     nn::VarStore,
@@ -31,18 +35,32 @@ fn network(
     let vs = nn::VarStore::new(Device::Cpu);
     let mut hyper = arch.default_hyper_parameters();
     hyper.insert("dropout".into(), 0.0.into());
+    for (key, value) in extra {
+        hyper.insert((*key).into(), value.clone());
+    }
     let net = arch.build(&vs.root(), &hyper, rows, 3).unwrap();
     (guard, vs, net)
 }
 
-fn word_ids() -> Vec<TokenIds> {
+fn network(
+    arch: Architecture,
+    rows: usize,
+) -> (
+    std::sync::MutexGuard<'static, ()>,
+    nn::VarStore,
+    Box<dyn Network>,
+) {
+    network_with(arch, rows, &[])
+}
+
+pub(super) fn word_ids() -> Vec<TokenIds> {
     vec![
         TokenIds::Words(vec![2, 3, 4, 5, 6, 7]),
         TokenIds::Words(vec![8, 9, 2]),
     ]
 }
 
-fn char_ids() -> Vec<TokenIds> {
+pub(super) fn char_ids() -> Vec<TokenIds> {
     vec![
         TokenIds::Chars(vec![vec![2, 3, 4, 5], vec![6, 7], vec![8, 9, 2, 3, 4]]),
         TokenIds::Chars(vec![vec![5, 6, 7]]),
@@ -72,7 +90,7 @@ fn fgsm_and_l2_raise_the_loss_at_small_epsilon() {
         run(net.as_ref(), &ids, |batch| {
             let f = fgsm(net.as_ref(), batch, 1e-3, 0.5);
             let l = l2(net.as_ref(), batch, 1e-2, 1.0);
-            for (name, step) in [("fgsm", f), ("l2", l)] {
+            for (name, Pending { loss: step, .. }) in [("fgsm", f), ("l2", l)] {
                 let (clean, adv) = (
                     step.clean.double_value(&[]),
                     step.adversarial.unwrap().double_value(&[]),
@@ -95,7 +113,8 @@ fn perturbations_have_the_stated_norms() {
         let loss = net
             .logits(&embedded, batch.padded, true)
             .cross_entropy_for_logits(batch.targets);
-        let delta = fgsm_perturbation(&loss, &embedded, batch.padded, 0.25);
+        let gradient = Tensor::run_backward(&[&loss], &[&embedded], true, false).remove(0);
+        let delta = fgsm_perturbation(&gradient, batch.padded, 0.25);
         let mask = batch.padded.mask.unsqueeze(-1).expand_as(&delta);
         let real = delta.masked_select(&mask.gt(0.0)).abs();
         let padding = delta.masked_select(&mask.eq(0.0));
@@ -108,7 +127,7 @@ fn perturbations_have_the_stated_norms() {
             0.0,
             "padding is never perturbed"
         );
-        for r in [l2_perturbation(&loss, &embedded, batch.padded, 0.7), {
+        for r in [l2_perturbation(&gradient, batch.padded, 0.7), {
             let log_p = net
                 .logits(&embedded, batch.padded, true)
                 .log_softmax(-1, Kind::Float)
@@ -147,6 +166,7 @@ fn vat_takes_one_mean_over_labelled_and_unlabelled_examples() {
     };
     tch::manual_seed(3);
     let combined = vat_labelled(net.as_ref(), &batch, 0.5, 0.1, 1.0)
+        .loss
         .adversarial
         .unwrap()
         .double_value(&[]);
@@ -173,7 +193,8 @@ fn top_r_hotflip_changes_exactly_r_characters_per_example() {
     let ids = char_ids();
     for ratio in [0.2, 0.5, 1.0] {
         run(net.as_ref(), &ids, |batch| {
-            let (_, flipped) = hotflip_batch(net.as_ref(), batch, ratio);
+            let pass = clean_pass(net.as_ref(), batch.padded, batch.targets, 0.0);
+            let flipped = hotflip_batch(net.as_ref(), batch, &pass, ratio);
             let before = Vec::<i64>::try_from(batch.padded.ids.flatten(0, -1)).unwrap();
             let after = Vec::<i64>::try_from(flipped.ids.flatten(0, -1)).unwrap();
             let per_example = before.len() / ids.len();
@@ -200,7 +221,8 @@ fn unk_regularizer_replaces_exactly_one_word() {
     let (_rng, _vs, net) = network(Architecture::WordCnn, 12);
     let ids = word_ids();
     run(net.as_ref(), &ids, |batch| {
-        let (_, adversarial) = unk_batch(net.as_ref(), batch);
+        let pass = clean_pass(net.as_ref(), batch.padded, batch.targets, 0.0);
+        let adversarial = unk_batch(net.as_ref(), batch, &pass);
         let diff = adversarial
             .ids
             .ne_tensor(&batch.padded.ids)
@@ -247,7 +269,8 @@ fn sem_regularizer_flips_only_to_allowed_words() {
     let mut context = SemContext::new(codec.clone(), Box::new(lexicon));
     run(net.as_ref(), &ids, |batch| {
         // Threshold −1 admits any cosine, so only the lexicon constraints decide.
-        let (_, adversarial) = sem_batch(net.as_ref(), batch, -1.0, &mut context);
+        let pass = clean_pass(net.as_ref(), batch.padded, batch.targets, 0.0);
+        let adversarial = sem_batch(net.as_ref(), batch, &pass, -1.0, &mut context);
         let after = Vec::<i64>::try_from(adversarial.ids.flatten(0, -1)).unwrap();
         let t = after.len() / 2;
         let first: Vec<i64> = after[..3].to_vec();
@@ -281,11 +304,11 @@ fn regularizer_none_is_plain_cross_entropy_and_validation_names_flags() {
     let ids = word_ids();
     run(net.as_ref(), &ids, |batch| {
         let mut none = Regularizer::new(AdversarialConfig::default(), None).unwrap();
-        let step = none.loss(net.as_ref(), batch).unwrap();
+        let step = none.backward(net.as_ref(), batch).unwrap();
         let expected = net
             .forward(batch.padded, true)
             .cross_entropy_for_logits(batch.targets);
-        assert_eq!(step.total.double_value(&[]), expected.double_value(&[]));
+        assert_eq!(step.clean.double_value(&[]), expected.double_value(&[]));
         assert!(step.adversarial.is_none());
     });
     let hotflip = AdversarialConfig {

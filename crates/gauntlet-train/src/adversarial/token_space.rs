@@ -1,9 +1,10 @@
 //! Regularizers that edit the tokens: character HotFlip with top-r simultaneous flips
 //! (Ebrahimi et al. 2018, section 6), and the word-level UNK and SEM regularizers (Table 7).
 //!
-//! Each uses the gradient of the clean loss at the embedded input (one backward pass),
-//! scores edits with the HotFlip estimate `g·(e_new − e_old)`, applies the chosen edits to
-//! the ids, and trains on `αJ(x) + (1−α)J(x_adv)`. The inner adversary need not fool the
+//! Each uses the gradient of the clean loss at the embedded input (from the clean pass that
+//! also accumulates `αJ(x)`, [`super::clean_pass`]), scores edits with the HotFlip estimate
+//! `g·(e_new − e_old)`, applies the chosen edits to the ids, and trains on
+//! `αJ(x) + (1−α)J(x_adv)`. The inner adversary need not fool the
 //! model. HotFlip and UNK stay on the model's device; SEM checks the attack engine's `sem`
 //! constraints ([`gauntlet_attacks::SemFilter`]) on the host.
 
@@ -15,7 +16,8 @@ use gauntlet_core::{EmbeddingTable, TextCodec, TokenIds};
 use gauntlet_models::{Network, PaddedBatch};
 use tch::{Device, Kind, Tensor};
 
-use super::{Batch, StepLoss};
+use super::clean_pass::CleanPass;
+use super::{Batch, Pending, StepLoss};
 use crate::error::TrainError;
 
 const NEG: f64 = -1e30;
@@ -30,33 +32,28 @@ fn with_ids(padded: &PaddedBatch, ids: Tensor) -> PaddedBatch {
     }
 }
 
-/// Clean loss and the gradient of it at the embedded input.
-fn clean_and_gradient(net: &dyn Network, batch: &Batch<'_>) -> (Tensor, Tensor, Tensor) {
-    let embedded = net.embed(batch.padded);
-    let clean = net
-        .logits(&embedded, batch.padded, true)
-        .cross_entropy_for_logits(batch.targets);
-    let g = Tensor::run_backward(&[&clean], &[&embedded], true, false)
-        .remove(0)
-        .detach();
-    (clean, g, embedded.detach())
-}
-
+/// `αJ(x) + (1−α)J(x_adv)`, the clean term already back-propagated by `pass`.
 fn combine(
     net: &dyn Network,
     batch: &Batch<'_>,
-    clean: Tensor,
+    pass: CleanPass,
     adversarial: &PaddedBatch,
     alpha: f64,
-) -> StepLoss {
+) -> Pending {
     let adv = net
         .forward(adversarial, true)
         .cross_entropy_for_logits(batch.targets);
-    StepLoss {
-        total: &clean * alpha + &adv * (1.0 - alpha),
-        clean: clean.detach(),
-        adversarial: Some(adv.detach()),
+    Pending {
+        rest: &adv * (1.0 - alpha) + pass.upstream,
+        loss: StepLoss {
+            clean: pass.loss,
+            adversarial: Some(adv.detach()),
+        },
     }
+}
+
+fn clean_pass(net: &dyn Network, batch: &Batch<'_>, alpha: f64) -> CleanPass {
+    super::clean_pass::clean_pass(net, batch.padded, batch.targets, alpha)
 }
 
 /// Number of flips for an example of `chars` characters: `max(1, round(ratio·chars))`.
@@ -64,18 +61,20 @@ pub(crate) fn flips_for(chars: usize, ratio: f64) -> i64 {
     ((chars as f64 * ratio).round() as i64).clamp(1, chars.max(1) as i64)
 }
 
-/// The character batch after the top-r flips of every example, and the clean loss.
+/// The character batch after the top-r flips of every example, chosen by the clean pass's
+/// input gradient.
 pub(crate) fn hotflip_batch(
     net: &dyn Network,
     batch: &Batch<'_>,
+    pass: &CleanPass,
     ratio: f64,
-) -> (Tensor, PaddedBatch) {
-    let (clean, g, embedded) = clean_and_gradient(net, batch);
+) -> PaddedBatch {
+    let (g, embedded) = (&pass.gradient, pass.embedded.detach());
     let device = g.device();
     let table = net.embedding().detach(); // [A, D]
                                           // scores[b,w,c,a] = g·e_a − g·e_current: the estimated loss change of each flip.
-    let scores = g.matmul(&table.tr())
-        - (&g * &embedded).sum_dim_intlist([-1].as_slice(), true, Kind::Float);
+    let scores =
+        g.matmul(&table.tr()) - (g * &embedded).sum_dim_intlist([-1].as_slice(), true, Kind::Float);
     let alphabet = table.size()[0];
     let mut forbidden = Tensor::zeros([alphabet], (Kind::Bool, device));
     let _ = forbidden.index_fill_(
@@ -107,7 +106,7 @@ pub(crate) fn hotflip_batch(
     let flipped = ids
         .scatter(1, &positions, &new_values)
         .reshape(batch.padded.ids.size());
-    (clean, with_ids(batch.padded, flipped))
+    with_ids(batch.padded, flipped)
 }
 
 /// Character HotFlip regularizer.
@@ -116,16 +115,17 @@ pub(super) fn hotflip(
     batch: &Batch<'_>,
     ratio: f64,
     alpha: f64,
-) -> Result<StepLoss, TrainError> {
-    let (clean, adversarial) = hotflip_batch(net, batch, ratio);
-    Ok(combine(net, batch, clean, &adversarial, alpha))
+) -> Result<Pending, TrainError> {
+    let pass = clean_pass(net, batch, alpha);
+    let adversarial = hotflip_batch(net, batch, &pass, ratio);
+    Ok(combine(net, batch, pass, &adversarial, alpha))
 }
 
 /// The word batch with one word per example replaced by UNK (the best by `g·(e_unk − e_i)`).
-pub(crate) fn unk_batch(net: &dyn Network, batch: &Batch<'_>) -> (Tensor, PaddedBatch) {
-    let (clean, g, embedded) = clean_and_gradient(net, batch);
+pub(crate) fn unk_batch(net: &dyn Network, batch: &Batch<'_>, pass: &CleanPass) -> PaddedBatch {
+    let (g, embedded) = (&pass.gradient, pass.embedded.detach());
     let unk = net.embedding().detach().get(i64::from(UNK_ID));
-    let scores = (&g * (unk - &embedded)).sum_dim_intlist([-1].as_slice(), false, Kind::Float);
+    let scores = (g * (unk - &embedded)).sum_dim_intlist([-1].as_slice(), false, Kind::Float);
     let ids = &batch.padded.ids;
     let invalid = batch
         .padded
@@ -135,20 +135,14 @@ pub(crate) fn unk_batch(net: &dyn Network, batch: &Batch<'_>) -> (Tensor, Padded
     let (best, position) = scores.masked_fill(&invalid, NEG).max_dim(-1, true);
     let replacement = Tensor::full_like(&position, i64::from(UNK_ID))
         .where_self(&best.gt(NEG / 2.0), &ids.gather(1, &position, false));
-    (
-        clean,
-        with_ids(batch.padded, ids.scatter(1, &position, &replacement)),
-    )
+    with_ids(batch.padded, ids.scatter(1, &position, &replacement))
 }
 
 /// UNK word regularizer.
-pub(super) fn unk(
-    net: &dyn Network,
-    batch: &Batch<'_>,
-    alpha: f64,
-) -> Result<StepLoss, TrainError> {
-    let (clean, adversarial) = unk_batch(net, batch);
-    Ok(combine(net, batch, clean, &adversarial, alpha))
+pub(super) fn unk(net: &dyn Network, batch: &Batch<'_>, alpha: f64) -> Result<Pending, TrainError> {
+    let pass = clean_pass(net, batch, alpha);
+    let adversarial = unk_batch(net, batch, &pass);
+    Ok(combine(net, batch, pass, &adversarial, alpha))
 }
 
 /// Host-side state of the SEM regularizer: the vocabulary, the lexicon, a snapshot of the
@@ -198,10 +192,11 @@ fn host(t: &Tensor) -> Vec<f32> {
 pub(crate) fn sem_batch(
     net: &dyn Network,
     batch: &Batch<'_>,
+    pass: &CleanPass,
     threshold: f64,
     sem: &mut SemContext,
-) -> (Tensor, PaddedBatch) {
-    let (clean, g, _) = clean_and_gradient(net, batch);
+) -> PaddedBatch {
+    let g = &pass.gradient;
     if sem.table.is_none() {
         let matrix = net
             .embedding()
@@ -216,7 +211,7 @@ pub(crate) fn sem_batch(
         });
     }
     let (t, d) = (g.size()[1] as usize, g.size()[2] as usize);
-    let grads = host(&g);
+    let grads = host(g);
     let mut ids = Vec::<i64>::try_from(batch.padded.ids.to_device(Device::Cpu).flatten(0, -1))
         .unwrap_or_default();
     for (i, example) in batch.ids.iter().enumerate() {
@@ -252,7 +247,7 @@ pub(crate) fn sem_batch(
     let flipped = Tensor::from_slice(&ids)
         .reshape(batch.padded.ids.size())
         .to_device(batch.padded.ids.device());
-    (clean, with_ids(batch.padded, flipped))
+    with_ids(batch.padded, flipped)
 }
 
 /// SEM word regularizer.
@@ -262,7 +257,8 @@ pub(super) fn sem(
     alpha: f64,
     threshold: f64,
     context: &mut SemContext,
-) -> Result<StepLoss, TrainError> {
-    let (clean, adversarial) = sem_batch(net, batch, threshold, context);
-    Ok(combine(net, batch, clean, &adversarial, alpha))
+) -> Result<Pending, TrainError> {
+    let pass = clean_pass(net, batch, alpha);
+    let adversarial = sem_batch(net, batch, &pass, threshold, context);
+    Ok(combine(net, batch, pass, &adversarial, alpha))
 }
