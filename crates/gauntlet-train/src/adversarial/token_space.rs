@@ -71,8 +71,9 @@ pub(crate) fn hotflip_batch(
 ) -> PaddedBatch {
     let (g, embedded) = (&pass.gradient, pass.embedded.detach());
     let device = g.device();
-    let table = net.embedding().detach(); // [A, D]
-                                          // scores[b,w,c,a] = g·e_a − g·e_current: the estimated loss change of each flip.
+    // The character table [A, D]; scores[b,w,c,a] = g·e_a − g·e_current, the estimated
+    // loss change of each flip.
+    let table = net.embedding().detach();
     let scores =
         g.matmul(&table.tr()) - (g * &embedded).sum_dim_intlist([-1].as_slice(), true, Kind::Float);
     let alphabet = table.size()[0];
