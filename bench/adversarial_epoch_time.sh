@@ -20,12 +20,21 @@ epoch_seconds() { # arch train method [flags...] -> mean seconds of the epochs' 
     python3 -c 'import re,sys; t=[float(m.group(1)) for m in re.finditer(r"dev acc [0-9.]+%  ([0-9.]+)s", sys.stdin.read())]; print(f"{sum(t)/len(t):.2f}")'
 }
 
+# Rows go to a temporary file that replaces the results only when every run succeeded.
+rm -f "$RESULTS"
+ROWS=$(mktemp)
+trap 'rm -f "$ROWS"' EXIT
+LOAD_BEFORE=$(uptime)
 {
   echo "# Time per epoch relative to clean training ($(date -u +%F), device $DEVICE, $(nproc) cores)"
   echo
+  echo "- Build: \`cargo build --release\` (profile \`release\`) of commit $(git rev-parse --short HEAD)."
+  echo "- Command: \`bench/adversarial_epoch_time.sh DATA $DEVICE\`; each row: \`gauntlet-train train --arch ARCH --train DATA/SET/train.tsv --epochs 2 --max-length 50 --adv METHOD\` (method defaults), the mean of the two epochs' training-step time (dev evaluation excluded)."
+  echo "- Load before: \`$LOAD_BEFORE\`."
+  echo
   echo "| arch | data | method | s/epoch | ratio to clean |"
   echo "|---|---|---|---|---|"
-} >"$RESULTS"
+} >"$ROWS"
 for spec in "word-cnn $DATA/sst2/train.tsv none dropout fgsm l2 vat unk" \
             "birnn $DATA/subj/train.tsv none dropout fgsm l2 vat" \
             "char-cnn-lstm $DATA/ag_news/train.tsv none hotflip fgsm"; do
@@ -35,7 +44,9 @@ for spec in "word-cnn $DATA/sst2/train.tsv none dropout fgsm l2 vat unk" \
   for method in "$@"; do
     s=$(epoch_seconds "$arch" "$train" "$method" --max-length 50)
     [ -z "$clean" ] && clean=$s
-    printf '| %s | %s | %s | %s | %.2f |\n' "$arch" "$(basename "$(dirname "$train")")" "$method" "$s" "$(echo "$s / $clean" | bc -l)" >>"$RESULTS"
+    printf '| %s | %s | %s | %s | %.2f |\n' "$arch" "$(basename "$(dirname "$train")")" "$method" "$s" "$(echo "$s / $clean" | bc -l)" >>"$ROWS"
   done
 done
+printf '\nLoad after: `%s`.\n' "$(uptime)" >>"$ROWS"
+mv "$ROWS" "$RESULTS"
 cat "$RESULTS"
