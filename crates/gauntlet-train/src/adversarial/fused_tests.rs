@@ -13,6 +13,9 @@ use super::tests::{char_ids, network_with, run, word_ids};
 use super::token_space::{hotflip_batch, unk_batch};
 use super::{AdversarialConfig, Batch, Method, Regularizer};
 
+/// Hyper-parameter overrides of a test network.
+type Overrides<'a> = &'a [(&'a str, serde_json::Value)];
+
 /// Every variable's gradient (zero where none), by name; then zeroes them.
 fn take_gradients(vs: &nn::VarStore) -> Vec<(String, Tensor)> {
     let mut out: Vec<(String, Tensor)> = vs
@@ -89,11 +92,7 @@ fn one_walk_of_the_clean_graph_gives_the_reference_gradients() {
         ..Default::default()
     };
     let normalized = [("normalize_embeddings", serde_json::json!(true))];
-    let cases: Vec<(
-        Architecture,
-        &[(&str, serde_json::Value)],
-        AdversarialConfig,
-    )> = vec![
+    let cases: Vec<(Architecture, Overrides<'_>, AdversarialConfig)> = vec![
         (Architecture::WordCnn, &[], fgsm(0.5)),
         (Architecture::WordCnn, &[], fgsm(0.3)),
         (Architecture::WordCnn, &[], fgsm(0.0)),
