@@ -48,8 +48,7 @@ pub struct TrainConfig {
     pub epochs: usize,
     /// Early stopping: end training once this many epochs in a row have not lowered the
     /// dev loss (`None` runs every epoch). The kept weights are the lowest dev loss's
-    /// either way, so stopping early only skips epochs that could not have been kept
-    /// unless a later one improved.
+    /// either way.
     pub patience: Option<usize>,
     /// Examples per step.
     pub batch_size: usize,
