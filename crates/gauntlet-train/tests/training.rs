@@ -466,22 +466,27 @@ fn every_adversarial_method_trains_and_is_recorded_in_the_manifest() {
     assert!(err.contains("--adv hotflip"), "{err}");
 }
 
+/// 60 toy rows with every third label flipped: at a high learning rate a model overfits
+/// them, so its lowest dev loss comes early.
+fn noisy_toy_rows() -> Vec<gauntlet_core::dataset::RawExample> {
+    let mut rows = toy_rows(60, 0);
+    for r in rows.iter_mut().step_by(3) {
+        r.label = if r.label == "0" {
+            "1".into()
+        } else {
+            "0".into()
+        };
+    }
+    rows
+}
+
 #[test]
 fn the_saved_bundle_is_the_kept_epoch_not_the_last() {
     let _rng = torch_rng();
     let dir = tempfile::tempdir().unwrap();
     // Noisy training labels and a high learning rate: the model overfits, so the lowest dev
     // loss comes before the last epoch and a restore that does nothing is visible.
-    let mut train_rows = toy_rows(60, 0);
-    for (i, r) in train_rows.iter_mut().enumerate() {
-        if i % 3 == 0 {
-            r.label = if r.label == "0" {
-                "1".into()
-            } else {
-                "0".into()
-            };
-        }
-    }
+    let train_rows = noisy_toy_rows();
     let config = TrainConfig {
         epochs: 12,
         learning_rate: 0.05,
@@ -534,14 +539,7 @@ fn the_saved_bundle_is_the_kept_epoch_not_the_last() {
 fn early_stopping_ends_after_patience_epochs_without_a_lower_dev_loss() {
     let _rng = torch_rng();
     // The overfitting setting of the test above: dev loss bottoms out early, then rises.
-    let mut train_rows = toy_rows(60, 0);
-    for r in train_rows.iter_mut().step_by(3) {
-        r.label = if r.label == "0" {
-            "1".into()
-        } else {
-            "0".into()
-        };
-    }
+    let train_rows = noisy_toy_rows();
     let run = |patience: Option<usize>| {
         let config = TrainConfig {
             epochs: 12,

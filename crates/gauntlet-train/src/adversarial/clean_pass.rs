@@ -19,8 +19,10 @@
 //! backward pass of the whole loss. With `w = 0` nothing is accumulated, `upstream` is
 //! zero and `∇ₑJ` comes from `run_backward`.
 
-use gauntlet_models::{Network, PaddedBatch};
+use gauntlet_models::Network;
 use tch::{Kind, Tensor};
+
+use super::Batch;
 
 /// The clean pass of one step.
 pub(crate) struct CleanPass {
@@ -35,19 +37,14 @@ pub(crate) struct CleanPass {
     pub(crate) upstream: Tensor,
 }
 
-/// Runs the clean forward pass of `padded` and back-propagates `weight·J(x)` once (see the
+/// Runs the clean forward pass of `batch` and back-propagates `weight·J(x)` once (see the
 /// module docs); `weight = 0` only takes the input gradient.
-pub(crate) fn clean_pass(
-    net: &dyn Network,
-    padded: &PaddedBatch,
-    targets: &Tensor,
-    weight: f64,
-) -> CleanPass {
-    let embedded = net.embed(padded);
+pub(crate) fn clean_pass(net: &dyn Network, batch: &Batch<'_>, weight: f64) -> CleanPass {
+    let embedded = net.embed(batch.padded);
     let input = embedded.detach().set_requires_grad(true);
     let loss = net
-        .logits(&input, padded, true)
-        .cross_entropy_for_logits(targets);
+        .logits(&input, batch.padded, true)
+        .cross_entropy_for_logits(batch.targets);
     if weight > 0.0 {
         (&loss * weight).backward();
         let grad = input.grad();

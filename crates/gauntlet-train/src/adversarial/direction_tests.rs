@@ -194,7 +194,7 @@ fn top_r_hotflip_takes_the_r_best_first_order_flips() {
         for ratio in [0.2, 0.5] {
             // The training path: the input gradient of the clean pass that also
             // accumulates αJ(x) (α = 0.5).
-            let pass = clean_pass(net.as_ref(), padded, targets, 0.5);
+            let pass = clean_pass(net.as_ref(), batch, 0.5);
             let flipped = hotflip_batch(net.as_ref(), batch, &pass, ratio);
             let after = Vec::<i64>::try_from(flipped.ids.flatten(0, -1)).unwrap();
             for (b, example) in ids.iter().enumerate() {

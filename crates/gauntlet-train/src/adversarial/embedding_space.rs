@@ -56,7 +56,7 @@ pub(super) fn fgsm_perturbation(gradient: &Tensor, padded: &PaddedBatch, epsilon
 
 /// `αJ(x) + (1−α)J(x + ε·sign(∇ₑJ))`.
 pub(super) fn fgsm(net: &dyn Network, batch: &Batch<'_>, epsilon: f64, alpha: f64) -> Pending {
-    let pass = clean_pass(net, batch.padded, batch.targets, alpha);
+    let pass = clean_pass(net, batch, alpha);
     let delta = fgsm_perturbation(&pass.gradient, batch.padded, epsilon);
     let adversarial = cross_entropy(net, &(&pass.embedded + delta), batch);
     Pending {
@@ -77,7 +77,7 @@ pub(super) fn l2_perturbation(gradient: &Tensor, padded: &PaddedBatch, epsilon: 
 
 /// `J(x) + λ·J(x + r_adv)`.
 pub(super) fn l2(net: &dyn Network, batch: &Batch<'_>, epsilon: f64, weight: f64) -> Pending {
-    let pass = clean_pass(net, batch.padded, batch.targets, 1.0);
+    let pass = clean_pass(net, batch, 1.0);
     let r = l2_perturbation(&pass.gradient, batch.padded, epsilon);
     let adversarial = cross_entropy(net, &(&pass.embedded + r), batch);
     Pending {

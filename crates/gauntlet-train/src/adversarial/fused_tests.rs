@@ -59,7 +59,7 @@ fn reference_loss(net: &dyn Network, batch: &Batch<'_>, config: &AdversarialConf
             }
         }
         Method::Hotflip | Method::Unk => {
-            let pass = clean_pass(net, batch.padded, batch.targets, 0.0);
+            let pass = clean_pass(net, batch, 0.0);
             let adversarial = if config.method == Method::Hotflip {
                 hotflip_batch(net, batch, &pass, config.ratio)
             } else {

@@ -193,7 +193,7 @@ fn top_r_hotflip_changes_exactly_r_characters_per_example() {
     let ids = char_ids();
     for ratio in [0.2, 0.5, 1.0] {
         run(net.as_ref(), &ids, |batch| {
-            let pass = clean_pass(net.as_ref(), batch.padded, batch.targets, 0.0);
+            let pass = clean_pass(net.as_ref(), batch, 0.0);
             let flipped = hotflip_batch(net.as_ref(), batch, &pass, ratio);
             let before = Vec::<i64>::try_from(batch.padded.ids.flatten(0, -1)).unwrap();
             let after = Vec::<i64>::try_from(flipped.ids.flatten(0, -1)).unwrap();
@@ -221,7 +221,7 @@ fn unk_regularizer_replaces_exactly_one_word() {
     let (_rng, _vs, net) = network(Architecture::WordCnn, 12);
     let ids = word_ids();
     run(net.as_ref(), &ids, |batch| {
-        let pass = clean_pass(net.as_ref(), batch.padded, batch.targets, 0.0);
+        let pass = clean_pass(net.as_ref(), batch, 0.0);
         let adversarial = unk_batch(net.as_ref(), batch, &pass);
         let diff = adversarial
             .ids
@@ -269,7 +269,7 @@ fn sem_regularizer_flips_only_to_allowed_words() {
     let mut context = SemContext::new(codec.clone(), Box::new(lexicon));
     run(net.as_ref(), &ids, |batch| {
         // Threshold −1 admits any cosine, so only the lexicon constraints decide.
-        let pass = clean_pass(net.as_ref(), batch.padded, batch.targets, 0.0);
+        let pass = clean_pass(net.as_ref(), batch, 0.0);
         let adversarial = sem_batch(net.as_ref(), batch, &pass, -1.0, &mut context);
         let after = Vec::<i64>::try_from(adversarial.ids.flatten(0, -1)).unwrap();
         let t = after.len() / 2;

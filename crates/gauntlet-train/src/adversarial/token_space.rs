@@ -16,7 +16,7 @@ use gauntlet_core::{EmbeddingTable, TextCodec, TokenIds};
 use gauntlet_models::{Network, PaddedBatch};
 use tch::{Device, Kind, Tensor};
 
-use super::clean_pass::CleanPass;
+use super::clean_pass::{clean_pass, CleanPass};
 use super::{Batch, Pending, StepLoss};
 use crate::error::TrainError;
 
@@ -50,10 +50,6 @@ fn combine(
             adversarial: Some(adv.detach()),
         },
     }
-}
-
-fn clean_pass(net: &dyn Network, batch: &Batch<'_>, alpha: f64) -> CleanPass {
-    super::clean_pass::clean_pass(net, batch.padded, batch.targets, alpha)
 }
 
 /// Number of flips for an example of `chars` characters: `max(1, round(ratio·chars))`.
