@@ -63,7 +63,7 @@ fn reference_loss(net: &dyn Network, batch: &Batch<'_>, config: &AdversarialConf
             let adversarial = if config.method == Method::Hotflip {
                 hotflip_batch(net, batch, &pass, config.ratio)
             } else {
-                unk_batch(net, batch, &pass)
+                unk_batch(net, batch, &pass, config.candidates)
             };
             let clean = net
                 .forward(batch.padded, true)
@@ -113,6 +113,15 @@ fn one_walk_of_the_clean_graph_gives_the_reference_gradients() {
             &[],
             AdversarialConfig {
                 method: Method::Unk,
+                ..Default::default()
+            },
+        ),
+        (
+            Architecture::WordCnn,
+            &[],
+            AdversarialConfig {
+                method: Method::Unk,
+                candidates: 3,
                 ..Default::default()
             },
         ),

@@ -36,7 +36,9 @@
 //! * `hotflip`: character models; after the first backward pass apply the top-r flips
 //!   (r = `ratio` of the characters) at once and train on `αJ(x) + (1−α)J(x_adv)`.
 //! * `unk`, `sem`: word models; one word per example flipped to UNK, or by a semantic flip
-//!   under the attack engine's `sem` constraints, same loss as `hotflip`.
+//!   under the attack engine's `sem` constraints, same loss as `hotflip`. `unk` picks the
+//!   word by its first-order estimate, or, with `candidates` N > 1, by the true loss of the
+//!   N best-estimated words.
 
 mod clean_pass;
 mod embedding_space;
@@ -121,8 +123,18 @@ pub struct AdversarialConfig {
     pub xi: f64,
     /// Cosine threshold of semantic flips (sem).
     pub cosine_threshold: f64,
+    /// Replacements the inner adversary checks by their true loss (unk): 1 takes the
+    /// best first-order estimate, as the paper; N > 1 runs the model on the N best-estimated
+    /// replacements and keeps the one the model gets most wrong, as the UNK attack's own
+    /// forward checks do.
+    #[serde(default = "one_candidate")]
+    pub candidates: usize,
     /// Seed of the per-batch application draw.
     pub seed: u64,
+}
+
+fn one_candidate() -> usize {
+    1
 }
 
 impl Default for AdversarialConfig {
@@ -136,6 +148,7 @@ impl Default for AdversarialConfig {
             probability: 1.0,
             xi: 0.1,
             cosine_threshold: 0.8,
+            candidates: 1,
             seed: 0,
         }
     }
@@ -167,6 +180,15 @@ impl AdversarialConfig {
         }
         if !(self.weight >= 0.0 && self.xi > 0.0) {
             return bad("--adv-weight must be non-negative and --xi positive".into());
+        }
+        if self.candidates == 0 {
+            return bad("--candidates must be at least 1".into());
+        }
+        if self.candidates > 1 && self.method != Method::Unk {
+            return bad(format!(
+                "--candidates applies to --adv unk, not --adv {}",
+                self.method.name()
+            ));
         }
         Ok(())
     }
@@ -287,7 +309,7 @@ impl Regularizer {
                 net, batch, c.epsilon, c.xi, c.weight,
             )),
             Method::Hotflip => token_space::hotflip(net, batch, c.ratio, c.alpha),
-            Method::Unk => token_space::unk(net, batch, c.alpha),
+            Method::Unk => token_space::unk(net, batch, c.alpha, c.candidates),
             Method::Sem => {
                 let sem = self.sem.as_mut().ok_or_else(|| {
                     TrainError::Invalid("sem regularizer without a lexicon".into())

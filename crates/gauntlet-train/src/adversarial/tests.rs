@@ -222,7 +222,7 @@ fn unk_regularizer_replaces_exactly_one_word() {
     let ids = word_ids();
     run(net.as_ref(), &ids, |batch| {
         let pass = clean_pass(net.as_ref(), batch, 0.0);
-        let adversarial = unk_batch(net.as_ref(), batch, &pass);
+        let adversarial = unk_batch(net.as_ref(), batch, &pass, 1);
         let diff = adversarial
             .ids
             .ne_tensor(&batch.padded.ids)
@@ -231,6 +231,73 @@ fn unk_regularizer_replaces_exactly_one_word() {
         let unks = adversarial.ids.eq(1).sum(Kind::Int64).int64_value(&[]);
         assert_eq!(unks, 2);
     });
+}
+
+/// With `candidates` covering every word, the UNK regularizer replaces the word whose
+/// replacement has the highest true loss (found here by brute force, one text at a time),
+/// which on this model is not always the first-order pick.
+#[test]
+fn unk_candidates_keep_the_replacement_with_the_highest_true_loss() {
+    let (_rng, _vs, net) = network(Architecture::WordCnn, 40);
+    let ids: Vec<TokenIds> = (0..12u32)
+        .map(|i| TokenIds::Words((0..3 + i % 6).map(|j| 2 + (i * 7 + j * 5) % 38).collect()))
+        .collect();
+    let labels: Vec<i64> = (0..12).map(|i| i % 3).collect();
+    let padded = PaddedBatch::new(&ids, net.min_len(), Device::Cpu).unwrap();
+    let targets = Tensor::from_slice(&labels);
+    let batch = Batch {
+        ids: &ids,
+        padded: &padded,
+        targets: &targets,
+        unlabeled: None,
+    };
+    let pass = clean_pass(net.as_ref(), &batch, 0.0);
+    let changed = |adversarial: &PaddedBatch| -> Vec<usize> {
+        let diff = adversarial
+            .ids
+            .ne_tensor(&padded.ids)
+            .to_kind(Kind::Int64)
+            .argmax(1, false);
+        Vec::<i64>::try_from(diff)
+            .unwrap()
+            .into_iter()
+            .map(|j| j as usize)
+            .collect()
+    };
+    let first_order = changed(&unk_batch(net.as_ref(), &batch, &pass, 1));
+    let searched = changed(&unk_batch(net.as_ref(), &batch, &pass, 20));
+    let width = padded.ids.size()[1] as usize;
+    let mut disagreements = 0;
+    for (i, example) in ids.iter().enumerate() {
+        let TokenIds::Words(words) = example else {
+            unreachable!()
+        };
+        let loss_with_unk_at = |j: usize| {
+            let mut edited = words.clone();
+            edited[j] = 1;
+            let one = [TokenIds::Words(edited)];
+            // Padded like the batch, so the two forward passes see the same shapes.
+            let padded = PaddedBatch::new(&one, width, Device::Cpu).unwrap();
+            net.forward(&padded, false)
+                .cross_entropy_for_logits(&Tensor::from_slice(&[labels[i]]))
+                .double_value(&[])
+        };
+        let losses: Vec<f64> = (0..words.len()).map(loss_with_unk_at).collect();
+        let worst = losses.iter().copied().fold(f64::MIN, f64::max);
+        assert!(
+            (losses[searched[i]] - worst).abs() < 1e-5,
+            "example {i}: kept position {} (loss {}), the worst is {worst} ({losses:?})",
+            searched[i],
+            losses[searched[i]]
+        );
+        if (losses[first_order[i]] - worst).abs() > 1e-5 {
+            disagreements += 1;
+        }
+    }
+    assert!(
+        disagreements > 0,
+        "precondition: the first-order estimate misses the worst word somewhere"
+    );
 }
 
 #[test]
@@ -329,6 +396,21 @@ fn regularizer_none_is_plain_cross_entropy_and_validation_names_flags() {
         .unwrap_err()
         .to_string()
         .contains("--alpha"));
+    for (candidates, method, flag) in [
+        (0, Method::Unk, "--candidates must"),
+        (3, Method::Fgsm, "--adv fgsm"),
+    ] {
+        let config = AdversarialConfig {
+            method,
+            candidates,
+            ..Default::default()
+        };
+        assert!(config
+            .validate(InputKind::Word)
+            .unwrap_err()
+            .to_string()
+            .contains(flag));
+    }
     assert!(Regularizer::new(
         AdversarialConfig {
             method: Method::Sem,

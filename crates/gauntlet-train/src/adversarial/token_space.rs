@@ -118,8 +118,18 @@ pub(super) fn hotflip(
     Ok(combine(net, batch, pass, &adversarial, alpha))
 }
 
-/// The word batch with one word per example replaced by UNK (the best by `g·(e_unk − e_i)`).
-pub(crate) fn unk_batch(net: &dyn Network, batch: &Batch<'_>, pass: &CleanPass) -> PaddedBatch {
+/// The word batch with one word per example replaced by UNK.
+///
+/// The word is the best by the estimate `g·(e_unk − e_i)` when `candidates` is 1; otherwise
+/// the model is run (evaluation mode, no gradient) on the `candidates` best-estimated
+/// replacements of every example and the one with the highest loss is kept. Examples with
+/// no word to replace (all padding or UNK already) are left unchanged.
+pub(crate) fn unk_batch(
+    net: &dyn Network,
+    batch: &Batch<'_>,
+    pass: &CleanPass,
+    candidates: usize,
+) -> PaddedBatch {
     let (g, embedded) = (&pass.gradient, pass.embedded.detach());
     let unk = net.embedding().detach().get(i64::from(UNK_ID));
     let scores = (g * (unk - &embedded)).sum_dim_intlist([-1].as_slice(), false, Kind::Float);
@@ -129,16 +139,92 @@ pub(crate) fn unk_batch(net: &dyn Network, batch: &Batch<'_>, pass: &CleanPass) 
         .mask
         .eq(0.0)
         .logical_or(&ids.eq(i64::from(UNK_ID)));
-    let (best, position) = scores.masked_fill(&invalid, NEG).max_dim(-1, true);
-    let replacement = Tensor::full_like(&position, i64::from(UNK_ID))
-        .where_self(&best.gt(NEG / 2.0), &ids.gather(1, &position, false));
-    with_ids(batch.padded, ids.scatter(1, &position, &replacement))
+    let scores = scores.masked_fill(&invalid, NEG);
+    let k = (candidates as i64).clamp(1, ids.size()[1].max(1));
+    let (best, position) = if k == 1 {
+        scores.max_dim(-1, true)
+    } else {
+        let (estimates, positions) = scores.topk(k, -1, true, true);
+        let pick = worst_unk_candidate(net, batch, &estimates, &positions);
+        (
+            estimates.gather(1, &pick, false),
+            positions.gather(1, &pick, false),
+        )
+    };
+    with_ids(batch.padded, unk_at(ids, &position, &best))
+}
+
+/// `ids` with UNK at `position` (`[B, 1]`) wherever the candidate's estimate is real.
+fn unk_at(ids: &Tensor, position: &Tensor, estimate: &Tensor) -> Tensor {
+    let replacement = Tensor::full_like(position, i64::from(UNK_ID))
+        .where_self(&estimate.gt(NEG / 2.0), &ids.gather(1, position, false));
+    ids.scatter(1, position, &replacement)
+}
+
+/// For every example, the index (`[B, 1]`, into the `k` candidates) of the UNK
+/// replacement with the highest true loss; candidates without a real estimate never win
+/// unless none has one.
+fn worst_unk_candidate(
+    net: &dyn Network,
+    batch: &Batch<'_>,
+    estimates: &Tensor,
+    positions: &Tensor,
+) -> Tensor {
+    let padded = batch.padded;
+    let k = positions.size()[1];
+    let variants: Vec<Tensor> = (0..k)
+        .map(|c| {
+            unk_at(
+                &padded.ids,
+                &positions.narrow(1, c, 1),
+                &estimates.narrow(1, c, 1),
+            )
+        })
+        .collect();
+    let copies = k as usize;
+    let flat = padded.ids.numel();
+    let stacked = PaddedBatch {
+        ids: Tensor::cat(&variants, 0),
+        mask: padded.mask.repeat([k, 1]),
+        word_lengths: padded.word_lengths.repeat(copies),
+        char_lengths: (0..copies)
+            .flat_map(|_| padded.char_lengths.iter().cloned())
+            .collect(),
+        positions: (0..copies)
+            .flat_map(|c| {
+                padded
+                    .positions
+                    .iter()
+                    .map(move |p| p.iter().map(|o| o + c * flat).collect())
+            })
+            .collect(),
+    };
+    let losses = tch::no_grad(|| {
+        net.forward(&stacked, false).cross_entropy_loss::<Tensor>(
+            &batch.targets.repeat([k]),
+            None,
+            tch::Reduction::None,
+            -100,
+            0.0,
+        )
+    });
+    let b = padded.ids.size()[0];
+    losses
+        .reshape([k, b])
+        .tr()
+        .masked_fill(&estimates.le(NEG / 2.0), f64::NEG_INFINITY)
+        .argmax(1, true)
 }
 
 /// UNK word regularizer.
-pub(super) fn unk(net: &dyn Network, batch: &Batch<'_>, alpha: f64) -> Result<Pending, TrainError> {
+pub(super) fn unk(
+    net: &dyn Network,
+    batch: &Batch<'_>,
+    alpha: f64,
+    candidates: usize,
+) -> Result<Pending, TrainError> {
     let pass = clean_pass(net, batch, alpha);
-    let adversarial = unk_batch(net, batch, &pass);
+    let adversarial = unk_batch(net, batch, &pass, candidates);
     Ok(combine(net, batch, pass, &adversarial, alpha))
 }
 

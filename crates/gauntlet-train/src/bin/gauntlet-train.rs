@@ -170,6 +170,11 @@ struct TrainArgs {
     /// Cosine threshold of semantic flips (sem).
     #[arg(long, default_value_t = 0.8)]
     cosine: f64,
+    /// Words the UNK adversary checks by their true loss (unk): 1 takes the best
+    /// first-order estimate (the paper); N runs the model on the N best-estimated words and
+    /// keeps the worst for it, as the UNK attack's forward checks do.
+    #[arg(long, default_value_t = 1)]
+    candidates: usize,
     /// WordNet directory for --adv sem (default: $GAUNTLET_WORDNET).
     #[arg(long, env = "GAUNTLET_WORDNET")]
     wordnet: Option<PathBuf>,
@@ -254,6 +259,7 @@ fn run_train(args: TrainArgs) -> Result<()> {
             probability: args.adv_prob,
             xi: args.xi,
             cosine_threshold: args.cosine,
+            candidates: args.candidates,
             seed: args.seed,
         },
         unlabeled: match &args.unlabeled {
