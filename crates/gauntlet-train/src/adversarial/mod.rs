@@ -308,13 +308,19 @@ impl Regularizer {
             Method::Vat => Ok(embedding_space::vat_labelled(
                 net, batch, c.epsilon, c.xi, c.weight,
             )),
-            Method::Hotflip => token_space::hotflip(net, batch, c.ratio, c.alpha),
-            Method::Unk => token_space::unk(net, batch, c.alpha, c.candidates),
+            Method::Hotflip => Ok(token_space::edited(net, batch, c.alpha, |pass| {
+                token_space::hotflip_batch(net, batch, pass, c.ratio)
+            })),
+            Method::Unk => Ok(token_space::edited(net, batch, c.alpha, |pass| {
+                token_space::unk_batch(net, batch, pass, c.candidates)
+            })),
             Method::Sem => {
                 let sem = self.sem.as_mut().ok_or_else(|| {
                     TrainError::Invalid("sem regularizer without a lexicon".into())
                 })?;
-                token_space::sem(net, batch, c.alpha, c.cosine_threshold, sem)
+                Ok(token_space::edited(net, batch, c.alpha, |pass| {
+                    token_space::sem_batch(net, batch, pass, c.cosine_threshold, sem)
+                }))
             }
             Method::None => unreachable_none(),
         }

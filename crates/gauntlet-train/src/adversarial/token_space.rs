@@ -18,7 +18,6 @@ use tch::{Device, Kind, Tensor};
 
 use super::clean_pass::{clean_pass, CleanPass};
 use super::{Batch, Pending, StepLoss};
-use crate::error::TrainError;
 
 const NEG: f64 = -1e30;
 
@@ -30,6 +29,19 @@ fn with_ids(padded: &PaddedBatch, ids: Tensor) -> PaddedBatch {
         char_lengths: padded.char_lengths.clone(),
         positions: padded.positions.clone(),
     }
+}
+
+/// The step of a token-space regularizer: the clean pass, the adversarial batch `edit`
+/// builds from it, and `αJ(x) + (1−α)J(x_adv)`.
+pub(super) fn edited(
+    net: &dyn Network,
+    batch: &Batch<'_>,
+    alpha: f64,
+    edit: impl FnOnce(&CleanPass) -> PaddedBatch,
+) -> Pending {
+    let pass = clean_pass(net, batch, alpha);
+    let adversarial = edit(&pass);
+    combine(net, batch, pass, &adversarial, alpha)
 }
 
 /// `αJ(x) + (1−α)J(x_adv)`, the clean term already back-propagated by `pass`.
@@ -104,18 +116,6 @@ pub(crate) fn hotflip_batch(
         .scatter(1, &positions, &new_values)
         .reshape(batch.padded.ids.size());
     with_ids(batch.padded, flipped)
-}
-
-/// Character HotFlip regularizer.
-pub(super) fn hotflip(
-    net: &dyn Network,
-    batch: &Batch<'_>,
-    ratio: f64,
-    alpha: f64,
-) -> Result<Pending, TrainError> {
-    let pass = clean_pass(net, batch, alpha);
-    let adversarial = hotflip_batch(net, batch, &pass, ratio);
-    Ok(combine(net, batch, pass, &adversarial, alpha))
 }
 
 /// The word batch with one word per example replaced by UNK.
@@ -214,18 +214,6 @@ fn worst_unk_candidate(
         .tr()
         .masked_fill(&estimates.le(NEG / 2.0), f64::NEG_INFINITY)
         .argmax(1, true)
-}
-
-/// UNK word regularizer.
-pub(super) fn unk(
-    net: &dyn Network,
-    batch: &Batch<'_>,
-    alpha: f64,
-    candidates: usize,
-) -> Result<Pending, TrainError> {
-    let pass = clean_pass(net, batch, alpha);
-    let adversarial = unk_batch(net, batch, &pass, candidates);
-    Ok(combine(net, batch, pass, &adversarial, alpha))
 }
 
 /// Host-side state of the SEM regularizer: the vocabulary, the lexicon, a snapshot of the
@@ -331,17 +319,4 @@ pub(crate) fn sem_batch(
         .reshape(batch.padded.ids.size())
         .to_device(batch.padded.ids.device());
     with_ids(batch.padded, flipped)
-}
-
-/// SEM word regularizer.
-pub(super) fn sem(
-    net: &dyn Network,
-    batch: &Batch<'_>,
-    alpha: f64,
-    threshold: f64,
-    context: &mut SemContext,
-) -> Result<Pending, TrainError> {
-    let pass = clean_pass(net, batch, alpha);
-    let adversarial = sem_batch(net, batch, &pass, threshold, context);
-    Ok(combine(net, batch, pass, &adversarial, alpha))
 }
