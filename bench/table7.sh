@@ -12,7 +12,8 @@
 #   UNK_CANDIDATES words the UNK regularizer checks by their true loss (default 1: the paper's
 #                  first-order pick; see `gauntlet-train train --candidates`).
 #   METHODS        trainings to run (default "none unk sem"), the baseline always among them.
-# Writes bench/results/table7.md (release build, CPU). Any failed step fails the script.
+# Writes bench/results/table7.md, or table7_sst2_glue.md for the phrases (release build, CPU).
+# Any failed step fails the script.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 DATA=$(realpath "${1:?usage: bench/table7.sh DATA_DIR [EPOCHS] [PATIENCE]}")
