@@ -12,6 +12,7 @@
 # (release build, CPU). Any failed step fails the script.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. bench/lib.sh
 DATA=$(realpath "${1:?usage: bench/belohlavek_table1.sh DATA_DIR [MAX_EPOCHS] [PATIENCE]}")
 MAX_EPOCHS=${2:-10}
 PATIENCE=${3:-2}
@@ -23,7 +24,7 @@ cargo build --release -q -p gauntlet-train
 TRAIN=target/release/gauntlet-train
 OUT=target/bench-table1
 rm -rf "$OUT"; mkdir -p "$OUT"
-BUILD_REV=$(git rev-parse --short HEAD)$(git diff --quiet HEAD -- crates Cargo.toml Cargo.lock || echo "+uncommitted changes")
+BUILD_REV=$(build_rev)
 LOAD_BEFORE=$(uptime)
 # method name, then its flags; dropout is the model's own (on the recurrent states and the
 # MLP hidden layer), so it composes with FGSM.

@@ -12,6 +12,7 @@
 # (release build, CPU). Any failed step fails the script.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. bench/lib.sh
 DATA=$(realpath "${1:?usage: bench/table6.sh DATA_DIR [MAX_EPOCHS] [PATIENCE] [LIMIT]}")
 MAX_EPOCHS=${2:-12}
 PATIENCE=${3:-3}
@@ -27,7 +28,7 @@ TRAIN=target/release/gauntlet-train
 AUDIT=target/release/gauntlet
 OUT=target/bench-table6
 rm -rf "$OUT"; mkdir -p "$OUT"
-BUILD_REV=$(git rev-parse --short HEAD)$(git diff --quiet HEAD -- crates Cargo.toml Cargo.lock || echo "+uncommitted changes")
+BUILD_REV=$(build_rev)
 LOAD_BEFORE=$(uptime)
 for adv in $METHODS; do
   start=$(date +%s)

@@ -16,6 +16,7 @@
 # Any failed step fails the script.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. bench/lib.sh
 DATA=$(realpath "${1:?usage: bench/table7.sh DATA_DIR [EPOCHS] [PATIENCE]}")
 EPOCHS=${2:-10}
 PATIENCE=${3:-}
@@ -37,7 +38,7 @@ TRAIN=target/release/gauntlet-train
 AUDIT=target/release/gauntlet
 OUT=target/bench-table7
 rm -rf "$OUT"; mkdir -p "$OUT"
-BUILD_REV=$(git rev-parse --short HEAD)$(git diff --quiet HEAD -- crates Cargo.toml Cargo.lock || echo "+uncommitted changes")
+BUILD_REV=$(build_rev)
 # One snapshot of the vectors for all three models (the file is not bit-reproducible).
 cp "$VECTORS" "$OUT/vectors.txt"
 VECTORS=$OUT/vectors.txt
