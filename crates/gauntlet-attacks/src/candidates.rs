@@ -169,18 +169,16 @@ pub(crate) struct WordTargets {
 }
 
 impl WordTargets {
-    /// Targets among the first `rows` ids of `codec`, whose readable spellings are `shown`.
-    pub(crate) fn new(codec: &TextCodec, rows: usize, shown: &[String]) -> Self {
-        let forms: Vec<TokenForm> = (0..rows as u32).map(|id| codec.token_form(id)).collect();
-        let readable = |id: &u32| {
-            shown
-                .get(*id as usize)
-                .is_some_and(|s| !s.is_empty() && !s.contains(char::is_whitespace))
-        };
+    /// Targets among the first `rows` ids of `codec`: ids of each form whose spelling is one
+    /// word ([`gauntlet_core::Spellings`]).
+    pub(crate) fn new(codec: &TextCodec, rows: usize) -> Self {
+        let spellings = codec.spellings();
+        let rows = rows.min(codec.size());
+        let forms = spellings.forms[..rows].to_vec();
         let of = |form: TokenForm| -> Vec<u32> {
-            (0..rows as u32)
-                .filter(|&id| forms[id as usize] == form)
-                .filter(readable)
+            (0..rows)
+                .filter(|&id| forms[id] == form && spellings.one_word[id])
+                .map(|id| id as u32)
                 .collect()
         };
         Self {

@@ -30,6 +30,7 @@
 use std::cell::Cell;
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::Instant;
 
 use gauntlet_core::{
@@ -575,10 +576,8 @@ impl<'a> Attacker<'a> {
             _ => None,
         };
         // Readable spellings: the search shows, compares and splices these.
-        let tokens: Vec<String> = (0..self.codec.size() as u32)
-            .map(|id| self.codec.display_token(id).unwrap_or_default().to_owned())
-            .collect();
-        let targets = WordTargets::new(self.codec, rows, &tokens);
+        let tokens = Arc::clone(&self.codec.spellings().tokens);
+        let targets = WordTargets::new(self.codec, rows);
         let masks = match space {
             EditSpace::WordFlips => WordMasks::new(&targets, rows),
             _ => WordMasks { masks: Vec::new() },
@@ -588,7 +587,7 @@ impl<'a> Attacker<'a> {
         let (tokens, max_chars, ids) = if self.retokenize {
             let alphabet = retokenize::alphabet(self.codec);
             let n = alphabet.len() as u32;
-            (alphabet, usize::MAX, 0..n)
+            (alphabet.into(), usize::MAX, 0..n)
         } else {
             (tokens, self.codec.max_word_chars().max(1), 2..rows as u32)
         };
@@ -598,7 +597,7 @@ impl<'a> Attacker<'a> {
             config,
             model: self.model,
             table,
-            tokens: tokens.into(),
+            tokens,
             max_chars,
             masks,
             zero_padding: self.model.white_box().is_some_and(|m| m.padding_is_zero()),

@@ -202,7 +202,7 @@ fn reference_char_estimates(
         require_oov: false,
         codec,
         ids: 2..codec.size() as u32,
-        targets: crate::candidates::WordTargets::new(codec, codec.size(), &tokens),
+        targets: crate::candidates::WordTargets::new(codec, codec.size()),
         sem: None,
     };
     let mut top = TopK::new(usize::MAX);

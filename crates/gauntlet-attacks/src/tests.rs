@@ -224,7 +224,7 @@ fn char_candidates_carry_the_documented_insert_and_delete_estimates() {
         require_oov: false,
         codec: &codec,
         ids: 2..codec.size() as u32,
-        targets: crate::candidates::WordTargets::new(&codec, codec.size(), &tokens),
+        targets: crate::candidates::WordTargets::new(&codec, codec.size()),
         sem: None,
     };
     let mut top = TopK::new(usize::MAX);

@@ -21,7 +21,7 @@ pub use classifier::{
     BundleModel, Classifier, EmbeddingTable, ExampleGradient, GradientBatch, InputKind,
     Probabilities, TokenIds, WhiteBox,
 };
-pub use codec::{Encoded, TextCodec, TokenForm, TokenRole};
+pub use codec::{Encoded, Spellings, TextCodec, TokenForm, TokenRole};
 pub use dataset::{Example, LabelSet};
 pub use device::DeviceChoice;
 pub use error::{CoreError, ModelError};

@@ -274,3 +274,30 @@ fn a_converted_huggingface_bundle_loads() {
     assert_eq!(manifest.onnx.unwrap().pad_id, codec.pad_id());
     assert_eq!(codec.encode("a good film").unwrap().ids.positions(), 5);
 }
+
+#[test]
+fn spellings_are_the_per_id_answers_built_once() {
+    let codecs = [
+        wordpiece_codec(32),
+        TextCodec::new(byte_level_bpe(), &tokenization("<pad>", "<unk>", 16), []).unwrap(),
+    ];
+    for c in &codecs {
+        let s = c.spellings();
+        assert_eq!(s.tokens.len(), c.size());
+        for id in 0..c.size() as u32 {
+            let i = id as usize;
+            let shown = c.display_token(id).unwrap_or_default();
+            assert_eq!(s.tokens[i], shown, "id {id}");
+            assert_eq!(s.forms[i], c.token_form(id), "id {id}");
+            let one = !shown.is_empty() && !shown.chars().any(char::is_whitespace);
+            assert_eq!(s.one_word[i], one, "id {id}: {shown:?}");
+        }
+        assert!(std::sync::Arc::ptr_eq(&s.tokens, &c.spellings().tokens));
+    }
+    // The word-boundary marker alone shows as nothing: never one word.
+    let bpe = &codecs[1];
+    let marker = bpe.id("Ġ").unwrap();
+    assert_eq!(bpe.display_token(marker), Some(""));
+    assert!(!bpe.spellings().one_word[marker as usize]);
+    assert!(bpe.spellings().one_word[id(bpe, "Ġgood") as usize]);
+}
