@@ -61,93 +61,146 @@ pub fn best_flips_in_columns(
     states: usize,
     k: usize,
 ) -> Result<Vec<Vec<ScoredFlip>>, String> {
-    let width = rows.len();
-    let mut out = vec![Vec::new(); states];
-    if width == 0 || k == 0 {
-        return Ok(out);
-    }
-    if !scores.len().is_multiple_of(width) {
-        return Err(format!(
-            "{} scores are not whole rows of {width} gradient rows",
-            scores.len()
-        ));
-    }
-    // Each state's rows are one contiguous range of columns.
-    let mut ranges: Vec<std::ops::Range<usize>> = vec![0..0; states];
-    let mut start = 0;
-    while start < width {
-        let state = rows[start].state;
-        let end = start
-            + rows[start..]
-                .iter()
-                .take_while(|r| r.state == state)
-                .count();
-        let range = ranges
-            .get_mut(state)
-            .ok_or_else(|| format!("row of state {state} in a batch of {states}"))?;
-        if range.start != range.end {
-            return Err(format!("the rows of state {state} are not contiguous"));
+    let mut scan = ColumnScan::new(rows, masks, states, k)?;
+    scan.feed(scores)?;
+    Ok(scan.finish())
+}
+
+/// [`best_flips_in_columns`] fed in consecutive blocks of ids, so that a backend can
+/// compute the product a block at a time into one buffer that stays in cache: feeding
+/// `scores` in any split into whole lines gives exactly what one call gives.
+pub struct ColumnScan<'a> {
+    rows: &'a [FlipRow],
+    masks: &'a [TargetMask],
+    k: usize,
+    /// Per state: its contiguous range of columns.
+    ranges: Vec<std::ops::Range<usize>>,
+    base: Vec<f32>,
+    heaps: Vec<BinaryHeap<Worst>>,
+    /// Per column: its state's k-th best estimate once k flips are kept, −∞ before.
+    threshold: Vec<f32>,
+    /// The id of the next line fed.
+    next_id: usize,
+}
+
+impl<'a> ColumnScan<'a> {
+    /// A scan for `states` states over columns `rows` (each state's rows contiguous).
+    /// Returns an error message when a state's rows are not contiguous or a row's state is
+    /// not below `states`.
+    pub fn new(
+        rows: &'a [FlipRow],
+        masks: &'a [TargetMask],
+        states: usize,
+        k: usize,
+    ) -> Result<Self, String> {
+        let width = rows.len();
+        let mut ranges: Vec<std::ops::Range<usize>> = vec![0..0; states];
+        let mut start = 0;
+        while start < width {
+            let state = rows[start].state;
+            let end = start
+                + rows[start..]
+                    .iter()
+                    .take_while(|r| r.state == state)
+                    .count();
+            let range = ranges
+                .get_mut(state)
+                .ok_or_else(|| format!("row of state {state} in a batch of {states}"))?;
+            if range.start != range.end {
+                return Err(format!("the rows of state {state} are not contiguous"));
+            }
+            *range = start..end;
+            start = end;
         }
-        *range = start..end;
-        start = end;
+        Ok(Self {
+            rows,
+            masks,
+            k,
+            ranges,
+            base: rows.iter().map(|r| r.base).collect(),
+            heaps: (0..states).map(|_| BinaryHeap::new()).collect(),
+            threshold: vec![f32::NEG_INFINITY; width],
+            next_id: 0,
+        })
     }
-    let base: Vec<f32> = rows.iter().map(|r| r.base).collect();
-    let mut heaps: Vec<BinaryHeap<Worst>> = (0..states).map(|_| BinaryHeap::new()).collect();
-    // Per column: its state's k-th best estimate once k flips are kept, −∞ before.
-    let mut threshold = vec![f32::NEG_INFINITY; width];
-    for (id, line) in scores.chunks_exact(width).enumerate() {
-        let chunks = line.chunks(LANES).zip(base.chunks(LANES));
-        for (c, (chunk, bases)) in chunks.enumerate() {
-            let at = c * LANES;
-            // One vectorizable test per chunk; NaN goes on to the full order.
-            let mut any = false;
-            for ((&s, &b), &t) in chunk.iter().zip(bases).zip(&threshold[at..]) {
-                let estimate = s - b;
-                any |= (estimate >= t) | estimate.is_nan();
-            }
-            if !any {
-                continue;
-            }
-            for (j, (&s, &b)) in chunk.iter().zip(bases).enumerate() {
-                let column = at + j;
-                let estimate = s - b;
-                if estimate < threshold[column] {
+
+    /// Scans the next whole lines of scores (`[n, rows.len()]` row-major, ids
+    /// `next_id..next_id + n`). Returns an error message when `scores` is not whole lines.
+    pub fn feed(&mut self, scores: &[f32]) -> Result<(), String> {
+        let width = self.rows.len();
+        if width == 0 || self.k == 0 {
+            return Ok(());
+        }
+        if !scores.len().is_multiple_of(width) {
+            return Err(format!(
+                "{} scores are not whole rows of {width} gradient rows",
+                scores.len()
+            ));
+        }
+        let first = self.next_id;
+        self.next_id += scores.len() / width;
+        let (rows, masks, k) = (self.rows, self.masks, self.k);
+        for (line_at, line) in scores.chunks_exact(width).enumerate() {
+            let id = (first + line_at) as u32;
+            let chunks = line.chunks(LANES).zip(self.base.chunks(LANES));
+            for (c, (chunk, bases)) in chunks.enumerate() {
+                let at = c * LANES;
+                // One vectorizable test per chunk; NaN goes on to the full order.
+                let mut any = false;
+                for ((&s, &b), &t) in chunk.iter().zip(bases).zip(&self.threshold[at..]) {
+                    let estimate = s - b;
+                    any |= (estimate >= t) | estimate.is_nan();
+                }
+                if !any {
                     continue;
                 }
-                let row = &rows[column];
-                let flip = ScoredFlip {
-                    position: row.position,
-                    id: id as u32,
-                    estimate,
-                };
-                let heap = &mut heaps[row.state];
-                if heap.len() >= k
-                    && heap
-                        .peek()
-                        .is_some_and(|w| flip_order(&flip, &w.0) != Ordering::Less)
-                {
-                    continue;
-                }
-                let allowed = flip.id != row.current
-                    && masks.get(row.mask).is_some_and(|m| m.allows(flip.id));
-                if !allowed {
-                    continue;
-                }
-                heap.push(Worst(flip));
-                if heap.len() > k {
-                    heap.pop();
-                }
-                if heap.len() >= k {
-                    let kth = heap.peek().map_or(f32::NEG_INFINITY, |w| w.0.estimate);
-                    threshold[ranges[row.state].clone()].fill(kth);
+                for (j, (&s, &b)) in chunk.iter().zip(bases).enumerate() {
+                    let column = at + j;
+                    let estimate = s - b;
+                    if estimate < self.threshold[column] {
+                        continue;
+                    }
+                    let row = &rows[column];
+                    let flip = ScoredFlip {
+                        position: row.position,
+                        id,
+                        estimate,
+                    };
+                    let heap = &mut self.heaps[row.state];
+                    if heap.len() >= k
+                        && heap
+                            .peek()
+                            .is_some_and(|w| flip_order(&flip, &w.0) != Ordering::Less)
+                    {
+                        continue;
+                    }
+                    let allowed = flip.id != row.current
+                        && masks.get(row.mask).is_some_and(|m| m.allows(flip.id));
+                    if !allowed {
+                        continue;
+                    }
+                    heap.push(Worst(flip));
+                    if heap.len() > k {
+                        heap.pop();
+                    }
+                    if heap.len() >= k {
+                        let kth = heap.peek().map_or(f32::NEG_INFINITY, |w| w.0.estimate);
+                        self.threshold[self.ranges[row.state].clone()].fill(kth);
+                    }
                 }
             }
         }
+        Ok(())
     }
-    for (slot, heap) in out.iter_mut().zip(heaps) {
-        *slot = keep_best(heap.into_vec().into_iter().map(|w| w.0).collect(), k);
+
+    /// Each state's `k` best flips of the lines fed, in [`flip_order`].
+    pub fn finish(self) -> Vec<Vec<ScoredFlip>> {
+        let k = self.k;
+        self.heaps
+            .into_iter()
+            .map(|heap| keep_best(heap.into_vec().into_iter().map(|w| w.0).collect(), k))
+            .collect()
     }
-    Ok(out)
 }
 
 /// Columns tested together (one AVX register of `f32`).
@@ -221,6 +274,34 @@ mod tests {
             let got = best_flips_in_columns(&scores, &rows, &masks, 4, k).unwrap();
             assert_eq!(got, by_definition(&scores, &rows, &masks, 4, k), "k = {k}");
             assert!(got[3].is_empty(), "a state without rows gets no flips");
+        }
+    }
+
+    #[test]
+    fn feeding_blocks_of_lines_equals_one_scan() {
+        let (vocab, width) = (29, 4);
+        let rows: Vec<FlipRow> = (0..width)
+            .map(|c| FlipRow {
+                state: c / 2,
+                position: c % 2,
+                current: c as u32,
+                mask: 0,
+                base: c as f32 * 0.25,
+            })
+            .collect();
+        let scores: Vec<f32> = (0..vocab * width)
+            .map(|i| ((i * 11 % 9) as f32) * 0.5)
+            .collect();
+        let masks = vec![TargetMask::from_ids(vocab, 1..vocab as u32)];
+        for k in [1, 3, 40] {
+            let whole = best_flips_in_columns(&scores, &rows, &masks, 2, k).unwrap();
+            for block in [1, 2, 7, vocab] {
+                let mut scan = ColumnScan::new(&rows, &masks, 2, k).unwrap();
+                for lines in scores.chunks(block * width) {
+                    scan.feed(lines).unwrap();
+                }
+                assert_eq!(scan.finish(), whole, "k = {k}, blocks of {block} ids");
+            }
         }
     }
 
