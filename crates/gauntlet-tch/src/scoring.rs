@@ -79,26 +79,31 @@ pub fn top_word_flips_by(
     masks: &[TargetMask],
     k: usize,
 ) -> Result<Vec<Vec<ScoredFlip>>, TchError> {
-    let args = (grad, table, positions, batch, queries, masks, k);
-    top_word_flips_in_blocks(selection, HOST_BLOCK_SCORES, args)
+    top_word_flips_in_blocks(
+        selection,
+        HOST_BLOCK_SCORES,
+        grad,
+        table,
+        positions,
+        batch,
+        queries,
+        masks,
+        k,
+    )
 }
 
-/// The arguments of [`top_word_flips_by`] after the selection.
-type FlipArgs<'a> = (
-    &'a Tensor,
-    &'a Tensor,
-    &'a [Vec<usize>],
-    &'a [TokenIds],
-    &'a [FlipQuery],
-    &'a [TargetMask],
-    usize,
-);
-
 /// [`top_word_flips_by`] with the host's block size given (tests split tiny tables).
+#[allow(clippy::too_many_arguments)]
 fn top_word_flips_in_blocks(
     selection: Selection,
     block_scores: usize,
-    (grad, table, positions, batch, queries, masks, k): FlipArgs<'_>,
+    grad: &Tensor,
+    table: &Tensor,
+    positions: &[Vec<usize>],
+    batch: &[TokenIds],
+    queries: &[FlipQuery],
+    masks: &[TargetMask],
+    k: usize,
 ) -> Result<Vec<Vec<ScoredFlip>>, TchError> {
     // The table is the model's parameter: nothing here may grow an autograd graph (and
     // `mm` into a buffer refuses one).
@@ -362,16 +367,10 @@ mod tests {
             .into_iter()
             .flat_map(|run| [1, 3, 100].map(|k| (run, k)))
         {
-            let args = (
-                &g,
-                &e,
-                &positions[..],
-                &batch[..],
-                &queries[..],
-                &masks[..],
-                k,
-            );
-            let got = top_word_flips_in_blocks(selection, block, args).unwrap();
+            let got = top_word_flips_in_blocks(
+                selection, block, &g, &e, &positions, &batch, &queries, &masks, k,
+            )
+            .unwrap();
             for (i, ids) in batch.iter().enumerate() {
                 let TokenIds::Words(words) = ids else {
                     unreachable!()
