@@ -11,10 +11,9 @@
 //! weights stay the `nn::Conv1D` variables, so bundles, training and the ONNX export are
 //! unchanged; the result equals the convolution up to the summation order (tested).
 //!
-//! Only the word CNN uses it. The character CNN pools `tanh` outputs of windows that are
-//! often identical (repeated letters, the padding after short words), so its maxima tie
-//! exactly; a different summation order breaks those ties differently from the ONNX
-//! export's convolution, and gradients would no longer match the exported model's.
+//! The word CNN uses it. The character CNN's banks have few maps over 25-dimensional
+//! characters, so it goes one step further and computes all of them in one product
+//! (`char_cnn_lstm::FilterBank`).
 
 use tch::{nn, Tensor};
 
@@ -41,9 +40,9 @@ pub(crate) fn pooled_convolutions(
                 None => windows.matmul(&weights),
             }
             .reshape([n, out_len, maps]);
-            let h = h.relu();
             let valid = conv_valid(lengths, out_len, *w).unsqueeze(-1);
-            masked_max(&h, &valid, 1)
+            // ReLU is increasing: pooling first gives the same maxima on `[N, F]`.
+            masked_max(&h, &valid, 1).relu()
         })
         .collect();
     Tensor::cat(&pooled, 1)

@@ -193,8 +193,9 @@ impl Graph {
     }
 
     /// Convolution of `x` (`[N, D, L]`) with the tch `nn::Conv1D` under `prefix` (weight
-    /// `[F, D, width]`), then `activation`, then the max over valid windows only:
-    /// `[N, F]`. Mirrors `batch::conv_valid` + `batch::masked_max`.
+    /// `[F, D, width]`), the max over valid windows only, then `activation` (increasing, so
+    /// this equals pooling the activations): `[N, F]`. Mirrors `batch::conv_valid` +
+    /// `batch::masked_max`.
     ///
     /// The native batch pads `L` to at least the widest filter; here the convolution pads
     /// `width - 1` zeros at the end instead, which adds only windows that are never valid,
@@ -227,7 +228,6 @@ impl Graph {
                 ("pads", Attr::Ints(vec![0, width - 1])),
             ],
         );
-        let h = self.node(activation, &[&conv], &[]);
         // A window starting at t is valid when t < max(length - width + 1, 1).
         let shift = self.int_scalar("shift", width - 1);
         let one = self.int_scalar("one", 1);
@@ -236,8 +236,10 @@ impl Graph {
         let valid = self.node("Less", &[positions, &limit], &[]);
         let valid = self.unsqueeze(&valid, &[1]);
         let floor = self.float_scalar("masked_out", MASKED_OUT);
-        let masked = self.node("Where", &[&valid, &h, &floor], &[]);
-        Ok(self.reduce_max(&masked, &[2]))
+        let masked = self.node("Where", &[&valid, &conv, &floor], &[]);
+        // The activation is increasing: pooling first is the native networks' order.
+        let pooled = self.reduce_max(&masked, &[2]);
+        Ok(self.node(activation, &[&pooled], &[]))
     }
 
     /// The filter bank of a CNN: [`Self::conv_max_pool`] for every width (weights under
