@@ -222,6 +222,7 @@ fn attack(
 }
 
 fn main() -> Result<()> {
+    gauntlet_backends::keep_freed_memory();
     let args: Vec<String> = std::env::args().collect();
     if args.len() < 6 {
         bail!("usage: attack_speed BUNDLE DATA_FILE LIMIT ATTACK BEAM [--reference|--both] [--device cpu|cuda] [--batch N]");

@@ -35,6 +35,7 @@ fn max_difference(a: &dyn Classifier, b: &dyn Classifier, ids: &[TokenIds]) -> R
 }
 
 fn main() -> Result<()> {
+    gauntlet_backends::keep_freed_memory();
     let args: Vec<String> = std::env::args().collect();
     if args.len() < 4 {
         bail!("usage: forward_throughput NATIVE_BUNDLE ONNX_BUNDLE DATA_FILE [EXAMPLES]");

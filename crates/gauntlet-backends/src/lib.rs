@@ -19,6 +19,7 @@ use gauntlet_onnx::OnnxModel;
 use gauntlet_onnx_tch::OnnxWhiteBox;
 use gauntlet_ort::OrtModel;
 pub use gauntlet_ort::{Optimization, OrtOptions};
+pub use gauntlet_tch::allocator::keep_freed_memory;
 
 /// Errors of loading a bundle on any runtime.
 #[derive(Debug, thiserror::Error)]

@@ -46,6 +46,7 @@ use crate::args::{Cli, Command};
 use crate::gate::Verdict;
 
 fn main() -> ExitCode {
+    gauntlet_backends::keep_freed_memory();
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Audit(args) => audit::run_audit(&args),

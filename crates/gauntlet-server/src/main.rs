@@ -38,6 +38,7 @@ struct Cli {
 }
 
 fn main() -> anyhow::Result<()> {
+    gauntlet_backends::keep_freed_memory();
     let cli = Cli::parse();
     let overrides = Overrides {
         bind: cli.bind,

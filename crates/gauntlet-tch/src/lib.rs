@@ -5,8 +5,10 @@
 //!   name in reports;
 //! * [`probabilities`]: a `[B, K]` probability tensor, on any device, as the host
 //!   [`gauntlet_core::Probabilities`] the `Classifier` contract answers;
-//! * [`scoring`]: HotFlip word-flip scoring on the device.
+//! * [`scoring`]: HotFlip word-flip scoring on the device;
+//! * [`allocator`]: the C allocator's settings for a process that runs libtorch.
 
+pub mod allocator;
 pub mod device;
 pub mod scoring;
 

@@ -200,6 +200,7 @@ fn default_epsilon(method: Method) -> f64 {
 }
 
 fn main() {
+    gauntlet_backends::keep_freed_memory();
     let cli = Cli::parse();
     if let Some(threads) = cli.threads {
         tch::set_num_threads(threads);
