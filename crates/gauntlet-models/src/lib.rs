@@ -18,6 +18,7 @@ pub mod embedding;
 pub mod error;
 pub mod export;
 pub mod network;
+mod packing;
 pub mod word_cnn;
 
 pub use batch::PaddedBatch;
