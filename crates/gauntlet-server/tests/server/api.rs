@@ -123,6 +123,11 @@ fn predict_answers_labels_and_rejects_bad_input() {
         .err(400, "bad_request");
     api.post(path, &json!({"texts": ["  "]}))
         .err(400, "bad_request");
+    // U+0085 is White_Space (Rust's definition, and openapi.yaml's `Text` pattern);
+    // U+FEFF is not, although ECMA-262's `\s` counts it.
+    api.post(path, &json!({"texts": ["\u{85}\u{2003}"]}))
+        .err(400, "bad_request");
+    api.post(path, &json!({"texts": ["\u{feff}"]})).ok(200);
     api.post(path, &json!({"texts": ["x".repeat(51)]}))
         .err(413, "payload_too_large");
     api.post(path, &json!({"texts": ["a", "b", "c", "d", "e"]}))
