@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
-use crate::audits::without_times;
+use crate::audits::{assert_same_report, without_times};
 use crate::common::{audit, config, examples, models_dir, start, Api};
 
 /// A server process on a free loopback port over `data`.
@@ -135,7 +135,11 @@ fn kill_9_mid_job_then_restart_resumes_into_the_uninterrupted_report() {
         .get(&format!("/v1/audits/{fresh}/report"))
         .ok(200)
         .clone();
-    assert_eq!(without_times(resumed), without_times(uninterrupted));
+    assert_same_report(
+        &without_times(resumed),
+        &without_times(uninterrupted),
+        "report",
+    );
     // Checkpointed examples were taken, not attacked again: one result line per example.
     let lines = std::fs::read_to_string(data.path().join(format!("jobs/{id}.results.jsonl")))
         .unwrap()
