@@ -1,6 +1,7 @@
 //! Audit jobs: lifecycle, datasets by name, gate, paging, queue limits, cancel, pruning,
 //! and restart from the data directory.
 
+use gauntlet_tests::assert_same_report;
 use serde_json::{json, Value};
 
 use crate::common::{audit, config, examples, nz, start, Api};
@@ -280,36 +281,6 @@ pub fn without_times(mut report: Value) -> Value {
         }
     }
     report
-}
-
-/// Asserts two reports (times removed) agree: every text, operation, count and outcome
-/// exactly, every fractional number to 1e-6. A resumed job attacks its remaining examples in
-/// batches of another composition, and fp32 matmuls over other shapes may round the last
-/// bit of a probability differently (a CI run saw 0.99...45869446 against 0.99...469446).
-pub fn assert_same_report(left: &Value, right: &Value, at: &str) {
-    match (left, right) {
-        (Value::Number(a), Value::Number(b)) if a.is_f64() || b.is_f64() => {
-            let (a, b) = (a.as_f64().unwrap(), b.as_f64().unwrap());
-            assert!((a - b).abs() <= 1e-6 * a.abs().max(1.0), "{at}: {a} != {b}");
-        }
-        (Value::Array(a), Value::Array(b)) => {
-            assert_eq!(a.len(), b.len(), "{at}: lengths");
-            for (i, (x, y)) in a.iter().zip(b).enumerate() {
-                assert_same_report(x, y, &format!("{at}[{i}]"));
-            }
-        }
-        (Value::Object(a), Value::Object(b)) => {
-            assert_eq!(
-                a.keys().collect::<Vec<_>>(),
-                b.keys().collect::<Vec<_>>(),
-                "{at}: keys"
-            );
-            for (k, x) in a {
-                assert_same_report(x, &b[k], &format!("{at}.{k}"));
-            }
-        }
-        _ => assert_eq!(left, right, "{at}"),
-    }
 }
 
 #[test]

@@ -10,7 +10,9 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
-use crate::audits::{assert_same_report, without_times};
+use gauntlet_tests::assert_same_report;
+
+use crate::audits::without_times;
 use crate::common::{audit, config, examples, models_dir, start, Api};
 
 /// A server process on a free loopback port over `data`.
