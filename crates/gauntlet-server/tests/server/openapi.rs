@@ -172,3 +172,40 @@ fn the_text_pattern_is_the_servers_notion_of_a_non_space_character() {
         .collect();
     assert!(disagreements.is_empty(), "{disagreements:?}");
 }
+
+/// `Name`'s pattern and length bounds admit exactly the names the server accepts, on every
+/// string of up to four characters over an alphabet with each kind of character the rule
+/// treats apart, and on the lengths around the limit. Schemathesis once sent `G0..`, which
+/// the old pattern admitted and the server refuses.
+#[test]
+fn the_name_schema_is_the_servers_rule_for_names() {
+    let schema = &spec()["components"]["schemas"]["Name"];
+    let pattern = regex::Regex::new(schema["pattern"].as_str().unwrap()).unwrap();
+    let (min, max) = (
+        schema["minLength"].as_u64().unwrap() as usize,
+        schema["maxLength"].as_u64().unwrap() as usize,
+    );
+    let documented =
+        |name: &str| (min..=max).contains(&name.chars().count()) && pattern.is_match(name);
+    let alphabet = ['a', 'Z', '7', '.', '_', '-', '/', '\\', ' ', 'é'];
+    let mut names = vec![String::new()];
+    let mut last = vec![String::new()];
+    for _ in 0..4 {
+        last = last
+            .iter()
+            .flat_map(|prefix| alphabet.iter().map(move |c| format!("{prefix}{c}")))
+            .collect();
+        names.extend(last.iter().cloned());
+    }
+    for len in [127, 128, 129] {
+        names.push("a".repeat(len));
+        names.push(format!("{}.", "a".repeat(len - 1)));
+        names.push(format!("a.{}", "b".repeat(len - 2)));
+    }
+    names.push("G025wdQv..".to_owned());
+    let disagreements: Vec<&String> = names
+        .iter()
+        .filter(|n| documented(n) != gauntlet_server::names::check_name("model", n).is_ok())
+        .collect();
+    assert!(disagreements.is_empty(), "{disagreements:?}");
+}
