@@ -410,15 +410,23 @@ mod tests {
             (out, grad[0].shallow_clone())
         };
         let ((grid_out, grid_grad), (out, grad)) = (pass(true), pass(false));
+        // Tolerances relative to the values' scale: fp32 sums over another batch shape
+        // round differently (a CI run saw 1.4e-6 on gradients of at most 0.11), while reading
+        // a wrong cell moves results by a good fraction of that scale.
+        let scale = |t: &Tensor| t.abs().max().double_value(&[]).max(1e-3);
         let diff = (&grid_out - &out).abs().max().double_value(&[]);
-        assert!(diff <= 1e-6, "logits differ by {diff:e}");
+        assert!(diff <= 1e-4 * scale(&grid_out), "logits differ by {diff:e}");
         // Gradients read at real characters only (what attacks read).
         let real = batch.mask.unsqueeze(-1).to_kind(Kind::Bool);
-        let diff = (grid_grad - grad)
-            .masked_select(&real)
+        let grid_grad = grid_grad.masked_select(&real);
+        let diff = (&grid_grad - grad.masked_select(&real))
             .abs()
             .max()
             .double_value(&[]);
-        assert!(diff <= 1e-6, "input gradients differ by {diff:e}");
+        assert!(
+            diff <= 1e-4 * scale(&grid_grad),
+            "input gradients differ by {diff:e} (scale {:e})",
+            scale(&grid_grad)
+        );
     }
 }
