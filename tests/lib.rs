@@ -1,6 +1,7 @@
-//! Cross-crate integration tests live beside this file; the library itself only locates
-//! repository resources for them and generates the ONNX fixtures (with the bootstrap's
-//! Python venv) that several crates' tests share.
+//! Cross-crate integration tests live beside this file; the library itself locates
+//! repository resources for them, generates the ONNX fixtures (with the bootstrap's Python
+//! venv) that several crates' tests share, and compares JSON reports the way the server's
+//! and the CLI's tests both need (times removed, fp32 rounding allowed).
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test support: failing loudly is the point
 
 use std::path::{Path, PathBuf};
@@ -51,6 +52,29 @@ pub fn make_onnx_fixtures(out: &Path, vocab: usize) {
         script.display(),
         String::from_utf8_lossy(&run.stderr)
     );
+}
+
+/// A JSON report with what may differ between runs of one plan zeroed or removed: wall times,
+/// throughput and merge provenance (`merged_from`), at any depth.
+pub fn without_times(mut report: Value) -> Value {
+    fn walk(v: &mut Value) {
+        match v {
+            Value::Object(map) => {
+                for (k, x) in map.iter_mut() {
+                    if k == "wall_time_ms" || k == "examples_per_second" {
+                        *x = Value::from(0);
+                    } else {
+                        walk(x);
+                    }
+                }
+                map.remove("merged_from");
+            }
+            Value::Array(items) => items.iter_mut().for_each(walk),
+            _ => {}
+        }
+    }
+    walk(&mut report);
+    report
 }
 
 /// Asserts two JSON reports (times removed) agree: every text, operation, count and outcome

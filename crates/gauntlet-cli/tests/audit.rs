@@ -9,6 +9,7 @@ use std::fs;
 use std::path::Path;
 
 use common::*;
+use gauntlet_tests::{assert_same_report, without_times};
 
 /// `--sem-vectors`: `sem` swaps exactly the pairs the file makes similar, says so in the
 /// report, and fools the model with them (every positive word is given a negative twin).
@@ -532,7 +533,7 @@ counts_from = "hotflip-word"
         merged_json["merged_from"]["shards"],
         serde_json::json!([0, 1, 2])
     );
-    gauntlet_tests::assert_same_report(
+    assert_same_report(
         &without_times(merged_json),
         &without_times(read(&whole_report)),
         "merged",

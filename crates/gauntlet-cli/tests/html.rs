@@ -9,6 +9,7 @@ use std::fs;
 use std::path::Path;
 
 use common::*;
+use gauntlet_tests::without_times;
 
 /// The JSON a page embeds.
 fn embedded(html: &str) -> serde_json::Value {

@@ -9,8 +9,9 @@ use std::fs;
 use std::net::TcpListener;
 use std::time::Duration;
 
-use common::{assert_code, data, gauntlet, without_times, word_model};
+use common::{assert_code, data, gauntlet, word_model};
 use gauntlet_server::{AppState, Config, RunningServer};
+use gauntlet_tests::without_times;
 use serde_json::{json, Value};
 
 fn server(data_dir: &std::path::Path) -> RunningServer {

@@ -118,25 +118,3 @@ pub fn listing(dir: &Path) -> Vec<String> {
     names.sort();
     names
 }
-
-/// Zeroes what may differ between runs of one plan: wall times and merge provenance.
-pub fn without_times(mut v: serde_json::Value) -> serde_json::Value {
-    fn walk(v: &mut serde_json::Value) {
-        match v {
-            serde_json::Value::Object(map) => {
-                for (k, x) in map.iter_mut() {
-                    if k == "wall_time_ms" || k == "examples_per_second" {
-                        *x = serde_json::json!(0);
-                    } else {
-                        walk(x);
-                    }
-                }
-                map.remove("merged_from");
-            }
-            serde_json::Value::Array(items) => items.iter_mut().for_each(walk),
-            _ => {}
-        }
-    }
-    walk(&mut v);
-    v
-}

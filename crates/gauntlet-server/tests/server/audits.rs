@@ -1,7 +1,7 @@
 //! Audit jobs: lifecycle, datasets by name, gate, paging, queue limits, cancel, pruning,
 //! and restart from the data directory.
 
-use gauntlet_tests::assert_same_report;
+use gauntlet_tests::{assert_same_report, without_times};
 use serde_json::{json, Value};
 
 use crate::common::{audit, config, examples, nz, start, Api};
@@ -268,19 +268,6 @@ fn finished_jobs_beyond_jobs_kept_are_pruned() {
     // A record and a results file each.
     let files = std::fs::read_dir(data.path().join("jobs")).unwrap().count();
     assert_eq!(files, 4);
-}
-
-/// The report without wall times (what must equal across interruptions).
-pub fn without_times(mut report: Value) -> Value {
-    report["wall_time_ms"] = json!(0);
-    for a in report["attacks"].as_array_mut().unwrap() {
-        a["report"]["summary"]["wall_time_ms"] = json!(0);
-        a["report"]["summary"]["examples_per_second"] = json!(0);
-        for e in a["report"]["examples"].as_array_mut().unwrap() {
-            e["wall_time_ms"] = json!(0);
-        }
-    }
-    report
 }
 
 #[test]

@@ -10,9 +10,8 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
-use gauntlet_tests::assert_same_report;
+use gauntlet_tests::{assert_same_report, without_times};
 
-use crate::audits::without_times;
 use crate::common::{audit, config, examples, models_dir, start, Api};
 
 /// A server process on a free loopback port over `data`.
