@@ -11,8 +11,11 @@
 #                  sst2/dev.tsv either way and test sst2/test.tsv.
 #   UNK_CANDIDATES words the UNK regularizer checks by their true loss (default 1: the paper's
 #                  first-order pick; see `gauntlet-train train --candidates`).
+#   UNK_WORDS      words per example the UNK regularizer replaces together (default 1, the
+#                  paper's one flip; see `gauntlet-train train --unk-words`).
 #   METHODS        trainings to run (default "none unk sem"), the baseline always among them.
-# Writes bench/results/table7.md, or table7_sst2_glue.md for the phrases (release build, CPU).
+# Writes bench/results/table7.md, or table7_sst2_glue.md for the phrases, with _unkwordsN added
+# for UNK_WORDS other than 1 (release build, CPU).
 # Any failed step fails the script.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -22,12 +25,14 @@ EPOCHS=${2:-10}
 PATIENCE=${3:-}
 TRAIN_SET=${TRAIN_SET:-sst2}
 UNK_CANDIDATES=${UNK_CANDIDATES:-1}
+UNK_WORDS=${UNK_WORDS:-1}
 METHODS=${METHODS:-none unk sem}
 case " $METHODS " in *" none "*) ;; *) echo "METHODS must include the baseline, none" >&2; exit 2 ;; esac
 case "$TRAIN_SET" in sst2|sst2_glue) ;; *) echo "TRAIN_SET must be sst2 or sst2_glue" >&2; exit 2 ;; esac
 # One results file per training set: bench/results/table7.md (sentences), table7_sst2_glue.md.
 RESULTS=bench/results/table7.md
 [ "$TRAIN_SET" = sst2 ] || RESULTS=bench/results/table7_$TRAIN_SET.md
+[ "$UNK_WORDS" = 1 ] || RESULTS=${RESULTS%.md}_unkwords$UNK_WORDS.md
 VECTORS=target/vectors/word2vec-shared-300d.txt
 rm -f "$RESULTS"
 eval "$(scripts/bootstrap.sh 2>/dev/null)"
@@ -45,11 +50,11 @@ VECTORS=$OUT/vectors.txt
 LOAD_BEFORE=$(uptime)
 for adv in $METHODS; do
   start=$(date +%s)
-  candidates=1
-  [ "$adv" != unk ] || candidates=$UNK_CANDIDATES
+  candidates=1 unk_words=1
+  [ "$adv" != unk ] || { candidates=$UNK_CANDIDATES; unk_words=$UNK_WORDS; }
   "$TRAIN" --threads 2 train --arch word-cnn --train "$DATA/$TRAIN_SET/train.tsv" --dev "$DATA/sst2/dev.tsv" \
     --out "$OUT/word-cnn-$adv" --epochs "$EPOCHS" ${PATIENCE:+--patience "$PATIENCE"} --seed 42 --max-length 60 --device cpu \
-    --embeddings "$VECTORS" --adv "$adv" --candidates "$candidates" --wordnet "$GAUNTLET_WORDNET" \
+    --embeddings "$VECTORS" --adv "$adv" --candidates "$candidates" --unk-words "$unk_words" --wordnet "$GAUNTLET_WORDNET" \
     >"$OUT/train-$adv.log" 2>&1 || { echo "training $adv failed:"; tail -20 "$OUT/train-$adv.log"; exit 1; }
   echo "$adv $(( $(date +%s) - start ))" >>"$OUT/train-seconds.txt"
   cat >"$OUT/audit-$adv.toml" <<TOML
@@ -67,10 +72,11 @@ TOML
     || { echo "audit of $adv failed:"; tail -20 "$OUT/audit-$adv.log"; exit 1; }
 done
 LOAD_AFTER=$(uptime)
-python3 - "$OUT" "$EPOCHS" "$LOAD_BEFORE" "$LOAD_AFTER" "$VECTORS" "$PATIENCE" "$TRAIN_SET" "$UNK_CANDIDATES" "$METHODS" "$BUILD_REV" >"$RESULTS" <<'PY'
+python3 - "$OUT" "$EPOCHS" "$LOAD_BEFORE" "$LOAD_AFTER" "$VECTORS" "$PATIENCE" "$TRAIN_SET" "$UNK_CANDIDATES" "$METHODS" "$BUILD_REV" "$UNK_WORDS" >"$RESULTS" <<'PY'
 import json, sys, tomllib
 out, epochs, load_before, load_after, vectors = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4], sys.argv[5]
 patience, train_set, candidates, methods, build_rev = sys.argv[6], sys.argv[7], sys.argv[8], sys.argv[9].split(), sys.argv[10]
+unk_words = sys.argv[11]
 seconds = dict(l.split() for l in open(f"{out}/train-seconds.txt"))
 rows = {}
 for adv in methods:
@@ -83,7 +89,9 @@ names = {"sst2": "the 6,920 SST-2 train sentences", "sst2_glue": "the 67,349 GLU
 print("# HotFlip Table 7: UNK and SEM training of a word-CNN on SST-2 (`bench/table7.sh`)\n")
 print(f"- Build: `cargo build --release` (profile `release`) of commit {build_rev}; device: CPU, 2 cores, libtorch threads 2.")
 print(f"- Training on {names[train_set]}: `gauntlet-train train --arch word-cnn --train {train_set}/train.tsv --dev sst2/dev.tsv --epochs {epochs}{f' --patience {patience}' if patience else ''} --seed 42 --max-length 60 --embeddings {vectors} --adv none|unk|sem` "
-      f"(unk: `--candidates {candidates}`, {'the first-order pick, as the paper' if candidates == '1' else f'the true loss of the {candidates} best-estimated words'});")
+      f"(unk: `--candidates {candidates} --unk-words {unk_words}`, "
+      f"{'the first-order pick' if candidates == '1' else f'the true loss of the {candidates} best-estimated words'}"
+      f"{', one word per example, as the paper' if unk_words == '1' else f', the {unk_words} best-estimated words of each example replaced together'});")
 print("  the kept epoch is the one with the lowest dev loss (non-static: the vectors are fine-tuned).")
 print("- Attacks: `gauntlet run` with `unk` and `sem` (defaults: one word, τ = 0.5, beam 10, cosine 0.8 on the model's fine-tuned embeddings) on every SST-2 test sentence (1,821).")
 print(f"- Load before: `{load_before.strip()}`; after: `{load_after.strip()}`.\n")

@@ -63,7 +63,7 @@ fn reference_loss(net: &dyn Network, batch: &Batch<'_>, config: &AdversarialConf
             let adversarial = if config.method == Method::Hotflip {
                 hotflip_batch(net, batch, &pass, config.ratio)
             } else {
-                unk_batch(net, batch, &pass, config.candidates)
+                unk_batch(net, batch, &pass, config.candidates, config.unk_words)
             };
             let clean = net
                 .forward(batch.padded, true)

@@ -127,13 +127,18 @@ pub struct AdversarialConfig {
     /// best first-order estimate, as the paper; N > 1 runs the model on the N best-estimated
     /// replacements and keeps the one the model gets most wrong, as the UNK attack's own
     /// forward checks do.
-    #[serde(default = "one_candidate")]
+    #[serde(default = "one")]
     pub candidates: usize,
+    /// Words per example replaced by UNK together (unk): the `unk_words` best by the
+    /// first-order estimate. 1 is the paper's one flip; more trains against the loss of
+    /// several words at once, a stronger inner adversary than the one-word attack.
+    #[serde(default = "one")]
+    pub unk_words: usize,
     /// Seed of the per-batch application draw.
     pub seed: u64,
 }
 
-fn one_candidate() -> usize {
+fn one() -> usize {
     1
 }
 
@@ -149,6 +154,7 @@ impl Default for AdversarialConfig {
             xi: 0.1,
             cosine_threshold: 0.8,
             candidates: 1,
+            unk_words: 1,
             seed: 0,
         }
     }
@@ -189,6 +195,22 @@ impl AdversarialConfig {
                 "--candidates applies to --adv unk, not --adv {}",
                 self.method.name()
             ));
+        }
+        if self.unk_words == 0 {
+            return bad("--unk-words must be at least 1".into());
+        }
+        if self.unk_words > 1 && self.method != Method::Unk {
+            return bad(format!(
+                "--unk-words applies to --adv unk, not --adv {}",
+                self.method.name()
+            ));
+        }
+        if self.unk_words > 1 && self.candidates > 1 {
+            return bad(
+                "--unk-words and --candidates are two ways to strengthen the UNK adversary; \
+                 give one of them"
+                    .into(),
+            );
         }
         Ok(())
     }
@@ -312,7 +334,7 @@ impl Regularizer {
                 token_space::hotflip_batch(net, batch, pass, c.ratio)
             })),
             Method::Unk => Ok(token_space::edited(net, batch, c.alpha, |pass| {
-                token_space::unk_batch(net, batch, pass, c.candidates)
+                token_space::unk_batch(net, batch, pass, c.candidates, c.unk_words)
             })),
             Method::Sem => {
                 let sem = self.sem.as_mut().ok_or_else(|| {

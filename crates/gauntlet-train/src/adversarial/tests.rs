@@ -222,7 +222,7 @@ fn unk_regularizer_replaces_exactly_one_word() {
     let ids = word_ids();
     run(net.as_ref(), &ids, |batch| {
         let pass = clean_pass(net.as_ref(), batch, 0.0);
-        let adversarial = unk_batch(net.as_ref(), batch, &pass, 1);
+        let adversarial = unk_batch(net.as_ref(), batch, &pass, 1, 1);
         let diff = adversarial
             .ids
             .ne_tensor(&batch.padded.ids)
@@ -231,6 +231,85 @@ fn unk_regularizer_replaces_exactly_one_word() {
         let unks = adversarial.ids.eq(1).sum(Kind::Int64).int64_value(&[]);
         assert_eq!(unks, 2);
     });
+}
+
+/// With `words` = 3, the UNK regularizer replaces each example's three best words by the
+/// estimate `g·(e_unk − e_i)` (computed here on the host from the clean pass), every word
+/// of a shorter text, and never a word that is UNK already.
+#[test]
+fn unk_words_replace_the_best_estimated_words_together() {
+    let (_rng, _vs, net) = network(Architecture::WordCnn, 40);
+    let ids: Vec<TokenIds> = (0..10u32)
+        .map(|i| {
+            TokenIds::Words(
+                (0..2 + i % 6)
+                    // An UNK already in place in some texts: it must not count as a pick.
+                    .map(|j| {
+                        if (i + j) % 5 == 4 {
+                            1
+                        } else {
+                            2 + (i * 7 + j * 5) % 38
+                        }
+                    })
+                    .collect(),
+            )
+        })
+        .collect();
+    let labels: Vec<i64> = (0..10).map(|i| i % 3).collect();
+    let padded = PaddedBatch::new(&ids, net.min_len(), Device::Cpu).unwrap();
+    let targets = Tensor::from_slice(&labels);
+    let batch = Batch {
+        ids: &ids,
+        padded: &padded,
+        targets: &targets,
+        unlabeled: None,
+    };
+    let pass = clean_pass(net.as_ref(), &batch, 0.0);
+    let adversarial = unk_batch(net.as_ref(), &batch, &pass, 1, 3);
+    let table = net.embedding().detach();
+    let unk = table.get(1);
+    let width = padded.ids.size()[1];
+    let mut sets_that_differ_from_the_first_three = 0;
+    for (i, example) in ids.iter().enumerate() {
+        let TokenIds::Words(words) = example else {
+            unreachable!()
+        };
+        let row = adversarial.ids.get(i as i64);
+        let after: Vec<i64> = Vec::try_from(&row).unwrap();
+        let mut estimates: Vec<(f64, usize)> = (0..words.len())
+            .filter(|&j| words[j] != 1)
+            .map(|j| {
+                let g = pass.gradient.get(i as i64).get(j as i64);
+                let e = table.get(i64::from(words[j]));
+                ((g * (&unk - e)).sum(Kind::Float).double_value(&[]), j)
+            })
+            .collect();
+        estimates.sort_by(|a, b| b.0.total_cmp(&a.0));
+        let mut expected: Vec<usize> = estimates.iter().take(3).map(|&(_, j)| j).collect();
+        expected.sort_unstable();
+        let replaced: Vec<usize> = (0..words.len())
+            .filter(|&j| words[j] != 1 && after[j] == 1)
+            .collect();
+        assert_eq!(replaced, expected, "example {i}: {estimates:?}");
+        assert!(
+            (0..width as usize).all(|j| j < words.len() && after[j] as u32 == words[j]
+                || replaced.contains(&j)
+                || j >= words.len() && after[j] == 0),
+            "example {i}: only the picked words change ({after:?} from {words:?})"
+        );
+        if expected
+            != (0..words.len())
+                .filter(|&j| words[j] != 1)
+                .take(3)
+                .collect::<Vec<_>>()
+        {
+            sets_that_differ_from_the_first_three += 1;
+        }
+    }
+    assert!(
+        sets_that_differ_from_the_first_three > 0,
+        "precondition: the estimates do not just pick each text's first words"
+    );
 }
 
 /// With `candidates` covering every word, the UNK regularizer replaces the word whose
@@ -264,8 +343,8 @@ fn unk_candidates_keep_the_replacement_with_the_highest_true_loss() {
             .map(|j| j as usize)
             .collect()
     };
-    let first_order = changed(&unk_batch(net.as_ref(), &batch, &pass, 1));
-    let searched = changed(&unk_batch(net.as_ref(), &batch, &pass, 20));
+    let first_order = changed(&unk_batch(net.as_ref(), &batch, &pass, 1, 1));
+    let searched = changed(&unk_batch(net.as_ref(), &batch, &pass, 20, 1));
     let width = padded.ids.size()[1] as usize;
     let mut disagreements = 0;
     for (i, example) in ids.iter().enumerate() {
@@ -396,13 +475,17 @@ fn regularizer_none_is_plain_cross_entropy_and_validation_names_flags() {
         .unwrap_err()
         .to_string()
         .contains("--alpha"));
-    for (candidates, method, flag) in [
-        (0, Method::Unk, "--candidates must"),
-        (3, Method::Fgsm, "--adv fgsm"),
+    for (candidates, unk_words, method, flag) in [
+        (0, 1, Method::Unk, "--candidates must"),
+        (3, 1, Method::Fgsm, "--adv fgsm"),
+        (1, 0, Method::Unk, "--unk-words must"),
+        (1, 2, Method::Fgsm, "--unk-words applies"),
+        (3, 2, Method::Unk, "give one of them"),
     ] {
         let config = AdversarialConfig {
             method,
             candidates,
+            unk_words,
             ..Default::default()
         };
         assert!(config

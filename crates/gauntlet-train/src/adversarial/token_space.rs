@@ -118,17 +118,20 @@ pub(crate) fn hotflip_batch(
     with_ids(batch.padded, flipped)
 }
 
-/// The word batch with one word per example replaced by UNK.
+/// The word batch with words replaced by UNK: one per example, or the `words` best.
 ///
-/// The word is the best by the estimate `g·(e_unk − e_i)` when `candidates` is 1; otherwise
-/// the model is run (evaluation mode, no gradient) on the `candidates` best-estimated
-/// replacements of every example and the one with the highest loss is kept. Examples with
-/// no word to replace (all padding or UNK already) are left unchanged.
+/// With `words` 1, the word is the best by the estimate `g·(e_unk − e_i)` when `candidates`
+/// is 1; otherwise the model is run (evaluation mode, no gradient) on the `candidates`
+/// best-estimated replacements of every example and the one with the highest loss is kept.
+/// With `words` > 1 (and `candidates` 1), the `words` best-estimated words are replaced
+/// together, or every word of a shorter text. Words with no real estimate (padding, UNK
+/// already) are never replaced, so an example with none is left unchanged.
 pub(crate) fn unk_batch(
     net: &dyn Network,
     batch: &Batch<'_>,
     pass: &CleanPass,
     candidates: usize,
+    words: usize,
 ) -> PaddedBatch {
     let (g, embedded) = (&pass.gradient, pass.embedded.detach());
     let unk = net.embedding().detach().get(i64::from(UNK_ID));
@@ -140,8 +143,11 @@ pub(crate) fn unk_batch(
         .eq(0.0)
         .logical_or(&ids.eq(i64::from(UNK_ID)));
     let scores = scores.masked_fill(&invalid, NEG);
-    let k = (candidates as i64).clamp(1, ids.size()[1].max(1));
-    let (best, position) = if k == 1 {
+    let width = ids.size()[1].max(1);
+    let k = (candidates as i64).clamp(1, width);
+    let (best, position) = if words > 1 {
+        scores.topk((words as i64).min(width), -1, true, true)
+    } else if k == 1 {
         scores.max_dim(-1, true)
     } else {
         let (estimates, positions) = scores.topk(k, -1, true, true);
@@ -154,7 +160,7 @@ pub(crate) fn unk_batch(
     with_ids(batch.padded, unk_at(ids, &position, &best))
 }
 
-/// `ids` with UNK at `position` (`[B, 1]`) wherever the candidate's estimate is real.
+/// `ids` with UNK at `position` (`[B, n]`) wherever the candidate's estimate is real.
 fn unk_at(ids: &Tensor, position: &Tensor, estimate: &Tensor) -> Tensor {
     let replacement = Tensor::full_like(position, i64::from(UNK_ID))
         .where_self(&estimate.gt(NEG / 2.0), &ids.gather(1, position, false));

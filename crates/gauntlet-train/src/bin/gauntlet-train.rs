@@ -175,6 +175,10 @@ struct TrainArgs {
     /// keeps the worst for it, as the UNK attack's forward checks do.
     #[arg(long, default_value_t = 1)]
     candidates: usize,
+    /// Words per example the UNK adversary replaces together (unk): the N best by the
+    /// first-order estimate; 1 (the paper) replaces one.
+    #[arg(long, default_value_t = 1)]
+    unk_words: usize,
     /// WordNet directory for --adv sem (default: $GAUNTLET_WORDNET).
     #[arg(long, env = "GAUNTLET_WORDNET")]
     wordnet: Option<PathBuf>,
@@ -261,6 +265,7 @@ fn run_train(args: TrainArgs) -> Result<()> {
             xi: args.xi,
             cosine_threshold: args.cosine,
             candidates: args.candidates,
+            unk_words: args.unk_words,
             seed: args.seed,
         },
         unlabeled: match &args.unlabeled {
