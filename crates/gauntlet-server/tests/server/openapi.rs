@@ -175,8 +175,8 @@ fn the_text_pattern_is_the_servers_notion_of_a_non_space_character() {
 
 /// `Name`'s pattern and length bounds admit exactly the names the server accepts, on every
 /// string of up to four characters over an alphabet with each kind of character the rule
-/// treats apart, and on the lengths around the limit. Schemathesis once sent `G0..`, which
-/// the old pattern admitted and the server refuses.
+/// treats apart, and on the lengths around the limit. Schemathesis once sent `G025wdQv..`,
+/// which the old pattern admitted and the server refuses.
 #[test]
 fn the_name_schema_is_the_servers_rule_for_names() {
     let schema = &spec()["components"]["schemas"]["Name"];

@@ -38,7 +38,8 @@
 //! * `unk`, `sem`: word models; one word per example flipped to UNK, or by a semantic flip
 //!   under the attack engine's `sem` constraints, same loss as `hotflip`. `unk` picks the
 //!   word by its first-order estimate, or, with `candidates` N > 1, by the true loss of the
-//!   N best-estimated words.
+//!   N best-estimated words; with `unk_words` N > 1 it replaces the N best-estimated words
+//!   of each example together.
 
 mod clean_pass;
 mod embedding_space;
