@@ -13,9 +13,11 @@
 #                  first-order pick; see `gauntlet-train train --candidates`).
 #   UNK_WORDS      words per example the UNK regularizer replaces together (default 1, the
 #                  paper's one flip; see `gauntlet-train train --unk-words`).
+#   ALPHA          weight of the clean loss in αJ(x) + (1−α)J(x_adv) for unk and sem (default
+#                  0.5; see `gauntlet-train train --alpha`).
 #   METHODS        trainings to run (default "none unk sem"), the baseline always among them.
 # Writes bench/results/table7.md, or table7_sst2_glue.md for the phrases, with _unkwordsN added
-# for UNK_WORDS other than 1 (release build, CPU).
+# for UNK_WORDS other than 1 and _alphaA for ALPHA other than 0.5 (release build, CPU).
 # Any failed step fails the script.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -26,6 +28,7 @@ PATIENCE=${3:-}
 TRAIN_SET=${TRAIN_SET:-sst2}
 UNK_CANDIDATES=${UNK_CANDIDATES:-1}
 UNK_WORDS=${UNK_WORDS:-1}
+ALPHA=${ALPHA:-0.5}
 METHODS=${METHODS:-none unk sem}
 case " $METHODS " in *" none "*) ;; *) echo "METHODS must include the baseline, none" >&2; exit 2 ;; esac
 case "$TRAIN_SET" in sst2|sst2_glue) ;; *) echo "TRAIN_SET must be sst2 or sst2_glue" >&2; exit 2 ;; esac
@@ -33,6 +36,7 @@ case "$TRAIN_SET" in sst2|sst2_glue) ;; *) echo "TRAIN_SET must be sst2 or sst2_
 RESULTS=bench/results/table7.md
 [ "$TRAIN_SET" = sst2 ] || RESULTS=bench/results/table7_$TRAIN_SET.md
 [ "$UNK_WORDS" = 1 ] || RESULTS=${RESULTS%.md}_unkwords$UNK_WORDS.md
+[ "$ALPHA" = 0.5 ] || RESULTS=${RESULTS%.md}_alpha$ALPHA.md
 VECTORS=target/vectors/word2vec-shared-300d.txt
 rm -f "$RESULTS"
 eval "$(scripts/bootstrap.sh 2>/dev/null)"
@@ -54,7 +58,7 @@ for adv in $METHODS; do
   [ "$adv" != unk ] || { candidates=$UNK_CANDIDATES; unk_words=$UNK_WORDS; }
   "$TRAIN" --threads 2 train --arch word-cnn --train "$DATA/$TRAIN_SET/train.tsv" --dev "$DATA/sst2/dev.tsv" \
     --out "$OUT/word-cnn-$adv" --epochs "$EPOCHS" ${PATIENCE:+--patience "$PATIENCE"} --seed 42 --max-length 60 --device cpu \
-    --embeddings "$VECTORS" --adv "$adv" --candidates "$candidates" --unk-words "$unk_words" --wordnet "$GAUNTLET_WORDNET" \
+    --embeddings "$VECTORS" --adv "$adv" --candidates "$candidates" --unk-words "$unk_words" --alpha "$ALPHA" --wordnet "$GAUNTLET_WORDNET" \
     >"$OUT/train-$adv.log" 2>&1 || { echo "training $adv failed:"; tail -20 "$OUT/train-$adv.log"; exit 1; }
   echo "$adv $(( $(date +%s) - start ))" >>"$OUT/train-seconds.txt"
   cat >"$OUT/audit-$adv.toml" <<TOML
@@ -72,11 +76,11 @@ TOML
     || { echo "audit of $adv failed:"; tail -20 "$OUT/audit-$adv.log"; exit 1; }
 done
 LOAD_AFTER=$(uptime)
-python3 - "$OUT" "$EPOCHS" "$LOAD_BEFORE" "$LOAD_AFTER" "$VECTORS" "$PATIENCE" "$TRAIN_SET" "$UNK_CANDIDATES" "$METHODS" "$BUILD_REV" "$UNK_WORDS" >"$RESULTS" <<'PY'
+python3 - "$OUT" "$EPOCHS" "$LOAD_BEFORE" "$LOAD_AFTER" "$VECTORS" "$PATIENCE" "$TRAIN_SET" "$UNK_CANDIDATES" "$METHODS" "$BUILD_REV" "$UNK_WORDS" "$ALPHA" >"$RESULTS" <<'PY'
 import json, sys, tomllib
 out, epochs, load_before, load_after, vectors = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4], sys.argv[5]
 patience, train_set, candidates, methods, build_rev = sys.argv[6], sys.argv[7], sys.argv[8], sys.argv[9].split(), sys.argv[10]
-unk_words = sys.argv[11]
+unk_words, alpha = sys.argv[11], sys.argv[12]
 seconds = dict(l.split() for l in open(f"{out}/train-seconds.txt"))
 rows = {}
 for adv in methods:
@@ -89,7 +93,7 @@ base_error = 1 - rows["none"][1]["unk"]["clean_accuracy"]
 names = {"sst2": "the 6,920 SST-2 train sentences", "sst2_glue": "the 67,349 GLUE SST-2 train phrases (every phrase of the train sentences, as the paper's phrase-level training)"}
 print("# HotFlip Table 7: UNK and SEM training of a word-CNN on SST-2 (`bench/table7.sh`)\n")
 print(f"- Build: `cargo build --release` (profile `release`) of commit {build_rev}; device: CPU, 2 cores, libtorch threads 2.")
-print(f"- Training on {names[train_set]}: `gauntlet-train train --arch word-cnn --train {train_set}/train.tsv --dev sst2/dev.tsv --epochs {epochs}{f' --patience {patience}' if patience else ''} --seed 42 --max-length 60 --embeddings {vectors} --adv none|unk|sem` "
+print(f"- Training on {names[train_set]}: `gauntlet-train train --arch word-cnn --train {train_set}/train.tsv --dev sst2/dev.tsv --epochs {epochs}{f' --patience {patience}' if patience else ''} --seed 42 --max-length 60 --embeddings {vectors} --adv none|unk|sem --alpha {alpha}` "
       f"(unk: `--candidates {candidates} --unk-words {unk_words}`, "
       f"{'the first-order pick' if candidates == '1' else f'the true loss of the {candidates} best-estimated words'}"
       f"{', one word per example, as the paper' if unk_words == '1' else f', the {unk_words} best-estimated words of each example replaced together'});")
