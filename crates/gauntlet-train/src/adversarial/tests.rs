@@ -68,8 +68,18 @@ pub(super) fn char_ids() -> Vec<TokenIds> {
 }
 
 pub(super) fn run<T>(net: &dyn Network, ids: &[TokenIds], f: impl FnOnce(&Batch<'_>) -> T) -> T {
+    run_labelled(net, ids, &[0, 2], f)
+}
+
+/// `f` on the padded batch of `ids` with class ids `labels`.
+fn run_labelled<T>(
+    net: &dyn Network,
+    ids: &[TokenIds],
+    labels: &[i64],
+    f: impl FnOnce(&Batch<'_>) -> T,
+) -> T {
     let padded = PaddedBatch::new(ids, net.min_len(), Device::Cpu).unwrap();
-    let targets = Tensor::from_slice(&[0i64, 2]);
+    let targets = Tensor::from_slice(labels);
     f(&Batch {
         ids,
         padded: &padded,
@@ -256,19 +266,14 @@ fn unk_words_replace_the_best_estimated_words_together() {
         })
         .collect();
     let labels: Vec<i64> = (0..10).map(|i| i % 3).collect();
-    let padded = PaddedBatch::new(&ids, net.min_len(), Device::Cpu).unwrap();
-    let targets = Tensor::from_slice(&labels);
-    let batch = Batch {
-        ids: &ids,
-        padded: &padded,
-        targets: &targets,
-        unlabeled: None,
-    };
-    let pass = clean_pass(net.as_ref(), &batch, 0.0);
-    let adversarial = unk_batch(net.as_ref(), &batch, &pass, 1, 3);
+    let (pass, adversarial) = run_labelled(net.as_ref(), &ids, &labels, |batch| {
+        let pass = clean_pass(net.as_ref(), batch, 0.0);
+        let adversarial = unk_batch(net.as_ref(), batch, &pass, 1, 3);
+        (pass, adversarial)
+    });
     let table = net.embedding().detach();
     let unk = table.get(1);
-    let width = padded.ids.size()[1];
+    let width = adversarial.ids.size()[1];
     let mut sets_that_differ_from_the_first_three = 0;
     for (i, example) in ids.iter().enumerate() {
         let TokenIds::Words(words) = example else {
@@ -322,30 +327,26 @@ fn unk_candidates_keep_the_replacement_with_the_highest_true_loss() {
         .map(|i| TokenIds::Words((0..3 + i % 6).map(|j| 2 + (i * 7 + j * 5) % 38).collect()))
         .collect();
     let labels: Vec<i64> = (0..12).map(|i| i % 3).collect();
-    let padded = PaddedBatch::new(&ids, net.min_len(), Device::Cpu).unwrap();
-    let targets = Tensor::from_slice(&labels);
-    let batch = Batch {
-        ids: &ids,
-        padded: &padded,
-        targets: &targets,
-        unlabeled: None,
-    };
-    let pass = clean_pass(net.as_ref(), &batch, 0.0);
-    let changed = |adversarial: &PaddedBatch| -> Vec<usize> {
-        let diff = adversarial
-            .ids
-            .ne_tensor(&padded.ids)
-            .to_kind(Kind::Int64)
-            .argmax(1, false);
-        Vec::<i64>::try_from(diff)
-            .unwrap()
-            .into_iter()
-            .map(|j| j as usize)
-            .collect()
-    };
-    let first_order = changed(&unk_batch(net.as_ref(), &batch, &pass, 1, 1));
-    let searched = changed(&unk_batch(net.as_ref(), &batch, &pass, 20, 1));
-    let width = padded.ids.size()[1] as usize;
+    let (first_order, searched, width) = run_labelled(net.as_ref(), &ids, &labels, |batch| {
+        let pass = clean_pass(net.as_ref(), batch, 0.0);
+        let changed = |adversarial: &PaddedBatch| -> Vec<usize> {
+            let diff = adversarial
+                .ids
+                .ne_tensor(&batch.padded.ids)
+                .to_kind(Kind::Int64)
+                .argmax(1, false);
+            Vec::<i64>::try_from(diff)
+                .unwrap()
+                .into_iter()
+                .map(|j| j as usize)
+                .collect()
+        };
+        (
+            changed(&unk_batch(net.as_ref(), batch, &pass, 1, 1)),
+            changed(&unk_batch(net.as_ref(), batch, &pass, 20, 1)),
+            batch.padded.ids.size()[1] as usize,
+        )
+    });
     let mut disagreements = 0;
     for (i, example) in ids.iter().enumerate() {
         let TokenIds::Words(words) = example else {
