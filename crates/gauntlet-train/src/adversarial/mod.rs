@@ -188,23 +188,20 @@ impl AdversarialConfig {
         if !(self.weight >= 0.0 && self.xi > 0.0) {
             return bad("--adv-weight must be non-negative and --xi positive".into());
         }
-        if self.candidates == 0 {
-            return bad("--candidates must be at least 1".into());
-        }
-        if self.candidates > 1 && self.method != Method::Unk {
-            return bad(format!(
-                "--candidates applies to --adv unk, not --adv {}",
-                self.method.name()
-            ));
-        }
-        if self.unk_words == 0 {
-            return bad("--unk-words must be at least 1".into());
-        }
-        if self.unk_words > 1 && self.method != Method::Unk {
-            return bad(format!(
-                "--unk-words applies to --adv unk, not --adv {}",
-                self.method.name()
-            ));
+        // The UNK adversary's two strength settings: at least 1, and above 1 only for unk.
+        for (flag, value) in [
+            ("--candidates", self.candidates),
+            ("--unk-words", self.unk_words),
+        ] {
+            if value == 0 {
+                return bad(format!("{flag} must be at least 1"));
+            }
+            if value > 1 && self.method != Method::Unk {
+                return bad(format!(
+                    "{flag} applies to --adv unk, not --adv {}",
+                    self.method.name()
+                ));
+            }
         }
         if self.unk_words > 1 && self.candidates > 1 {
             return bad(
