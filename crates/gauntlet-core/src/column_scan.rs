@@ -32,7 +32,7 @@ pub struct FlipRow {
 }
 
 /// A flip ordered so that the heap's top is the worst kept flip.
-struct Worst(ScoredFlip);
+pub(crate) struct Worst(pub(crate) ScoredFlip);
 
 impl PartialEq for Worst {
     fn eq(&self, other: &Self) -> bool {

@@ -6,6 +6,7 @@
 //! model ([`classifier`]). It deliberately depends on neither `tch` nor `ort`, so the
 //! attack engine and the server can be built and tested without a deep-learning runtime.
 
+pub mod bounded_scan;
 pub mod classifier;
 pub mod codec;
 pub mod column_scan;
