@@ -24,6 +24,7 @@ use crate::batch::PaddedBatch;
 use crate::error::ModelsError;
 use crate::network::{Architecture, Network};
 use gauntlet_tch::device::{device_name, resolve_device};
+use gauntlet_tch::scoring::ScoringTable;
 
 /// Names of the files of a native bundle.
 pub struct BundleFiles;
@@ -36,6 +37,9 @@ impl BundleFiles {
 struct Loaded {
     _vs: nn::VarStore,
     net: Box<dyn Network>,
+    /// The input-embedding table as word-flip scoring reads it (built once: a bundle's
+    /// weights never change after loading).
+    scoring: ScoringTable,
 }
 
 /// A native (tch) model loaded from a bundle, usable from many threads.
@@ -170,13 +174,21 @@ impl NativeModel {
             dim: dim as usize,
             values,
         };
+        let embedding = tch::no_grad(|| net.embedding());
+        // The filter is an optimization: a table that cannot take it is scored exactly.
+        let scoring = ScoringTable::new(embedding.shallow_clone())
+            .unwrap_or_else(|_| ScoringTable::exact(embedding));
         Self {
             device: vs.device(),
             manifest,
             codec,
             digest,
             table,
-            inner: Mutex::new(Loaded { _vs: vs, net }),
+            inner: Mutex::new(Loaded {
+                _vs: vs,
+                net,
+                scoring,
+            }),
         }
     }
 
@@ -311,10 +323,9 @@ impl WhiteBox for NativeModel {
         let labels: Vec<usize> = queries.iter().map(|q| q.label).collect();
         let loaded = self.lock()?;
         let (padded, pass) = self.backward(&loaded, batch, &labels)?;
-        let table = tch::no_grad(|| loaded.net.embedding());
         let flips = gauntlet_tch::scoring::top_word_flips(
             &pass.grad,
-            &table,
+            &loaded.scoring,
             &padded.positions,
             batch,
             queries,
@@ -340,9 +351,15 @@ impl WhiteBox for NativeModel {
         check_queries(batch, queries, masks, self.manifest.labels.len())?;
         check_gradients(batch, gradients)?;
         let loaded = self.lock()?;
-        let table = tch::no_grad(|| loaded.net.embedding());
-        gauntlet_tch::scoring::score_host_gradients(gradients, &table, batch, queries, masks, k)
-            .map_err(backend_err)
+        gauntlet_tch::scoring::score_host_gradients(
+            gradients,
+            &loaded.scoring,
+            batch,
+            queries,
+            masks,
+            k,
+        )
+        .map_err(backend_err)
     }
 
     fn padding_is_zero(&self) -> bool {

@@ -27,6 +27,7 @@ use crate::error::GraphError;
 use crate::graph::OnnxGraph;
 use crate::ops::math::kind_of;
 use gauntlet_tch::device::resolve_device;
+use gauntlet_tch::scoring::ScoringTable;
 
 /// Where a graph looks its word (or character) embeddings up.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -114,6 +115,9 @@ pub struct OnnxWhiteBox {
     mask_kind: Kind,
     min_len: usize,
     graph: Mutex<OnnxGraph>,
+    /// The word-embedding table as word-flip scoring reads it, built once (locked after
+    /// `graph` wherever both are held).
+    scoring: Mutex<ScoringTable>,
 }
 
 impl std::fmt::Debug for OnnxWhiteBox {
@@ -185,6 +189,10 @@ impl OnnxWhiteBox {
         let min_len = min_inner_len(model);
         let graph = OnnxGraph::new(model, device)?;
         let table = embedding_table(&graph, &site)?;
+        let device_table = device_table(&graph, &site)?;
+        // The filter is an optimization: a table that cannot take it is scored exactly.
+        let scoring = ScoringTable::new(device_table.shallow_clone())
+            .unwrap_or_else(|_| ScoringTable::exact(device_table));
         Ok(Self {
             manifest,
             spec,
@@ -194,6 +202,7 @@ impl OnnxWhiteBox {
             mask_kind,
             min_len,
             graph: Mutex::new(graph),
+            scoring: Mutex::new(scoring),
         })
     }
 
@@ -289,6 +298,14 @@ impl OnnxWhiteBox {
         shape.push(self.table.dim as i64);
         Ok(table.f_index_select(0, &ids)?.f_reshape(shape.as_slice())?)
     }
+}
+
+/// The embedding table on the device, as `f32`.
+fn device_table(graph: &OnnxGraph, site: &EmbeddingSite) -> Result<Tensor, GraphError> {
+    Ok(graph
+        .constant(&site.table)
+        .ok_or_else(|| GraphError::Evaluation(format!("no initializer {:?}", site.table)))?
+        .f_to_kind(Kind::Float)?)
 }
 
 fn embedding_table(graph: &OnnxGraph, site: &EmbeddingSite) -> Result<EmbeddingTable, GraphError> {
@@ -401,7 +418,7 @@ impl WhiteBox for OnnxWhiteBox {
         let graph = self.lock()?;
         let run = || -> Result<FlipBatch, GraphError> {
             let (grad, losses, probabilities) = self.backward(&graph, &padded, &labels)?;
-            let table = self.device_table(&graph)?;
+            let table = self.scoring()?;
             let flips = gauntlet_tch::scoring::top_word_flips(
                 &grad,
                 &table,
@@ -430,9 +447,8 @@ impl WhiteBox for OnnxWhiteBox {
     ) -> Result<Vec<Vec<ScoredFlip>>, ModelError> {
         check_queries(batch, queries, masks, self.manifest.labels.len())?;
         check_gradients(batch, gradients)?;
-        let graph = self.lock()?;
         let run = || -> Result<Vec<Vec<ScoredFlip>>, GraphError> {
-            let table = self.device_table(&graph)?;
+            let table = self.scoring()?;
             Ok(gauntlet_tch::scoring::score_host_gradients(
                 gradients, &table, batch, queries, masks, k,
             )?)
@@ -442,14 +458,11 @@ impl WhiteBox for OnnxWhiteBox {
 }
 
 impl OnnxWhiteBox {
-    /// The embedding table on the device, as `f32`.
-    fn device_table(&self, graph: &OnnxGraph) -> Result<Tensor, GraphError> {
-        Ok(graph
-            .constant(&self.site.table)
-            .ok_or_else(|| {
-                GraphError::Evaluation(format!("initializer {:?} vanished", self.site.table))
-            })?
-            .f_to_kind(Kind::Float)?)
+    /// The word-flip scoring table (taken after the graph's lock when both are held).
+    fn scoring(&self) -> Result<MutexGuard<'_, ScoringTable>, GraphError> {
+        self.scoring
+            .lock()
+            .map_err(|_| GraphError::Evaluation("scoring table lock poisoned".into()))
     }
 
     /// One forward and backward pass: the gradient of each example's `labels[i]` loss with

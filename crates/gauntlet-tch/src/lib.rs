@@ -5,10 +5,12 @@
 //!   name in reports;
 //! * [`probabilities`]: a `[B, K]` probability tensor, on any device, as the host
 //!   [`gauntlet_core::Probabilities`] the `Classifier` contract answers;
-//! * [`scoring`]: HotFlip word-flip scoring on the device;
+//! * [`scoring`]: HotFlip word-flip scoring on the device, and [`bf16_filter`], the table it
+//!   reads with the bf16 filter of the CPU path;
 //! * [`allocator`]: the C allocator's settings for a process that runs libtorch.
 
 pub mod allocator;
+pub mod bf16_filter;
 pub mod device;
 pub mod scoring;
 

@@ -12,7 +12,11 @@
 //!   ([`gauntlet_core::column_scan`]) picks each state's `k` best, reading masks only for
 //!   entries that beat the current `k`-th estimate; the product is laid out `[V, R]`, one
 //!   line per id, and computed a block of ids at a time into one buffer that the scan
-//!   reads while it is still in cache.
+//!   reads while it is still in cache;
+//! * on a CPU with bf16 dot products, when the [`ScoringTable`] carries the bf16 filter
+//!   ([`crate::bf16_filter`]): the product in bf16, and the exact scores of the few
+//!   candidates its error bound cannot rule out; the estimates then equal the host
+//!   reference's bit for bit.
 //!
 //! Either way the host subtracts `g_p · e_{x_p}` and keeps the `k` best of each state in
 //! [`gauntlet_core::scoring::flip_order`]. The sign of a query is applied to the gradient
@@ -25,6 +29,8 @@ use gauntlet_core::column_scan::{ColumnScan, FlipRow};
 use gauntlet_core::scoring::{keep_best, ScoredFlip};
 use gauntlet_core::{FlipQuery, TargetMask, TokenIds};
 use tch::{Device, Kind, TchError, Tensor};
+
+pub use crate::bf16_filter::ScoringTable;
 
 /// Where the `k` best flips are picked from the score matrix.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -52,11 +58,11 @@ impl Selection {
 /// The `k` best flips of every state (see the crate docs), selected as
 /// [`Selection::for_device`] says. `grad` is the gradient of each state's query-label loss
 /// with respect to its embedded inputs, padded `[B, T, D]` (any shape whose rows are `D`
-/// wide); `positions[i]` are the row offsets of state `i`'s real positions; `table` is
-/// `[V, D]` on the same device.
+/// wide); `positions[i]` are the row offsets of state `i`'s real positions; `table` holds
+/// the `[V, D]` table on the same device.
 pub fn top_word_flips(
     grad: &Tensor,
-    table: &Tensor,
+    table: &ScoringTable,
     positions: &[Vec<usize>],
     batch: &[TokenIds],
     queries: &[FlipQuery],
@@ -72,7 +78,7 @@ pub fn top_word_flips(
 pub fn top_word_flips_by(
     selection: Selection,
     grad: &Tensor,
-    table: &Tensor,
+    table: &ScoringTable,
     positions: &[Vec<usize>],
     batch: &[TokenIds],
     queries: &[FlipQuery],
@@ -98,7 +104,7 @@ fn top_word_flips_in_blocks(
     selection: Selection,
     block_scores: usize,
     grad: &Tensor,
-    table: &Tensor,
+    table: &ScoringTable,
     positions: &[Vec<usize>],
     batch: &[TokenIds],
     queries: &[FlipQuery],
@@ -108,6 +114,8 @@ fn top_word_flips_in_blocks(
     // The table is the model's parameter: nothing here may grow an autograd graph (and
     // `mm` into a buffer refuses one).
     let _no_grad = tch::no_grad_guard();
+    let scoring = table;
+    let table = scoring.table();
     let device = grad.device();
     let (vocab, dim) = table.size2()?;
     let mut rows = Vec::new();
@@ -146,6 +154,11 @@ fn top_word_flips_in_blocks(
         .f_index_select(0, &offsets)?
         .f_to_kind(table.kind())?
         .f_mul(&signs.f_to_kind(table.kind())?)?;
+    if selection == Selection::Host {
+        if let Some(flips) = scoring.filtered_flips(&g, &mut rows, masks, batch.len(), k)? {
+            return Ok(flips);
+        }
+    }
     let base = g
         .f_mul(&table.f_index_select(0, &current)?)?
         .f_sum_dim_intlist([1i64].as_slice(), false, Kind::Float)?;
@@ -250,13 +263,13 @@ fn device_top_flips(
 /// dim]` of `batch[i]`): they are stacked into one `[P, D]` tensor on `table`'s device.
 pub fn score_host_gradients(
     gradients: &[Vec<f32>],
-    table: &Tensor,
+    table: &ScoringTable,
     batch: &[TokenIds],
     queries: &[FlipQuery],
     masks: &[TargetMask],
     k: usize,
 ) -> Result<Vec<Vec<ScoredFlip>>, TchError> {
-    let (_, dim) = table.size2()?;
+    let (_, dim) = table.table().size2()?;
     let dim = dim as usize;
     let mut positions = Vec::with_capacity(batch.len());
     let mut at = 0;
@@ -274,7 +287,7 @@ pub fn score_host_gradients(
     let flat: Vec<f32> = gradients.iter().flatten().copied().collect();
     let grad = Tensor::f_from_slice(&flat)?
         .f_reshape([at as i64, dim as i64])?
-        .f_to_device(table.device())?;
+        .f_to_device(table.table().device())?;
     top_word_flips(&grad, table, &positions, batch, queries, masks, k)
 }
 
@@ -352,9 +365,11 @@ mod tests {
         ];
         let g = Tensor::from_slice(&grad).reshape([2, 4, dim as i64]);
         // A parameter, as a model's table is: scoring must not build an autograd graph.
-        let e = Tensor::from_slice(&table.values)
-            .reshape([7, dim as i64])
-            .set_requires_grad(true);
+        let e = ScoringTable::exact(
+            Tensor::from_slice(&table.values)
+                .reshape([7, dim as i64])
+                .set_requires_grad(true),
+        );
         // Host blocks of 1, 2 and 3 ids (5 gradient rows) and the whole table at once.
         let runs = [
             (Selection::Device, HOST_BLOCK_SCORES),
@@ -393,7 +408,7 @@ mod tests {
     fn states_with_no_changeable_position_get_no_flips() {
         let (table, grad) = setup();
         let g = Tensor::from_slice(&grad).reshape([2, 4, 3]);
-        let e = Tensor::from_slice(&table.values).reshape([7, 3]);
+        let e = ScoringTable::exact(Tensor::from_slice(&table.values).reshape([7, 3]));
         let masks = vec![TargetMask::from_ids(7, 0..7)];
         let q = FlipQuery {
             label: 0,
@@ -411,5 +426,98 @@ mod tests {
         )
         .unwrap();
         assert_eq!(got, vec![Vec::<ScoredFlip>::new()]);
+    }
+
+    /// A deterministic stream of values in [-1, 1).
+    fn stream(seed: u64) -> impl FnMut() -> f32 {
+        let mut state = seed;
+        move || {
+            state = state
+                .wrapping_mul(6_364_136_223_846_793_005)
+                .wrapping_add(1_442_695_040_888_963_407);
+            ((state >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
+        }
+    }
+
+    #[test]
+    fn the_bf16_filter_gives_the_host_references_flips_bit_for_bit() {
+        // Values no binary fraction of few digits holds, a nonzero row 0, a different
+        // gradient at every position, and ids 40.. crowded within bf16's error of each
+        // other, so that the filter's candidates, not its approximate scores, decide.
+        let (rows, dim, states, len) = (90, 37, 3, 5);
+        let mut next = stream(11);
+        let values: Vec<f32> = (0..rows * dim)
+            .map(|i| {
+                let (v, d) = (i / dim, i % dim);
+                if v >= 40 {
+                    0.3 + 1e-4 * v as f32 + 1e-3 * d as f32
+                } else {
+                    next()
+                }
+            })
+            .collect();
+        let table = EmbeddingTable { rows, dim, values };
+        let grad: Vec<f32> = (0..states * len * dim).map(|_| next()).collect();
+        let batch: Vec<TokenIds> = (0..states)
+            .map(|s| {
+                TokenIds::Words(
+                    (0..len as u32)
+                        .map(|p| (7 * s as u32 + 3 * p) % 60)
+                        .collect(),
+                )
+            })
+            .collect();
+        let positions: Vec<Vec<usize>> = (0..states)
+            .map(|s| (s * len..(s + 1) * len).collect())
+            .collect();
+        let masks = vec![
+            TargetMask::from_ids(rows, 0..rows as u32),
+            TargetMask::from_ids(rows, (0..rows as u32).filter(|v| v % 4 != 1)),
+        ];
+        let queries: Vec<FlipQuery> = (0..states)
+            .map(|s| FlipQuery {
+                label: s % 2,
+                sign: if s == 1 { -1.0 } else { 1.0 },
+                targets: (0..len).map(|p| (p != 2).then_some((p + s) % 2)).collect(),
+            })
+            .collect();
+        let g = Tensor::from_slice(&grad).reshape([states as i64, len as i64, dim as i64]);
+        let e = Tensor::from_slice(&table.values).reshape([rows as i64, dim as i64]);
+        let filtered = ScoringTable::with_bf16_filter(e).unwrap();
+        assert!(filtered.filters_in_bf16());
+        for k in [1, 4, 25, 1000] {
+            let got =
+                top_word_flips(&g, &filtered, &positions, &batch, &queries, &masks, k).unwrap();
+            for (i, ids) in batch.iter().enumerate() {
+                let TokenIds::Words(words) = ids else {
+                    unreachable!()
+                };
+                let rows = &grad[i * len * dim..(i + 1) * len * dim];
+                let want =
+                    reference_state_flips(words, rows, &table, &queries[i], &masks, k).unwrap();
+                assert_eq!(got[i], want, "state {i}, k = {k}");
+            }
+        }
+    }
+
+    #[test]
+    fn a_gradient_the_filter_cannot_bound_goes_to_the_exact_path() {
+        let (table, mut grad) = setup();
+        grad[1] = f32::INFINITY;
+        let g = Tensor::from_slice(&grad).reshape([2, 4, 3]);
+        let e = Tensor::from_slice(&table.values).reshape([7, 3]);
+        let masks = vec![TargetMask::from_ids(7, 0..7)];
+        let batch = [TokenIds::Words(vec![1, 2])];
+        let queries = [FlipQuery {
+            label: 0,
+            sign: 1.0,
+            targets: vec![Some(0), Some(0)],
+        }];
+        let run = |table: &ScoringTable| {
+            top_word_flips(&g, table, &[vec![0, 1]], &batch, &queries, &masks, 3).unwrap()
+        };
+        let exact = run(&ScoringTable::exact(e.shallow_clone()));
+        assert_eq!(run(&ScoringTable::with_bf16_filter(e).unwrap()), exact);
+        assert_eq!(exact[0].len(), 3);
     }
 }
