@@ -3,16 +3,28 @@
 # engine's overhead over its own model calls, for the demo word-cnn on SST-2 dev rows 0-199
 # and a char-cnn-lstm on the first 200 AG News test rows, each attack at its defaults and at
 # beam 1, the fast path and the host reference path side by side in one run.
-# Usage: bench/attack_speed.sh DATA_DIR [--device cpu|cuda] [LIMIT=200]
+# Usage: bench/attack_speed.sh DATA_DIR [--device cpu|cuda] [--only word] [LIMIT=200]
 # Release build. The char model is trained here (10 epochs on ag_news/train.tsv, seed 42)
 # unless target/bench-models/agnews-char-cnn-lstm already holds that exact training run;
-# its test accuracy is printed beside the figures. Writes bench/results/attack_speed.md.
+# its test accuracy is printed beside the figures. `--only word` runs the word-cnn rows alone
+# (no char model to train) and says so in the results. On a CPU, hotflip-word also runs with
+# GAUNTLET_SCORING=exact (the fp32 product instead of the bf16 filter) in the same run.
+# Writes bench/results/attack_speed.md (attack_speed_cuda.md with --device cuda).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 DATA=$(realpath "${1:?usage: bench/attack_speed.sh DATA_DIR [--device cpu|cuda] [LIMIT]}")
+shift
 DEVICE=cpu
-if [ "${2:-}" = "--device" ]; then DEVICE=${3:?--device cpu|cuda}; shift 2; fi
-LIMIT=${2:-200}
+ONLY=all
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --device) DEVICE=${2:?--device cpu|cuda}; shift 2 ;;
+    --only) ONLY=${2:?--only word}; shift 2 ;;
+    *) break ;;
+  esac
+done
+[ "$ONLY" = all ] || [ "$ONLY" = word ] || { echo "--only takes word, not $ONLY" >&2; exit 2; }
+LIMIT=${1:-200}
 RESULTS=bench/results/attack_speed${DEVICE/cpu/}.md
 [ "$DEVICE" = cuda ] && RESULTS=bench/results/attack_speed_cuda.md
 rm -f "$RESULTS"
@@ -26,14 +38,16 @@ WORD=models/sst2-word-cnn
 CHAR=$MODELS/agnews-char-cnn-lstm
 TRAIN_CMD=(target/release/gauntlet-train train --arch char-cnn-lstm --train "$DATA/ag_news/train.tsv"
   --out "$CHAR" --epochs 10 --seed 42 --device "$DEVICE")
-# Reuse the char model only if it came from exactly this command.
-if ! grep -qF -- "--epochs 10 --seed 42" "$CHAR/gauntlet.toml" 2>/dev/null; then
-  "${TRAIN_CMD[@]}" >"$OUT/train-char.log" 2>&1
+if [ "$ONLY" = all ]; then
+  # Reuse the char model only if it came from exactly this command.
+  if ! grep -qF -- "--epochs 10 --seed 42" "$CHAR/gauntlet.toml" 2>/dev/null; then
+    "${TRAIN_CMD[@]}" >"$OUT/train-char.log" 2>&1
+  fi
+  head -n $((LIMIT + 1)) "$DATA/ag_news/test.tsv" >"$OUT/agnews-test.tsv"
+  target/release/gauntlet-train eval --model "$CHAR" --data "$DATA/ag_news/test.tsv" --json \
+    --device "$DEVICE" >"$OUT/char-eval.json"
 fi
 head -n $((LIMIT + 1)) "$DATA/sst2/dev.tsv" >"$OUT/sst2-dev.tsv"
-head -n $((LIMIT + 1)) "$DATA/ag_news/test.tsv" >"$OUT/agnews-test.tsv"
-target/release/gauntlet-train eval --model "$CHAR" --data "$DATA/ag_news/test.tsv" --json \
-  --device "$DEVICE" >"$OUT/char-eval.json"
 target/release/gauntlet-train eval --model "$WORD" --data "$DATA/sst2/dev.tsv" --json \
   --device "$DEVICE" >"$OUT/word-eval.json"
 
@@ -45,22 +59,33 @@ for beam in 10 1; do
   run "word-random-gradient-b$beam" "$WORD" "$OUT/sst2-dev.tsv" random-gradient "$beam" both
 done
 run word-unk-b10 "$WORD" "$OUT/sst2-dev.tsv" unk 10 both
-for beam in 10 1; do
-  run "char-hotflip-b$beam" "$CHAR" "$OUT/agnews-test.tsv" hotflip-char "$beam" both
-done
+if [ "$DEVICE" = cpu ]; then
+  for beam in 10 1; do
+    GAUNTLET_SCORING=exact run "exact-word-hotflip-b$beam" "$WORD" "$OUT/sst2-dev.tsv" hotflip-word "$beam" fast
+    run "filter-word-hotflip-b$beam" "$WORD" "$OUT/sst2-dev.tsv" hotflip-word "$beam" fast
+  done
+fi
+if [ "$ONLY" = all ]; then
+  for beam in 10 1; do
+    run "char-hotflip-b$beam" "$CHAR" "$OUT/agnews-test.tsv" hotflip-char "$beam" both
+  done
+fi
+CPU=$(grep -m1 "model name" /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//')
+BF16=$(grep -qw avx512_bf16 /proc/cpuinfo && echo yes || echo no)
 
 LOAD=$(uptime)
-python3 - "$OUT" "$DEVICE" "$LOAD" "$LIMIT" >"$RESULTS" <<'PY'
+python3 - "$OUT" "$DEVICE" "$LOAD" "$LIMIT" "$ONLY" "$CPU" "$BF16" >"$RESULTS" <<'PY'
 import json, pathlib, platform, subprocess, sys
-out, device, load, limit = pathlib.Path(sys.argv[1]), sys.argv[2], sys.argv[3], sys.argv[4]
+out, device, load, limit, only, cpu, bf16 = pathlib.Path(sys.argv[1]), *sys.argv[2:8]
 def acc(name):
     return json.loads((out / name).read_text())["accuracy"]
 rows = sorted(out.glob("*-b*.json"))
 print("# Attack speed (`bench/attack_speed.sh`)\n")
 print(f"Build: release (`cargo build --release`), device: {device}, "
-      f"{subprocess.check_output(['nproc']).decode().strip()} cores; load while running: `{load.strip()}`.\n")
-print(f"Models: demo word-cnn `models/sst2-word-cnn` (SST-2 dev accuracy {acc('word-eval.json'):.2%}) on SST-2 dev rows 0-{int(limit)-1}; "
-      f"char-cnn-lstm trained 10 epochs on `ag_news/train.tsv` (test accuracy {acc('char-eval.json'):.2%}) on the first {limit} AG News test rows.\n")
+      f"{subprocess.check_output(['nproc']).decode().strip()} cores ({cpu}; avx512_bf16: {bf16}); load while running: `{load.strip()}`.\n")
+char = (f"char-cnn-lstm trained 10 epochs on `ag_news/train.tsv` (test accuracy {acc('char-eval.json'):.2%}) on the first {limit} AG News test rows"
+        if only == "all" else "char-cnn-lstm rows not run (`--only word`)")
+print(f"Models: demo word-cnn `models/sst2-word-cnn` (SST-2 dev accuracy {acc('word-eval.json'):.2%}) on SST-2 dev rows 0-{int(limit)-1}; {char}.\n")
 print("`fast`: the default path (word flips scored on the backend's device, lazy constraints); `reference`: the host path "
       "(a full score matrix per state, every edit checked), run right after on the same examples. `model ms`: the same model "
       "calls with the same batch shapes replayed alone; overhead = (attack time − model ms) / model ms.\n")
@@ -68,7 +93,7 @@ print("| model | attack | beam | attacked | success (fast) | success (reference)
 print("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
 breakdown = []
 order = ["word-hotflip-b10", "word-hotflip-b1", "word-unk-b10", "word-random-gradient-b10",
-         "word-random-gradient-b1", "char-hotflip-b10", "char-hotflip-b1"]
+         "word-random-gradient-b1"] + (["char-hotflip-b10", "char-hotflip-b1"] if only == "all" else [])
 for name in order:
     r = json.loads((out / f"{name}.json").read_text())
     ref = r["reference_ms_per_attacked"]
@@ -83,6 +108,17 @@ for name in order:
 print("\nWhere the model time goes (fast path, per attacked example; `flips` = forward + backward pass + "
       "vocabulary product + selection of the best flips, `gradients` = forward + backward pass, `predict` = forward pass):\n")
 print("\n".join(breakdown))
-print("\nCommand: `bench/attack_speed.sh ../shared/data" + (" --device cuda" if device == "cuda" else "") + "`.")
+if device == "cpu":
+    print("\nThe bf16 filter (`crates/gauntlet-tch/src/bf16_filter.rs`; on only where the CPU has avx512_bf16) against the exact "
+          "fp32 vocabulary product (`GAUNTLET_SCORING=exact`), hotflip-word fast path, run back to back in this run:\n")
+    print("| beam | ms / attacked (exact fp32) | ms / attacked (bf16 filter) | speed-up | `flips` ms / attacked (exact) | `flips` ms / attacked (filter) | same success |")
+    print("|---|---|---|---|---|---|---|")
+    for beam in (10, 1):
+        e, f = (json.loads((out / f"{m}-word-hotflip-b{beam}.json").read_text()) for m in ("exact", "filter"))
+        fe, ff = (r["model_calls"]["flips"]["ms"] / r["attacked"] for r in (e, f))
+        print(f"| {beam} | {e['ms_per_attacked']:.2f} | {f['ms_per_attacked']:.2f} | {e['ms_per_attacked'] / f['ms_per_attacked']:.2f}× | "
+              f"{fe:.2f} | {ff:.2f} | {'yes' if e['success_rate'] == f['success_rate'] else 'NO'} |")
+flags = (" --device cuda" if device == "cuda" else "") + (" --only word" if only == "word" else "")
+print(f"\nCommand: `bench/attack_speed.sh ../shared/data{flags}`.")
 PY
 cat "$RESULTS"
