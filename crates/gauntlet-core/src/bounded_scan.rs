@@ -89,14 +89,17 @@ pub fn exact_best_flips(
             .collect(),
         candidates: vec![Vec::new(); states],
     };
+    let whole = stride - stride % LANES;
+    let mut hits = Vec::with_capacity(whole / LANES);
     for (v, line) in approx.chunks_exact(stride).enumerate() {
         let id = v as u32;
-        let whole = stride - stride % LANES;
-        for at in (0..whole).step_by(LANES) {
-            let lane = at..at + LANES;
-            if any_reaches(&line[lane.clone()], &scan.cut[lane.clone()])
-                && !scan.columns(line, lane, id, masks)
-            {
+        // First the lanes with a score at or above its cut, then those lanes column by
+        // column: a cut raised by an earlier lane of the line only makes the test stricter,
+        // and the column test reads the current cut.
+        hits.clear();
+        lanes_reaching(&line[..whole], &scan.cut[..whole], &mut hits);
+        for &at in &hits {
+            if !scan.columns(line, at..at + LANES, id, masks) {
                 return Ok(None);
             }
         }
@@ -107,15 +110,21 @@ pub fn exact_best_flips(
     scan.rescore(approx, stride, &mut exact)
 }
 
-/// Whether any score of a lane reaches its column's cut (or is NaN): the test almost every
-/// entry stops at, written over fixed-size lanes so that it vectorizes.
-fn any_reaches(chunk: &[u16], cuts: &[f32]) -> bool {
-    let mut any = false;
-    for (&bits, &cut) in chunk.iter().zip(cuts) {
-        let a = bf16_to_f32(bits);
-        any |= (a >= cut) | a.is_nan();
+/// Pushes onto `hits` the first column of every lane of `line` (whole lanes) with a score at
+/// or above its column's cut, or a NaN: the test almost every entry stops at, over
+/// fixed-size lanes so that it vectorizes.
+fn lanes_reaching(line: &[u16], cut: &[f32], hits: &mut Vec<usize>) {
+    let lanes = line.chunks_exact(LANES).zip(cut.chunks_exact(LANES));
+    for (lane, (chunk, cuts)) in lanes.enumerate() {
+        let mut any = false;
+        for (&bits, &cut) in chunk.iter().zip(cuts) {
+            let a = bf16_to_f32(bits);
+            any |= (a >= cut) | a.is_nan();
+        }
+        if any {
+            hits.push(lane * LANES);
+        }
     }
-    any
 }
 
 /// The one pass of [`exact_best_flips`].
