@@ -22,6 +22,7 @@ use tch::{nn, Device, Kind, Tensor};
 
 use crate::batch::PaddedBatch;
 use crate::error::ModelsError;
+use crate::lookup_forward::FrozenForward;
 use crate::network::{Architecture, Network};
 use gauntlet_tch::device::{device_name, resolve_device};
 use gauntlet_tch::scoring::ScoringTable;
@@ -40,6 +41,8 @@ struct Loaded {
     /// The input-embedding table as word-flip scoring reads it (built once: a bundle's
     /// weights never change after loading).
     scoring: ScoringTable,
+    /// The architecture's frozen-weight forward pass, when it has one; `predict` uses it.
+    frozen: Option<Box<dyn FrozenForward>>,
 }
 
 /// A native (tch) model loaded from a bundle, usable from many threads.
@@ -159,9 +162,18 @@ impl NativeModel {
         manifest: Manifest,
         codec: TextCodec,
         digest: String,
-        vs: nn::VarStore,
+        mut vs: nn::VarStore,
         net: Box<dyn Network>,
     ) -> Self {
+        // Nothing trains a loaded model: without this every backward pass would also
+        // compute (and accumulate) gradients of all the weights.
+        vs.freeze();
+        // `GAUNTLET_FORWARD=product` keeps the network's own forward pass (benchmarks set
+        // it to measure what the lookup saves).
+        let frozen = match std::env::var("GAUNTLET_FORWARD").as_deref() {
+            Ok("product") => None,
+            _ => net.frozen_forward(),
+        };
         let weight = net
             .embedding()
             .detach()
@@ -188,6 +200,7 @@ impl NativeModel {
                 _vs: vs,
                 net,
                 scoring,
+                frozen,
             }),
         }
     }
@@ -256,7 +269,10 @@ impl BundleModel for NativeModel {
     fn forward_probabilities(&self, batch: &[TokenIds]) -> Result<Probabilities, ModelError> {
         let loaded = self.lock()?;
         let padded = self.pad(loaded.net.as_ref(), batch)?;
-        let logits = tch::no_grad(|| loaded.net.forward(&padded, false));
+        let logits = match &loaded.frozen {
+            Some(frozen) => frozen.logits(&padded),
+            None => tch::no_grad(|| loaded.net.forward(&padded, false)),
+        };
         probabilities(&logits)
     }
 }

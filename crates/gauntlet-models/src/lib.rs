@@ -17,6 +17,7 @@ mod convolution;
 pub mod embedding;
 pub mod error;
 pub mod export;
+pub mod lookup_forward;
 pub mod network;
 mod packing;
 pub mod word_cnn;

@@ -18,6 +18,7 @@ use tch::{nn, Kind, Tensor};
 use crate::batch::PaddedBatch;
 use crate::embedding::InputEmbedding;
 use crate::error::ModelsError;
+use crate::lookup_forward::FrozenForward;
 use crate::{BiRnn, CharCnnLstm, WordCnn};
 
 /// Hyper-parameters as stored in a manifest.
@@ -47,6 +48,12 @@ pub trait Network: Send + fmt::Debug {
     /// `logits(embed(batch))`.
     fn forward(&self, batch: &PaddedBatch, train: bool) -> Tensor {
         self.logits(&self.embed(batch), batch, train)
+    }
+    /// A cheaper inference forward pass that is only valid while the weights stay as they
+    /// are now, for architectures that have one ([`crate::lookup_forward`]); the caller
+    /// must never change the weights afterwards.
+    fn frozen_forward(&self) -> Option<Box<dyn FrozenForward>> {
+        None
     }
 }
 

@@ -12,6 +12,7 @@ use crate::batch::PaddedBatch;
 use crate::convolution::pooled_convolutions;
 use crate::embedding::InputEmbedding;
 use crate::error::ModelsError;
+use crate::lookup_forward::{FrozenForward, LookupWordCnn, MAX_TABLE_BYTES};
 use crate::network::{dropout, lengths_tensor, Network};
 
 /// Hyper-parameters of [`WordCnn`].
@@ -102,6 +103,17 @@ impl WordCnn {
     }
 }
 
+#[cfg(test)]
+impl WordCnn {
+    pub(crate) fn banks(&self) -> &[(i64, nn::Conv1D)] {
+        &self.convs
+    }
+
+    pub(crate) fn output(&self) -> &nn::Linear {
+        &self.output
+    }
+}
+
 impl Network for WordCnn {
     fn input_kind(&self) -> InputKind {
         InputKind::Word
@@ -120,5 +132,11 @@ impl Network for WordCnn {
         let features = pooled_convolutions(embedded, &self.convs, &lengths);
         self.output
             .forward(&dropout(&features, self.config.dropout, train))
+    }
+
+    fn frozen_forward(&self) -> Option<Box<dyn FrozenForward>> {
+        let embedding = tch::no_grad(|| self.embedding());
+        LookupWordCnn::new(&embedding, &self.convs, &self.output, MAX_TABLE_BYTES)
+            .map(|f| Box::new(f) as Box<dyn FrozenForward>)
     }
 }
