@@ -8,8 +8,11 @@
 # unless target/bench-models/agnews-char-cnn-lstm already holds that exact training run;
 # its test accuracy is printed beside the figures. `--only word` runs the word-cnn rows alone
 # (no char model to train) and says so in the results. On a CPU, hotflip-word also runs with
-# GAUNTLET_SCORING=exact (the fp32 product instead of the bf16 filter) in the same run.
-# Writes bench/results/attack_speed.md (attack_speed_cuda.md with --device cuda).
+# GAUNTLET_SCORING=exact (the fp32 product instead of the bf16 filter) in the same run, and
+# hotflip-word and unk with GAUNTLET_FORWARD=product (the word-cnn's forward pass by its
+# products instead of table lookups).
+# Writes bench/results/attack_speed.md (attack_speed_cuda.md with --device cuda;
+# attack_speed_word.md with --only word, so a word-only run never replaces the char rows).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 DATA=$(realpath "${1:?usage: bench/attack_speed.sh DATA_DIR [--device cpu|cuda] [LIMIT]}")
@@ -27,6 +30,7 @@ done
 LIMIT=${1:-200}
 RESULTS=bench/results/attack_speed${DEVICE/cpu/}.md
 [ "$DEVICE" = cuda ] && RESULTS=bench/results/attack_speed_cuda.md
+[ "$ONLY" = word ] && RESULTS=${RESULTS%.md}_word.md
 rm -f "$RESULTS"
 eval "$(scripts/bootstrap.sh 2>/dev/null)"
 cargo build --release -q -p gauntlet-train -p gauntlet-cli
@@ -65,6 +69,11 @@ if [ "$DEVICE" = cpu ]; then
     run "filter-word-hotflip-b$beam" "$WORD" "$OUT/sst2-dev.tsv" hotflip-word "$beam" fast
   done
 fi
+for spec in "hotflip-word 10" "hotflip-word 1" "unk 10"; do
+  set -- $spec
+  GAUNTLET_FORWARD=product run "product-$1-b$2" "$WORD" "$OUT/sst2-dev.tsv" "$1" "$2" fast
+  run "lookup-$1-b$2" "$WORD" "$OUT/sst2-dev.tsv" "$1" "$2" fast
+done
 if [ "$ONLY" = all ]; then
   for beam in 10 1; do
     run "char-hotflip-b$beam" "$CHAR" "$OUT/agnews-test.tsv" hotflip-char "$beam" both
@@ -118,6 +127,15 @@ if device == "cpu":
         fe, ff = (r["model_calls"]["flips"]["ms"] / r["attacked"] for r in (e, f))
         print(f"| {beam} | {e['ms_per_attacked']:.2f} | {f['ms_per_attacked']:.2f} | {e['ms_per_attacked'] / f['ms_per_attacked']:.2f}× | "
               f"{fe:.2f} | {ff:.2f} | {'yes' if e['success_rate'] == f['success_rate'] else 'NO'} |")
+print("\nThe word-cnn's forward pass by table lookup (`crates/gauntlet-models/src/lookup_forward.rs`) against its products "
+      "(`GAUNTLET_FORWARD=product`), fast path, run back to back in this run:\n")
+print("| attack | beam | ms / attacked (product) | ms / attacked (lookup) | speed-up | `predict` ms / attacked (product) | `predict` ms / attacked (lookup) | same success |")
+print("|---|---|---|---|---|---|---|---|")
+for attack, beam in (("hotflip-word", 10), ("hotflip-word", 1), ("unk", 10)):
+    p, l = (json.loads((out / f"{m}-{attack}-b{beam}.json").read_text()) for m in ("product", "lookup"))
+    pp, pl = (r["model_calls"]["predict"]["ms"] / r["attacked"] for r in (p, l))
+    print(f"| {attack} | {beam} | {p['ms_per_attacked']:.2f} | {l['ms_per_attacked']:.2f} | {p['ms_per_attacked'] / l['ms_per_attacked']:.2f}× | "
+          f"{pp:.2f} | {pl:.2f} | {'yes' if p['success_rate'] == l['success_rate'] else 'NO'} |")
 flags = (" --device cuda" if device == "cuda" else "") + (" --only word" if only == "word" else "")
 print(f"\nCommand: `bench/attack_speed.sh ../shared/data{flags}`.")
 PY
