@@ -87,7 +87,10 @@ impl LookupWordCnn {
             Some(Self {
                 banks,
                 padding_row: rows,
-                output: (output.ws.detach(), output.bs.as_ref().map(Tensor::detach)),
+                output: (
+                    output.ws.detach().to_kind(Kind::Float),
+                    output.bs.as_ref().map(|b| b.detach().to_kind(Kind::Float)),
+                ),
             })
         })
     }

@@ -7,7 +7,7 @@ use std::path::Path;
 use std::process::Command;
 use std::sync::{Mutex, MutexGuard};
 
-use gauntlet_core::{Classifier, DeviceChoice, TokenIds};
+use gauntlet_core::{Classifier, DeviceChoice, TokenIds, WhiteBox};
 use gauntlet_models::{save_bundle, Architecture, NativeModel};
 use gauntlet_train::testing::{split, tiny_config, toy_rows};
 use gauntlet_train::{train, TrainConfig};
@@ -70,6 +70,17 @@ fn every_architecture_learns_the_toy_task_and_round_trips_as_a_bundle() {
             model.predict(&ids).unwrap(),
             in_memory.predict(&ids).unwrap(),
             "{arch}: reloaded bundle predicts differently"
+        );
+        // `predict` (the word-cnn's lookup forward pass) agrees with the product forward
+        // pass that gradients run.
+        let by_product = model.loss_gradients(&ids, &[0, 0]).unwrap().probabilities;
+        let predicted = model.predict(&ids).unwrap();
+        let gap = (predicted.values.iter().zip(&by_product.values))
+            .map(|(a, b)| (a - b).abs())
+            .fold(0.0f32, f32::max);
+        assert!(
+            gap < 1e-5,
+            "{arch}: predict and the gradient pass differ by {gap}"
         );
         // The kept weights are the best epoch's: reloaded dev loss equals the recorded one.
         assert!((model.manifest().metrics["dev_loss"] - min_loss).abs() < 1e-9);
@@ -597,7 +608,6 @@ fn early_stopping_ends_after_patience_epochs_without_a_lower_dev_loss() {
 
 #[test]
 fn pretrained_vectors_start_the_embeddings_and_freezing_keeps_them() {
-    use gauntlet_core::WhiteBox;
     let _rng = torch_rng();
     let dir = tempfile::tempdir().unwrap();
     // Vectors for two toy words (one spelled with a capital, found by lowercasing) and one
