@@ -10,7 +10,7 @@
 # (no char model to train) and says so in the results. On a CPU, hotflip-word also runs with
 # GAUNTLET_SCORING=exact (the fp32 product instead of the bf16 filter) in the same run, and
 # hotflip-word and unk with GAUNTLET_FORWARD=product (the word-cnn's forward pass by its
-# products instead of table lookups).
+# products and its gradient by autograd, instead of table lookups and the closed form).
 # Writes bench/results/attack_speed.md (attack_speed_cuda.md with --device cuda;
 # attack_speed_word.md with --only word, so a word-only run never replaces the char rows).
 set -euo pipefail
@@ -97,7 +97,8 @@ char = (f"char-cnn-lstm trained 10 epochs on `ag_news/train.tsv` (test accuracy 
 print(f"Models: demo word-cnn `models/sst2-word-cnn` (SST-2 dev accuracy {acc('word-eval.json'):.2%}) on SST-2 dev rows 0-{int(limit)-1}; {char}.\n")
 print("`fast`: the default path (word flips scored on the backend's device, lazy constraints); `reference`: the host path "
       "(a full score matrix per state, every edit checked), run right after on the same examples. `model ms`: the same model "
-      "calls with the same batch shapes replayed alone; overhead = (attack time − model ms) / model ms.\n")
+      "calls with the same batch shapes replayed alone; overhead = (attack time − model ms) / model ms. Each run follows a warm-up "
+      "attack on 8 examples; a fast run shorter than 5 s is repeated three times and the median run reported.\n")
 print("| model | attack | beam | attacked | success (fast) | success (reference) | ms / attacked (fast) | ms / attacked (reference) | speed-up | model ms / attacked | engine overhead | fwd / bwd passes per attacked | same report |")
 print("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
 breakdown = []
@@ -127,15 +128,18 @@ if device == "cpu":
         fe, ff = (r["model_calls"]["flips"]["ms"] / r["attacked"] for r in (e, f))
         print(f"| {beam} | {e['ms_per_attacked']:.2f} | {f['ms_per_attacked']:.2f} | {e['ms_per_attacked'] / f['ms_per_attacked']:.2f}× | "
               f"{fe:.2f} | {ff:.2f} | {'yes' if e['success_rate'] == f['success_rate'] else 'NO'} |")
-print("\nThe word-cnn's forward pass by table lookup (`crates/gauntlet-models/src/lookup_forward.rs`) against its products "
-      "(`GAUNTLET_FORWARD=product`), fast path, run back to back in this run:\n")
-print("| attack | beam | ms / attacked (product) | ms / attacked (lookup) | speed-up | `predict` ms / attacked (product) | `predict` ms / attacked (lookup) | same success |")
-print("|---|---|---|---|---|---|---|---|")
+print("\nThe word-cnn's passes by table lookup and closed-form gradient (`crates/gauntlet-models/src/lookup_forward.rs`) against its "
+      "products and autograd (`GAUNTLET_FORWARD=product`), fast path, run back to back in this run (gradient calls: `flips` for "
+      "hotflip-word, `gradients` for unk):\n")
+print("| attack | beam | ms / attacked (product) | ms / attacked (lookup) | speed-up | `predict` ms / attacked (product) | `predict` ms / attacked (lookup) | gradient calls ms / attacked (autograd) | gradient calls ms / attacked (closed form) | same success |")
+print("|---|---|---|---|---|---|---|---|---|---|")
 for attack, beam in (("hotflip-word", 10), ("hotflip-word", 1), ("unk", 10)):
     p, l = (json.loads((out / f"{m}-{attack}-b{beam}.json").read_text()) for m in ("product", "lookup"))
     pp, pl = (r["model_calls"]["predict"]["ms"] / r["attacked"] for r in (p, l))
+    kind = "flips" if attack == "hotflip-word" else "gradients"
+    gp, gl = (r["model_calls"][kind]["ms"] / r["attacked"] for r in (p, l))
     print(f"| {attack} | {beam} | {p['ms_per_attacked']:.2f} | {l['ms_per_attacked']:.2f} | {p['ms_per_attacked'] / l['ms_per_attacked']:.2f}× | "
-          f"{pp:.2f} | {pl:.2f} | {'yes' if p['success_rate'] == l['success_rate'] else 'NO'} |")
+          f"{pp:.2f} | {pl:.2f} | {gp:.2f} | {gl:.2f} | {'yes' if p['success_rate'] == l['success_rate'] else 'NO'} |")
 flags = (" --device cuda" if device == "cuda" else "") + (" --only word" if only == "word" else "")
 print(f"\nCommand: `bench/attack_speed.sh ../shared/data{flags}`.")
 PY

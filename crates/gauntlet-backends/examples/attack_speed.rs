@@ -221,6 +221,19 @@ fn attack(
     })
 }
 
+/// Runs `f` three times when a run takes under 5 s (once otherwise) and keeps the run of
+/// median wall time.
+fn median_run(f: impl Fn() -> Result<Run>) -> Result<Run> {
+    let mut runs = vec![f()?];
+    if runs[0].wall < Duration::from_secs(5) {
+        runs.push(f()?);
+        runs.push(f()?);
+    }
+    runs.sort_by_key(|r| r.wall);
+    let middle = runs.len() / 2;
+    Ok(runs.swap_remove(middle))
+}
+
 fn main() -> Result<()> {
     gauntlet_backends::keep_freed_memory();
     let args: Vec<String> = std::env::args().collect();
@@ -265,8 +278,10 @@ fn main() -> Result<()> {
     }
     // Warm-up: libtorch's first passes allocate and pick kernels.
     attack(&bundle, &config, &examples[..examples.len().min(8)], false)?;
+    // Short runs are repeated and the median kept: one run of the word attacks takes well
+    // under a second, where a single scheduler hiccup shows.
     let fast = (mode != "reference")
-        .then(|| attack(&bundle, &config, &examples, false))
+        .then(|| median_run(|| attack(&bundle, &config, &examples, false)))
         .transpose()?;
     let reference = (mode != "fast")
         .then(|| attack(&bundle, &config, &examples, true))

@@ -41,7 +41,8 @@ struct Loaded {
     /// The input-embedding table as word-flip scoring reads it (built once: a bundle's
     /// weights never change after loading).
     scoring: ScoringTable,
-    /// The architecture's frozen-weight forward pass, when it has one; `predict` uses it.
+    /// The architecture's frozen-weight passes, when it has them: `predict` uses its
+    /// forward pass, gradient calls its closed-form gradient.
     frozen: Option<Box<dyn FrozenForward>>,
 }
 
@@ -168,8 +169,8 @@ impl NativeModel {
         // Nothing trains a loaded model: without this every backward pass would also
         // compute (and accumulate) gradients of all the weights.
         vs.freeze();
-        // `GAUNTLET_FORWARD=product` keeps the network's own forward pass (benchmarks set
-        // it to measure what the lookup saves).
+        // `GAUNTLET_FORWARD=product` keeps the network's own forward pass and autograd
+        // (benchmarks set it to measure what the lookup and the closed form save).
         let frozen = match std::env::var("GAUNTLET_FORWARD").as_deref() {
             Ok("product") => None,
             _ => net.frozen_forward(),
@@ -407,20 +408,20 @@ impl NativeModel {
     ) -> Result<(PaddedBatch, Backward), ModelError> {
         check_labels(labels, batch.len(), self.manifest.labels.len())?;
         let padded = self.pad(loaded.net.as_ref(), batch)?;
-        let embedded = loaded.net.embed(&padded).detach().set_requires_grad(true);
-        let logits = loaded.net.logits(&embedded, &padded, false);
         let targets = Tensor::from_slice(&labels.iter().map(|&l| l as i64).collect::<Vec<_>>())
             .to_device(self.device);
+        let closed_form = loaded
+            .frozen
+            .as_ref()
+            .and_then(|frozen| frozen.loss_gradients(&padded, &targets));
+        let (logits, grad) = match closed_form {
+            Some(pair) => pair,
+            None => autograd_pass(loaded.net.as_ref(), &padded, &targets)?,
+        };
         let losses = -logits
             .log_softmax(-1, Kind::Float)
             .gather(1, &targets.unsqueeze(1), false)
             .squeeze_dim(1);
-        // Summing keeps each example's gradient equal to the gradient of its own loss.
-        let grads = Tensor::run_backward(&[losses.sum(Kind::Float)], &[&embedded], false, false);
-        let grad = grads
-            .into_iter()
-            .next()
-            .ok_or_else(|| ModelError::Backend("no gradient returned".into()))?;
         let losses =
             Vec::<f32>::try_from(losses.detach().to_device(Device::Cpu)).map_err(backend_err)?;
         let probabilities = probabilities(&logits.detach())?;
@@ -433,6 +434,27 @@ impl NativeModel {
             },
         ))
     }
+}
+
+/// Logits and the gradient of the summed cross-entropies of `targets` with respect to the
+/// embedded inputs, by autograd. Summing keeps each example's gradient equal to the
+/// gradient of its own loss.
+fn autograd_pass(
+    net: &dyn Network,
+    padded: &PaddedBatch,
+    targets: &Tensor,
+) -> Result<(Tensor, Tensor), ModelError> {
+    let embedded = net.embed(padded).detach().set_requires_grad(true);
+    let logits = net.logits(&embedded, padded, false);
+    let losses = -logits
+        .log_softmax(-1, Kind::Float)
+        .gather(1, &targets.unsqueeze(1), false);
+    let grads = Tensor::run_backward(&[losses.sum(Kind::Float)], &[&embedded], false, false);
+    let grad = grads
+        .into_iter()
+        .next()
+        .ok_or_else(|| ModelError::Backend("no gradient returned".into()))?;
+    Ok((logits.detach(), grad))
 }
 
 /// Checks that a safetensors file holds exactly the store's variables with their shapes,

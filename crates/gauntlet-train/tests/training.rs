@@ -71,20 +71,53 @@ fn every_architecture_learns_the_toy_task_and_round_trips_as_a_bundle() {
             in_memory.predict(&ids).unwrap(),
             "{arch}: reloaded bundle predicts differently"
         );
-        // `predict` (the word-cnn's lookup forward pass) agrees with the product forward
-        // pass that gradients run.
-        let by_product = model.loss_gradients(&ids, &[0, 0]).unwrap().probabilities;
+        // `predict` (the word-cnn's lookup forward pass) agrees with the network's own
+        // forward pass, which `predict_embedded` runs.
+        let rows: Vec<Vec<f32>> = ids.iter().map(|t| embedded(&model, t)).collect();
+        let by_network = model.predict_embedded(&ids, &rows).unwrap();
         let predicted = model.predict(&ids).unwrap();
-        let gap = (predicted.values.iter().zip(&by_product.values))
+        let gap = (predicted.values.iter().zip(&by_network.values))
             .map(|(a, b)| (a - b).abs())
             .fold(0.0f32, f32::max);
         assert!(
             gap < 1e-5,
-            "{arch}: predict and the gradient pass differ by {gap}"
+            "{arch}: predict and the network differ by {gap}"
         );
+        // The gradient calls (the word-cnn's closed form) give the network's derivative:
+        // along the gradient's own direction, a central difference of the network's loss
+        // equals its norm.
+        let pass = model.loss_gradients(&ids, &[0, 1]).unwrap();
+        for (i, (g, label)) in pass.gradients.iter().zip([0usize, 1]).enumerate() {
+            let norm = g.values.iter().map(|v| v * v).sum::<f32>().sqrt();
+            assert!(norm > 1e-4, "{arch}: example {i} has no gradient");
+            let step = 1e-2f32;
+            let loss_at = |sign: f32| {
+                let moved: Vec<f32> = (rows[i].iter().zip(&g.values))
+                    .map(|(e, d)| e + sign * step * d / norm)
+                    .collect();
+                let p = model
+                    .predict_embedded(std::slice::from_ref(&ids[i]), &[moved])
+                    .unwrap();
+                -(p.values[label] as f64).ln()
+            };
+            let slope = (loss_at(1.0) - loss_at(-1.0)) / (2.0 * step as f64);
+            assert!(
+                (slope - norm as f64).abs() < 0.02 * norm as f64,
+                "{arch}: example {i}: the loss changes at {slope} along a gradient of norm {norm}"
+            );
+        }
         // The kept weights are the best epoch's: reloaded dev loss equals the recorded one.
         assert!((model.manifest().metrics["dev_loss"] - min_loss).abs() < 1e-9);
     }
+}
+
+/// The model's input embeddings of one text, in [`TokenIds::flat`] order.
+fn embedded(model: &NativeModel, ids: &TokenIds) -> Vec<f32> {
+    let table = model.embedding_table();
+    ids.flat()
+        .iter()
+        .flat_map(|&id| table.row(id as usize).to_vec())
+        .collect()
 }
 
 fn weights(outcome: gauntlet_train::TrainOutcome, dir: &Path, name: &str) -> Vec<u8> {
