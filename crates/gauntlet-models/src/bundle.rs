@@ -23,7 +23,7 @@ use tch::{nn, Device, Kind, Tensor};
 use crate::batch::PaddedBatch;
 use crate::error::ModelsError;
 use crate::lookup_forward::FrozenForward;
-use crate::network::{Architecture, Network};
+use crate::network::{autograd_loss_gradients, cross_entropies, Architecture, Network};
 use gauntlet_tch::device::{device_name, resolve_device};
 use gauntlet_tch::scoring::ScoringTable;
 
@@ -416,14 +416,12 @@ impl NativeModel {
             .and_then(|frozen| frozen.loss_gradients(&padded, &targets));
         let (logits, grad) = match closed_form {
             Some(pair) => pair,
-            None => autograd_pass(loaded.net.as_ref(), &padded, &targets)?,
+            None => autograd_loss_gradients(loaded.net.as_ref(), &padded, &targets)
+                .ok_or_else(|| ModelError::Backend("no gradient returned".into()))?,
         };
-        let losses = -logits
-            .log_softmax(-1, Kind::Float)
-            .gather(1, &targets.unsqueeze(1), false)
-            .squeeze_dim(1);
         let losses =
-            Vec::<f32>::try_from(losses.detach().to_device(Device::Cpu)).map_err(backend_err)?;
+            Vec::<f32>::try_from(cross_entropies(&logits, &targets).to_device(Device::Cpu))
+                .map_err(backend_err)?;
         let probabilities = probabilities(&logits.detach())?;
         Ok((
             padded,
@@ -434,27 +432,6 @@ impl NativeModel {
             },
         ))
     }
-}
-
-/// Logits and the gradient of the summed cross-entropies of `targets` with respect to the
-/// embedded inputs, by autograd. Summing keeps each example's gradient equal to the
-/// gradient of its own loss.
-fn autograd_pass(
-    net: &dyn Network,
-    padded: &PaddedBatch,
-    targets: &Tensor,
-) -> Result<(Tensor, Tensor), ModelError> {
-    let embedded = net.embed(padded).detach().set_requires_grad(true);
-    let logits = net.logits(&embedded, padded, false);
-    let losses = -logits
-        .log_softmax(-1, Kind::Float)
-        .gather(1, &targets.unsqueeze(1), false);
-    let grads = Tensor::run_backward(&[losses.sum(Kind::Float)], &[&embedded], false, false);
-    let grad = grads
-        .into_iter()
-        .next()
-        .ok_or_else(|| ModelError::Backend("no gradient returned".into()))?;
-    Ok((logits.detach(), grad))
 }
 
 /// Checks that a safetensors file holds exactly the store's variables with their shapes,

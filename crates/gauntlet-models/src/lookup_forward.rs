@@ -246,7 +246,7 @@ impl FrozenForward for LookupWordCnn {
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
-    use crate::network::Network;
+    use crate::network::{autograd_loss_gradients, Network};
     use crate::word_cnn::{WordCnn, WordCnnConfig};
     use gauntlet_core::TokenIds;
     use tch::Device;
@@ -314,18 +314,6 @@ mod tests {
         }
     }
 
-    /// The network's logits and the autograd gradient of the summed cross-entropies with
-    /// respect to the embedded inputs, at every padded position.
-    fn by_autograd(net: &WordCnn, padded: &PaddedBatch, targets: &Tensor) -> (Tensor, Tensor) {
-        let embedded = net.embed(padded).detach().set_requires_grad(true);
-        let logits = net.logits(&embedded, padded, false);
-        let losses = logits
-            .log_softmax(-1, Kind::Float)
-            .gather(1, &targets.unsqueeze(1), false);
-        let grads = Tensor::run_backward(&[-losses.sum(Kind::Float)], &[&embedded], false, false);
-        (logits.detach(), grads[0].shallow_clone())
-    }
-
     #[test]
     fn closed_form_gradients_equal_autograd_at_every_position_with_ties_and_padding() {
         for normalize in [false, true] {
@@ -340,7 +328,7 @@ mod tests {
             let padded = PaddedBatch::new(&texts, net.min_len(), Device::Cpu).unwrap();
             for labels in [[0i64, 1, 2, 0, 1], [2, 2, 1, 1, 0]] {
                 let targets = Tensor::from_slice(&labels);
-                let (logits, grad) = by_autograd(&net, &padded, &targets);
+                let (logits, grad) = autograd_loss_gradients(&net, &padded, &targets).unwrap();
                 let (fast_logits, fast_grad) = frozen.loss_gradients(&padded, &targets).unwrap();
                 assert_eq!(fast_grad.size(), grad.size());
                 assert!(max_diff(&fast_logits, &logits) < 1e-5);

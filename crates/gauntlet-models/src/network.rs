@@ -49,9 +49,10 @@ pub trait Network: Send + fmt::Debug {
     fn forward(&self, batch: &PaddedBatch, train: bool) -> Tensor {
         self.logits(&self.embed(batch), batch, train)
     }
-    /// A cheaper inference forward pass that is only valid while the weights stay as they
-    /// are now, for architectures that have one ([`crate::lookup_forward`]); the caller
-    /// must never change the weights afterwards.
+    /// Cheaper inference passes (forward, and the input gradient where there is a closed
+    /// form) that are only valid while the weights stay as they are now, for architectures
+    /// that have them ([`crate::lookup_forward`]); the caller must never change the weights
+    /// afterwards.
     fn frozen_forward(&self) -> Option<Box<dyn FrozenForward>> {
         None
     }
@@ -189,6 +190,31 @@ pub fn apply_overrides(
     }
     from_map::<serde_json::Value>(arch, &hyper)?;
     Ok(hyper)
+}
+
+/// Cross-entropy `[B]` of `targets[i]` (`[B]`, int64) under each example's logits.
+pub(crate) fn cross_entropies(logits: &Tensor, targets: &Tensor) -> Tensor {
+    -logits
+        .log_softmax(-1, Kind::Float)
+        .gather(1, &targets.unsqueeze(1), false)
+        .squeeze_dim(1)
+}
+
+/// Logits (detached) and the gradient of the summed cross-entropies of `targets` with
+/// respect to the embedded inputs, by autograd, in the batch's padded shape `+ [D]`.
+/// Summing keeps each example's gradient equal to the gradient of its own loss.
+pub(crate) fn autograd_loss_gradients(
+    net: &dyn Network,
+    padded: &PaddedBatch,
+    targets: &Tensor,
+) -> Option<(Tensor, Tensor)> {
+    let embedded = net.embed(padded).detach().set_requires_grad(true);
+    let logits = net.logits(&embedded, padded, false);
+    let loss = cross_entropies(&logits, targets).sum(Kind::Float);
+    let grad = Tensor::run_backward(&[loss], &[&embedded], false, false)
+        .into_iter()
+        .next()?;
+    Some((logits.detach(), grad))
 }
 
 /// Output of a batch-first RNN at each example's last real step: `[B, T, H]` to `[B, H]`.
