@@ -16,7 +16,7 @@ use gauntlet_core::vectors::{SimilarityVectors, WordVectors};
 use gauntlet_core::{Classifier, DeviceChoice, InputKind, Manifest, WhiteBox};
 use gauntlet_models::NativeModel;
 use gauntlet_onnx::OnnxModel;
-use gauntlet_onnx_tch::OnnxWhiteBox;
+use gauntlet_onnx_tch::{OnnxWhiteBox, OperatorTime};
 use gauntlet_ort::OrtModel;
 pub use gauntlet_ort::{Optimization, OrtOptions};
 pub use gauntlet_tch::allocator::keep_freed_memory;
@@ -219,6 +219,19 @@ impl LoadedBundle {
         match &self.models {
             Models::Native(_) => None,
             Models::Onnx { white_box, .. } => white_box.as_ref().err().map(String::as_str),
+        }
+    }
+
+    /// Where the tch interpreter's time went since the last call, per operator type plus
+    /// its backward passes and word-flip scoring (see [`OnnxWhiteBox::operator_profile`]);
+    /// `None` for native models and for ONNX bundles without a white box.
+    pub fn interpreter_profile(&self) -> Option<Vec<OperatorTime>> {
+        match &self.models {
+            Models::Onnx {
+                white_box: Ok(interpreter),
+                ..
+            } => interpreter.operator_profile().ok(),
+            _ => None,
         }
     }
 

@@ -6,7 +6,8 @@
 //! earlier outputs), and initializers and `Constant` values already live on the graph's
 //! device. Evaluation runs only the nodes the requested outputs depend on; an *override*
 //! replaces a value (typically a node output) with a caller's tensor, which is how
-//! white-box code splices a gradient leaf into the graph.
+//! white-box code splices a gradient leaf into the graph. Each evaluated node's time goes
+//! to the graph's [`OperatorProfile`].
 
 use std::collections::{HashMap, HashSet};
 
@@ -16,6 +17,7 @@ use tch::{Device, Tensor};
 
 use crate::error::GraphError;
 use crate::ops::{self, Args};
+use crate::profile::OperatorProfile;
 
 /// An ONNX graph ready to evaluate on one device.
 #[derive(Debug)]
@@ -26,6 +28,7 @@ pub struct OnnxGraph {
     feeds: Vec<String>,
     outputs: Vec<String>,
     device: Device,
+    profile: OperatorProfile,
 }
 
 impl OnnxGraph {
@@ -90,6 +93,7 @@ impl OnnxGraph {
                 .map(str::to_owned)
                 .collect(),
             device,
+            profile: OperatorProfile::default(),
         })
     }
 
@@ -111,6 +115,11 @@ impl OnnxGraph {
     /// The nodes evaluated at run time, in order (`Constant` nodes were folded at load).
     pub fn nodes(&self) -> &[NodeProto] {
         &self.nodes
+    }
+
+    /// Time per operator type of the evaluations so far.
+    pub fn profile(&self) -> &OperatorProfile {
+        &self.profile
     }
 
     /// An initializer or folded constant by name.
@@ -172,7 +181,9 @@ impl OnnxGraph {
                 inputs: values,
                 device: self.device,
             };
+            let started = std::time::Instant::now();
             let results = ops::run(&args)?;
+            self.profile.record(&node.op_type, started.elapsed());
             for (name, value) in node.output.iter().zip(results) {
                 if !name.is_empty() && !overrides.contains_key(name) {
                     env.insert(name.as_str(), value);

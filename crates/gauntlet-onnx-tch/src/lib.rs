@@ -12,9 +12,11 @@
 pub mod error;
 pub mod graph;
 pub mod ops;
+pub mod profile;
 pub mod whitebox;
 
 pub use error::GraphError;
 pub use gauntlet_tch::device::resolve_device;
 pub use graph::OnnxGraph;
+pub use profile::{OperatorProfile, OperatorTime};
 pub use whitebox::{find_embedding_site, EmbeddingSite, OnnxWhiteBox};

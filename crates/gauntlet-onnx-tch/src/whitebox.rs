@@ -7,11 +7,13 @@
 //! leaf tensor as an override of that output. Inputs are padded to the longest example with
 //! the manifest's `pad_id`; the mask (if the graph has one) is 1 on real positions and 0 on
 //! padding, token types are zeros. Every returned buffer is indexed by unpadded positions in
-//! [`TokenIds::flat`] order.
+//! [`TokenIds::flat`] order. [`OnnxWhiteBox::operator_profile`] says where the time of its
+//! calls went: per operator, plus the autograd backward pass and the word-flip scoring.
 
 use std::collections::HashMap;
 use std::path::Path;
 use std::sync::{Mutex, MutexGuard};
+use std::time::Instant;
 
 use gauntlet_core::classifier::{check_labels, ExampleGradient, GradientBatch};
 use gauntlet_core::scoring::{check_gradients, check_queries};
@@ -26,6 +28,7 @@ use tch::{Device, Kind, Tensor};
 use crate::error::GraphError;
 use crate::graph::OnnxGraph;
 use crate::ops::math::kind_of;
+use crate::profile::OperatorTime;
 use gauntlet_tch::device::resolve_device;
 use gauntlet_tch::scoring::ScoringTable;
 
@@ -418,6 +421,7 @@ impl WhiteBox for OnnxWhiteBox {
         let graph = self.lock()?;
         let run = || -> Result<FlipBatch, GraphError> {
             let (grad, losses, probabilities) = self.backward(&graph, &padded, &labels)?;
+            let started = Instant::now();
             let table = self.scoring()?;
             let flips = gauntlet_tch::scoring::top_word_flips(
                 &grad,
@@ -428,6 +432,7 @@ impl WhiteBox for OnnxWhiteBox {
                 masks,
                 k,
             )?;
+            graph.profile().record(SCORING, started.elapsed());
             Ok(FlipBatch {
                 probabilities,
                 losses,
@@ -447,17 +452,31 @@ impl WhiteBox for OnnxWhiteBox {
     ) -> Result<Vec<Vec<ScoredFlip>>, ModelError> {
         check_queries(batch, queries, masks, self.manifest.labels.len())?;
         check_gradients(batch, gradients)?;
+        let started = Instant::now();
         let run = || -> Result<Vec<Vec<ScoredFlip>>, GraphError> {
             let table = self.scoring()?;
             Ok(gauntlet_tch::scoring::score_host_gradients(
                 gradients, &table, batch, queries, masks, k,
             )?)
         };
-        Ok(run()?)
+        let flips = run()?;
+        self.lock()?.profile().record(SCORING, started.elapsed());
+        Ok(flips)
     }
 }
 
+/// The profile entry of the autograd backward pass (the forward pass is in the operators).
+pub const BACKWARD: &str = "(autograd backward)";
+/// The profile entry of word-flip scoring (the vocabulary product and its top-k).
+pub const SCORING: &str = "(word-flip scoring)";
+
 impl OnnxWhiteBox {
+    /// Where the time of the calls since the last call went, longest first: each operator
+    /// type of the forward passes, [`BACKWARD`] and [`SCORING`].
+    pub fn operator_profile(&self) -> Result<Vec<OperatorTime>, ModelError> {
+        Ok(self.lock()?.profile().take())
+    }
+
     /// The word-flip scoring table (taken after the graph's lock when both are held).
     fn scoring(&self) -> Result<MutexGuard<'_, ScoringTable>, GraphError> {
         self.scoring
@@ -489,10 +508,12 @@ impl OnnxWhiteBox {
             .f_neg()?;
         // Summing keeps each example's gradient equal to the gradient of its own loss.
         let total = losses.f_sum(Kind::Float)?;
+        let started = Instant::now();
         let grad = Tensor::f_run_backward(&[&total], &[&leaf], false, false)?
             .into_iter()
             .next()
             .ok_or_else(|| GraphError::Evaluation("libtorch returned no gradient".into()))?;
+        graph.profile().record(BACKWARD, started.elapsed());
         let losses = Vec::<f32>::try_from(losses.f_detach()?.f_to_device(Device::Cpu)?)?;
         Ok((grad, losses, probabilities(&log_probs)?))
     }

@@ -7,6 +7,7 @@ use std::collections::HashMap;
 use gauntlet_core::manifest::FORMAT_VERSION;
 use gauntlet_core::{Classifier, DeviceChoice, Manifest, TokenIds, WhiteBox};
 use gauntlet_onnx::{Attr, GraphBuilder, OnnxModel};
+use gauntlet_onnx_tch::whitebox::BACKWARD;
 use gauntlet_onnx_tch::{GraphError, OnnxGraph, OnnxWhiteBox};
 use tch::{Device, Tensor};
 
@@ -122,4 +123,19 @@ fn the_embedding_gather_may_read_ids_through_a_cast() {
     let p = wb.predict(&batch).unwrap();
     assert!((p.row(0)[1] - 1.0 / (1.0 + (-2.0f32).exp())).abs() < 1e-6);
     assert_eq!(grads.gradients[0].values.len(), 4);
+
+    // Both passes ran the ReduceSum; the gradient pass skipped the embedding Gather (its
+    // output is the leaf) and the Cast only it reads, and added the autograd backward pass.
+    let calls: Vec<(String, u64)> = wb
+        .operator_profile()
+        .unwrap()
+        .into_iter()
+        .map(|t| (t.op, t.calls))
+        .collect::<std::collections::BTreeMap<_, _>>()
+        .into_iter()
+        .collect();
+    let expected = [(BACKWARD, 1), ("Cast", 1), ("Gather", 1), ("ReduceSum", 2)];
+    let expected: Vec<(String, u64)> = expected.iter().map(|&(o, c)| (o.into(), c)).collect();
+    assert_eq!(calls, expected);
+    assert!(wb.operator_profile().unwrap().is_empty(), "taking restarts");
 }
