@@ -31,6 +31,13 @@ for attack in hotflip-word unk random; do
     || { echo "audit $attack failed:"; cat "$OUT/$attack.log"; exit 1; }
 done
 
+# Where hotflip-word's time goes: the same attack (default beam 10) through the attack_speed
+# example, which times every model call, replays them alone (engine overhead) and splits the
+# tch interpreter's time by operator.
+cargo build --release -q -p gauntlet-backends --example attack_speed
+target/release/examples/attack_speed "$BUNDLE" "$DATA/sst2/test.tsv" "$LIMIT" hotflip-word 10 \
+  >"$OUT/speed.json" 2>"$OUT/speed.log" || { echo "attack_speed failed:"; cat "$OUT/speed.log"; exit 1; }
+
 "$PYTHON" - "$OUT" "$DATA" "$LIMIT" >"$OUT/bert_hotflip.md" <<'PY'
 import json, pathlib, sys, tomllib
 import numpy as np, onnxruntime as ort
@@ -65,9 +72,10 @@ print(f"Model: `tiny-bert` trained from scratch on SST-2 train by `tools/fixture
       f"(WordPiece vocabulary of {hp['vocab_size']} tokens built by hand, hidden {hp['hidden_size']}, "
       f"{hp['num_hidden_layers']} layers, {hp['num_attention_heads']} heads, max length "
       f"{hp['max_position_embeddings']}; {tr['epochs']} epochs in {tr['wall_seconds']:.0f} s, "
-      f"kept epoch {tr['best_epoch']}), exported to ONNX (opset {hp['opset']}). Predictions on "
-      f"ONNX Runtime, gradients through Gauntlet's tch interpreter of the graph.\n")
-print(f"Build: release (`cargo build --release -p gauntlet-cli`); device: CPU; load average after the audits: "
+      f"kept epoch {tr['best_epoch']}), exported to ONNX (opset {hp['opset']}). hotflip-word and "
+      f"unk run every pass (gradients and forward-only predictions) on Gauntlet's tch interpreter of the "
+      f"graph; random, which needs no gradient, runs on ONNX Runtime.\n")
+print(f"Build: release (`cargo build --release -p gauntlet-cli`, and `-p gauntlet-backends --example attack_speed`); device: CPU; load average after the audits: "
       f"{' '.join(f'{x:.2f}' for x in __import__('os').getloadavg())}. "
       f"Command: `bench/bert_hotflip.sh ../shared/data {limit}`.\n")
 print(f"- dev accuracy (Python, at training): {manifest['metrics']['dev_accuracy']*100:.1f}%")
@@ -103,6 +111,43 @@ for attack, r in reports.items():
 print(f"\n`random` makes as many changes per example as hotflip-word did (`--random-counts-from`).")
 print("`unk` only uses misspellings that encode as a single [UNK]; a WordPiece vocabulary with every "
       "character and `##`+character spells any misspelling in pieces, so `unk` finds no edit (0 changes) here.")
+speed = json.loads((out / "speed.json").read_text())
+n = max(speed["attacked"], 1)
+calls = speed["model_calls"]
+ops = speed["interpreter_operators"] or []
+print("\n## Where hotflip-word's time goes\n")
+print(f"`attack_speed` (the `gauntlet-backends` example) ran the same attack on the same {speed['examples']:.0f} "
+      f"examples ({speed['threads']} libtorch threads, batch {speed['batch_size']}): "
+      f"{speed['ms_per_attacked']:.2f} ms per attacked example, of which the model calls replayed alone take "
+      f"{speed['model_ms_per_attacked']:.2f} ms (engine overhead {speed['overhead']*100:+.0f}%; a negative "
+      f"figure means the replay ran slower than the calls in the attack: noise). Every pass runs on the tch "
+      f"interpreter: an attack that takes gradients takes its forward-only predictions from the same runtime.\n")
+print("| model call | calls | texts | ms per attacked example |")
+print("|---|---|---|---|")
+names = {"flips": "forward + backward + word-flip scoring (`top_word_flips`)", "predict": "forward only (`predict`)",
+         "gradients": "forward + backward (`loss_gradients`)", "scores": "scoring of host gradients"}
+for kind, c in calls.items():
+    print(f"| {names.get(kind, kind)} | {c['calls']} | {c['states']} | {c['ms']/n:.2f} |")
+total = sum(o["ms"] for o in ops)
+groups = {
+    "matrix products (MatMul, Gemm)": {"MatMul", "Gemm"},
+    "autograd backward pass": {"(autograd backward)"},
+    "word-flip scoring (vocabulary product, top-k)": {"(word-flip scoring)"},
+    "elementwise and normalization (Add, Mul, Div, Erf, Softmax, LayerNormalization, ...)": None,
+    "shape arithmetic and indexing (Shape, Gather, Unsqueeze, Concat, Reshape, Transpose, Cast, Slice)":
+        {"Shape", "Gather", "Unsqueeze", "Concat", "Reshape", "Transpose", "Cast", "Slice", "Squeeze", "Expand"},
+}
+named = set().union(*(g for g in groups.values() if g))
+print(f"\nThe interpreter's {total/n:.2f} ms per attacked example, by operator (host wall time of each node):\n")
+print("| part | ms per attacked example | share |")
+print("|---|---|---|")
+for label, members in groups.items():
+    ms = sum(o["ms"] for o in ops if (o["op"] in members if members else o["op"] not in named))
+    print(f"| {label} | {ms/n:.2f} | {ms/max(total, 1e-9)*100:.0f}% |")
+print("\n| operator | calls | µs per call | ms per attacked example |")
+print("|---|---|---|---|")
+for o in ops[:10]:
+    print(f"| {o['op']} | {o['calls']} | {o['ms']*1000/max(o['calls'], 1):.1f} | {o['ms']/n:.2f} |")
 if first:
     print("\n## Example adversarial texts (hotflip-word)\n")
     shown = [ex for ex in first["examples"] if ex["outcome"] == "success"][:3]

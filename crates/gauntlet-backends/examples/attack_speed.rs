@@ -7,7 +7,8 @@
 //! `model_ms` is the time of exactly the same passes with the same batch shapes, and
 //! `overhead` = (attack wall time − model_ms) / model_ms. `--reference` runs the host
 //! reference scoring path instead of the fast one; `fast_equals_reference` is filled when
-//! both ran (the reports compared field by field, wall times aside).
+//! both ran (the reports compared field by field, wall times aside). For an ONNX bundle,
+//! `interpreter_operators` splits the tch interpreter's time in the attack by operator type.
 
 use std::path::PathBuf;
 use std::sync::Mutex;
@@ -182,6 +183,8 @@ struct Run {
     wall: Duration,
     model: Duration,
     breakdown: serde_json::Value,
+    /// The tch interpreter's time per operator during the attack (ONNX bundles).
+    operators: Option<Vec<serde_json::Value>>,
 }
 
 fn attack(
@@ -209,15 +212,27 @@ fn attack(
         attacker
     };
     let prepared = attacker.prepare(examples)?;
+    // Only the attack's own calls go into the operator breakdown.
+    let _ = bundle.interpreter_profile();
     let started = Instant::now();
     let report = attacker.run(&prepared, &RunControl::default())?;
     let wall = started.elapsed();
+    let operators = bundle.interpreter_profile().map(|times| {
+        times
+            .iter()
+            .map(|t| {
+                let ms = t.time.as_secs_f64() * 1000.0;
+                serde_json::json!({"op": t.op, "calls": t.calls, "ms": ms})
+            })
+            .collect::<Vec<_>>()
+    });
     let (model, breakdown) = recorder.replay()?;
     Ok(Run {
         report,
         wall,
         model,
         breakdown,
+        operators,
     })
 }
 
@@ -315,6 +330,7 @@ fn main() -> Result<()> {
         "ms_per_attacked": ms(main.wall) / attacked,
         "model_ms_per_attacked": ms(main.model) / attacked,
         "model_calls": main.breakdown,
+        "interpreter_operators": main.operators,
         "overhead": (main.wall.as_secs_f64() - main.model.as_secs_f64()) / main.model.as_secs_f64().max(1e-9),
         "forward_per_attacked": passes(|e| e.forward_passes),
         "backward_per_attacked": passes(|e| e.backward_passes),
