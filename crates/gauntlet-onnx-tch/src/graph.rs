@@ -4,9 +4,10 @@
 //! Invariants established by [`OnnxGraph::new`]: every node's operator is supported, every
 //! node reads only values defined before it (graph inputs, initializers, `Constant` nodes or
 //! earlier outputs), and initializers and `Constant` values already live on the graph's
-//! device. Evaluation runs only the nodes the requested outputs depend on; an *override*
-//! replaces a value (typically a node output) with a caller's tensor, which is how
-//! white-box code splices a gradient leaf into the graph. Each evaluated node's time goes
+//! device; erf-GELU patterns are fused into `Gelu` nodes (`fuse.rs`). Evaluation runs only
+//! the nodes the requested outputs depend on; an *override* replaces a value (typically a
+//! node output) with a caller's tensor, which is how white-box code splices a gradient leaf
+//! into the graph. Each evaluated node's time goes
 //! to the graph's [`OperatorProfile`].
 
 use std::collections::{HashMap, HashSet};
@@ -83,15 +84,17 @@ impl OnnxGraph {
                 nodes.push(node.clone());
             }
         }
+        let outputs: Vec<String> = model
+            .output_names()
+            .into_iter()
+            .map(str::to_owned)
+            .collect();
+        let nodes = crate::fuse::fuse_gelu(nodes, &constants, &outputs);
         Ok(Self {
             nodes,
             constants,
             feeds,
-            outputs: model
-                .output_names()
-                .into_iter()
-                .map(str::to_owned)
-                .collect(),
+            outputs,
             device,
             profile: OperatorProfile::default(),
         })

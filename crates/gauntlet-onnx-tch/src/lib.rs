@@ -10,6 +10,7 @@
 //! the operators `torch.onnx.export` writes for text classifiers ([`ops::SUPPORTED`]).
 
 pub mod error;
+mod fuse;
 pub mod graph;
 pub mod ops;
 pub mod profile;

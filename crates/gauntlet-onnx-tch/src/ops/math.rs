@@ -30,6 +30,11 @@ fn unary(args: &Args<'_>) -> Result<Tensor, GraphError> {
     Ok(match args.node.op_type.as_str() {
         "Sqrt" => x.f_sqrt()?,
         "Erf" => x.f_erf()?,
+        "Gelu" => match args.string("approximate").as_deref() {
+            None | Some("none") => x.f_gelu("none")?,
+            Some("tanh") => x.f_gelu("tanh")?,
+            Some(other) => return Err(args.err(format!("Gelu approximate={other:?} is unknown"))),
+        },
         "Tanh" => x.f_tanh()?,
         "Relu" => x.f_relu()?,
         "Sigmoid" => x.f_sigmoid()?,

@@ -1,5 +1,5 @@
 //! ONNX operators on tch tensors (opset 14 to 18 semantics, as `torch.onnx.export` writes
-//! them).
+//! them, plus opset 20's `Gelu`, which the graph also fuses erf-GELU patterns into).
 //!
 //! [`SUPPORTED`] is the single list of operators the interpreter implements; the graph
 //! checks every node against it at load time, so [`run`] only meets unknown operators when
@@ -29,6 +29,7 @@ pub const SUPPORTED: &[&str] = &[
     "Pow",
     "Sqrt",
     "Erf",
+    "Gelu",
     "Tanh",
     "Relu",
     "Sigmoid",
