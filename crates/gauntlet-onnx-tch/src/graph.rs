@@ -7,8 +7,7 @@
 //! device; erf-GELU patterns are fused into `Gelu` nodes (`fuse.rs`). Evaluation runs only
 //! the nodes the requested outputs depend on; an *override* replaces a value (typically a
 //! node output) with a caller's tensor, which is how white-box code splices a gradient leaf
-//! into the graph. Each evaluated node's time goes
-//! to the graph's [`OperatorProfile`].
+//! into the graph. Each evaluated node's time goes to the graph's [`OperatorProfile`].
 
 use std::collections::{HashMap, HashSet};
 
