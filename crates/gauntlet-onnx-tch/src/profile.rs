@@ -31,10 +31,18 @@ impl OperatorProfile {
     /// Adds one evaluation of `op` that took `elapsed`.
     pub fn record(&self, op: &str, elapsed: Duration) {
         // A poisoned lock only loses timings; evaluation goes on.
-        if let Ok(mut entries) = self.entries.lock() {
-            let entry = entries.entry(op.to_owned()).or_default();
-            entry.0 += 1;
-            entry.1 += elapsed;
+        let Ok(mut entries) = self.entries.lock() else {
+            return;
+        };
+        // Called for every node: the name is copied only the first time an operator is seen.
+        match entries.get_mut(op) {
+            Some(entry) => {
+                entry.0 += 1;
+                entry.1 += elapsed;
+            }
+            None => {
+                entries.insert(op.to_owned(), (1, elapsed));
+            }
         }
     }
 
